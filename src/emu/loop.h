@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TALOS_GCP_EMU_LOOP_H
+#define TALOS_GCP_EMU_LOOP_H
+
+#include <stddef.h>
+
+#include "emu/emu.h"
+
+struct emu_httpd;
+
+/* Runs until SIGINT/SIGTERM; saves --state on the way out. 0 or -errno. */
+int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n);
+/* Writes --state FILE now (atomically, 0600). */
+int emu_state_save(struct emu *emu);
+
+#endif
