@@ -274,29 +274,69 @@ void alignment_free(struct alignment *a)
 	memset(a, 0, sizeof(*a));
 }
 
+void view_node_free(struct view_node *n)
+{
+	free(n->name);
+	free(n->provider_id);
+	free(n->pod_cidr);
+	free(n->uid);
+	free(n->resource_version);
+	memset(n, 0, sizeof(*n));
+}
+
+void view_instance_free(struct view_instance *in)
+{
+	free(in->zone);
+	free(in->name);
+	free(in->nic_name);
+	free(in->fingerprint);
+	free(in->subnetwork);
+	for (size_t k = 0; k < in->n_aliases; k++) {
+		free(in->aliases[k].text);
+		free(in->aliases[k].range_name);
+	}
+	free(in->aliases);
+	memset(in, 0, sizeof(*in));
+}
+
+void view_alias_remove_first(struct view_instance *in)
+{
+	if (!in->n_aliases)
+		return;
+	free(in->aliases[0].text);
+	free(in->aliases[0].range_name);
+	memmove(in->aliases, in->aliases + 1, (in->n_aliases - 1) * sizeof(*in->aliases));
+	in->n_aliases--;
+}
+
+int view_alias_prepend(struct view_instance *in, const struct cidr *range, const char *text,
+		       const char *range_name)
+{
+	struct view_alias *n = realloc(in->aliases, (in->n_aliases + 1) * sizeof(*n));
+	char *t, *rn;
+
+	if (!n)
+		return -ENOMEM;
+	in->aliases = n;
+	t = strdup(text);
+	rn = strdup(range_name ? range_name : "");
+	if (!t || !rn) {
+		free(t);
+		free(rn);
+		return -ENOMEM;
+	}
+	memmove(in->aliases + 1, in->aliases, in->n_aliases * sizeof(*n));
+	in->aliases[0] = (struct view_alias){.range = *range, .text = t, .range_name = rn};
+	in->n_aliases++;
+	return 0;
+}
+
 void cluster_view_free(struct cluster_view *view)
 {
-	for (size_t i = 0; i < view->n_nodes; i++) {
-		struct view_node *n = &view->nodes[i];
-		free(n->name);
-		free(n->provider_id);
-		free(n->pod_cidr);
-		free(n->uid);
-		free(n->resource_version);
-	}
-	for (size_t i = 0; i < view->n_instances; i++) {
-		struct view_instance *in = &view->instances[i];
-		free(in->zone);
-		free(in->name);
-		free(in->nic_name);
-		free(in->fingerprint);
-		free(in->subnetwork);
-		for (size_t k = 0; k < in->n_aliases; k++) {
-			free(in->aliases[k].text);
-			free(in->aliases[k].range_name);
-		}
-		free(in->aliases);
-	}
+	for (size_t i = 0; i < view->n_nodes; i++)
+		view_node_free(&view->nodes[i]);
+	for (size_t i = 0; i < view->n_instances; i++)
+		view_instance_free(&view->instances[i]);
 	for (size_t i = 0; i < view->n_subnets; i++) {
 		free(view->subnets[i].self_link);
 		for (size_t k = 0; k < view->subnets[i].n_secondary; k++)

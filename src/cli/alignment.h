@@ -101,6 +101,12 @@ ssize_t view_find_instance(const struct cluster_view *view, const char *zone, co
 const struct view_subnet *view_find_subnet(const struct cluster_view *view, const char *url);
 
 void cluster_view_free(struct cluster_view *view);
+void view_node_free(struct view_node *n);
+void view_instance_free(struct view_instance *in);
+/* nic0's alias list edits, as a step of repair leaves it. */
+void view_alias_remove_first(struct view_instance *in);
+int view_alias_prepend(struct view_instance *in, const struct cidr *range, const char *text,
+		       const char *range_name);
 
 /* ---- repair --strategy gcp ---- */
 

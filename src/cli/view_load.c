@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "cli/view_load.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/log.h"
+
+static char *dup_or_empty(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+int view_node_from_json(const json_t *node, struct view_node *out, struct error *err)
+{
+	const char *name = json_path_str(node, "metadata.name");
+
+	memset(out, 0, sizeof(*out));
+	if (!name)
+		return error_set(err, EBADMSG, "a Node without metadata.name");
+	out->name = strdup(name);
+	out->provider_id = dup_or_empty(json_path_str(node, "spec.providerID"));
+	out->pod_cidr = dup_or_empty(json_path_str(node, "spec.podCIDR"));
+	out->uid = dup_or_empty(json_path_str(node, "metadata.uid"));
+	out->resource_version = dup_or_empty(json_path_str(node, "metadata.resourceVersion"));
+	if (!out->name || !out->provider_id || !out->pod_cidr || !out->uid ||
+	    !out->resource_version) {
+		view_node_free(out);
+		return -ENOMEM;
+	}
+	out->pod_cidr_valid = out->pod_cidr[0] && cidr_parse(out->pod_cidr, &out->pod, CIDR_STRICT) == 0;
+	return 0;
+}
+
+int view_instance_from_json(const char *scope, const json_t *inst, struct view_instance *out,
+			    struct error *err)
+{
+	const char *name = json_str(inst, "name"), *zone = json_str(inst, "zone");
+	json_t *nic, *aliases;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	/* The zone field is a URL; the aggregated scope "zones/Z" names it too. */
+	if (zone)
+		zone = gcp_basename(zone);
+	else if (scope && !strncmp(scope, "zones/", 6))
+		zone = scope + 6;
+	if (!name || !zone)
+		return error_set(err, EBADMSG, "an instance without name or zone");
+	nic = gcp_instance_nic(inst, NULL);
+	out->name = strdup(name);
+	out->zone = strdup(zone);
+	out->nic_name = dup_or_empty(nic ? json_str(nic, "name") : NULL);
+	out->fingerprint = dup_or_empty(nic ? json_str(nic, "fingerprint") : NULL);
+	out->subnetwork = dup_or_empty(nic ? json_str(nic, "subnetwork") : NULL);
+	out->aliases_valid = true;
+	if (!out->name || !out->zone || !out->nic_name || !out->fingerprint || !out->subnetwork) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	aliases = nic ? json_object_get(nic, "aliasIpRanges") : NULL;
+	if (json_array_size(aliases)) {
+		out->aliases = calloc(json_array_size(aliases), sizeof(*out->aliases));
+		if (!out->aliases) {
+			ret = -ENOMEM;
+			goto cleanup;
+		}
+	}
+	for (size_t i = 0; i < json_array_size(aliases); i++) {
+		json_t *a = json_array_get(aliases, i);
+		struct view_alias *va = &out->aliases[out->n_aliases];
+		const char *text = json_str(a, "ipCidrRange");
+
+		va->text = dup_or_empty(text);
+		va->range_name = dup_or_empty(json_str(a, "subnetworkRangeName"));
+		out->n_aliases++;
+		if (!va->text || !va->range_name) {
+			ret = -ENOMEM;
+			goto cleanup;
+		}
+		/* GCP prints a single address as "10.1.2.3/32", older answers as "10.1.2.3". */
+		if (cidr_parse(va->text, &va->range, CIDR_STRICT | CIDR_ALLOW_BARE_IP) < 0)
+			out->aliases_valid = false;
+	}
+cleanup:
+	if (ret < 0)
+		view_instance_free(out);
+	return ret;
+}
+
+struct grow {
+	void **items;
+	size_t *n, cap, size;
+};
+
+static void *grow_slot(struct grow *g)
+{
+	if (*g->n == g->cap) {
+		size_t ncap = g->cap ? g->cap * 2 : 64;
+		void *n = realloc(*g->items, ncap * g->size);
+
+		if (!n)
+			return NULL;
+		*g->items = n;
+		g->cap = ncap;
+	}
+	return (char *)*g->items + (*g->n)++ * g->size;
+}
+
+struct load_ctx {
+	struct grow nodes, instances;
+	struct error *err;
+};
+
+static int on_node(void *arg, json_t *item)
+{
+	struct load_ctx *ctx = arg;
+	struct view_node *n = grow_slot(&ctx->nodes);
+	int ret;
+
+	if (!n)
+		return -ENOMEM;
+	ret = view_node_from_json(item, n, ctx->err);
+	if (ret < 0)
+		(*ctx->nodes.n)--;
+	return ret;
+}
+
+static int on_instance(void *arg, const char *scope, json_t *item)
+{
+	struct load_ctx *ctx = arg;
+	struct view_instance *in = grow_slot(&ctx->instances);
+	int ret;
+
+	if (!in)
+		return -ENOMEM;
+	ret = view_instance_from_json(scope, item, in, ctx->err);
+	if (ret < 0)
+		(*ctx->instances.n)--;
+	return ret;
+}
+
+static int load_subnet(struct session *s, const char *url, struct view_subnet *out,
+		       struct error *err)
+{
+	json_t *sub = NULL, *secondary;
+	const char *primary;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = gcp_compute_get(s->compute, url, &sub, err);
+	if (ret < 0)
+		return ret;
+	out->self_link = strdup(url);
+	primary = json_str(sub, "ipCidrRange");
+	if (!out->self_link) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	if (!primary || cidr_parse(primary, &out->primary, CIDR_STRICT) < 0) {
+		ret = error_set(err, EBADMSG, "subnetwork %s: ipCidrRange '%s' is not a CIDR range",
+				url, primary ? primary : "");
+		goto cleanup;
+	}
+	secondary = json_object_get(sub, "secondaryIpRanges");
+	out->secondary = calloc(json_array_size(secondary) + 1, sizeof(*out->secondary));
+	if (!out->secondary) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < json_array_size(secondary); i++) {
+		json_t *r = json_array_get(secondary, i);
+		const char *name = json_str(r, "rangeName"), *range = json_str(r, "ipCidrRange");
+
+		if (!name || !range ||
+		    cidr_parse(range, &out->secondary[out->n_secondary].range, CIDR_STRICT) < 0) {
+			ret = error_set(err, EBADMSG, "subnetwork %s: secondaryIpRanges[%zu] is malformed",
+					url, i);
+			goto cleanup;
+		}
+		out->secondary[out->n_secondary].name = strdup(name);
+		if (!out->secondary[out->n_secondary].name) {
+			ret = -ENOMEM;
+			goto cleanup;
+		}
+		out->n_secondary++;
+	}
+cleanup:
+	json_decref(sub);
+	if (ret < 0) {
+		for (size_t i = 0; i < out->n_secondary; i++)
+			free(out->secondary[i].name);
+		free(out->secondary);
+		free(out->self_link);
+		memset(out, 0, sizeof(*out));
+	}
+	return ret;
+}
+
+/* The subnetworks nic0 of a Node's instance uses, each read once. */
+static int load_subnets(struct session *s, struct cluster_view *view, struct error *err)
+{
+	char buf[512];
+	int ret = 0;
+
+	for (size_t i = 0; i < view->n_nodes; i++) {
+		const char *project, *zone, *name;
+		struct view_subnet *slot;
+		ssize_t k;
+
+		if (provider_id_parse(view->nodes[i].provider_id, buf, sizeof(buf), &project, &zone,
+				      &name) < 0)
+			continue;
+		k = view_find_instance(view, zone, name);
+		if (k < 0 || !view->instances[k].subnetwork[0] ||
+		    view_find_subnet(view, view->instances[k].subnetwork))
+			continue;
+		slot = realloc(view->subnets, (view->n_subnets + 1) * sizeof(*slot));
+		if (!slot)
+			return -ENOMEM;
+		view->subnets = slot;
+		ret = load_subnet(s, view->instances[k].subnetwork, &view->subnets[view->n_subnets],
+				  err);
+		if (ret < 0)
+			return ret;
+		view->n_subnets++;
+	}
+	return 0;
+}
+
+static int instance_sort_cmp(const void *x, const void *y)
+{
+	const struct view_instance *a = x, *b = y;
+	int r = strcmp(a->zone, b->zone);
+
+	return r ? r : strcmp(a->name, b->name);
+}
+
+int cluster_view_load(struct session *s, unsigned flags, struct cluster_view *view,
+		      struct error *err)
+{
+	struct load_ctx ctx = {
+		.nodes = {.items = (void **)&view->nodes, .n = &view->n_nodes, .size = sizeof(struct view_node)},
+		.instances = {.items = (void **)&view->instances,
+			      .n = &view->n_instances,
+			      .size = sizeof(struct view_instance)},
+		.err = err,
+	};
+	struct kube_list_options lopt = {.limit = KUBE_DEFAULT_LIMIT};
+	struct gcp_list_options gopt = {.max_results = GCP_MAX_RESULTS};
+	int ret;
+
+	memset(view, 0, sizeof(*view));
+	view->project = strdup(s->project);
+	if (!view->project)
+		return -ENOMEM;
+	ret = kube_list(s->kube, "/api/v1/nodes", &lopt, on_node, &ctx, NULL, 0, err);
+	if (ret < 0) {
+		error_prefix(err, "listing Nodes");
+		goto cleanup;
+	}
+	ret = gcp_compute_list_instances(s->compute, &gopt, on_instance, &ctx, err);
+	if (ret < 0) {
+		error_prefix(err, "listing instances of project %s", s->project);
+		goto cleanup;
+	}
+	/* Lookups (view_find_instance) need the instances sorted by zone/name. */
+	qsort(view->instances, view->n_instances, sizeof(*view->instances), instance_sort_cmp);
+	if (flags & VIEW_LOAD_SUBNETS) {
+		ret = load_subnets(s, view, err);
+		if (ret < 0) {
+			error_prefix(err, "reading subnetworks");
+			goto cleanup;
+		}
+	}
+	log_debug("read %zu Nodes, %zu instances, %zu subnetworks", view->n_nodes,
+		  view->n_instances, view->n_subnets);
+cleanup:
+	if (ret < 0)
+		cluster_view_free(view);
+	return ret;
+}
