@@ -35,13 +35,13 @@ class Api:
         self.headers = headers or {}
         self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx))
 
-    def call(self, method, path, body=None, ok=(200,)):
+    def call(self, method, path, body=None, ok=(200,), content_type="application/json"):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path.lstrip("/"), data=data, method=method)
         for k, v in self.headers.items():
             req.add_header(k, v)
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", content_type)
         try:
             with self.opener.open(req, timeout=60) as r:
                 status, raw = r.status, r.read()

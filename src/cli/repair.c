@@ -589,6 +589,7 @@ static int round_once(struct repair *r, int round, json_t **plan_out, bool *pend
 			if (ret < 0)
 				goto cleanup;
 			if (!controllers_cloud_allocator(&ccm, &kcm, ccm_why, sizeof(ccm_why)) && !r->force) {
+				/* A refusal, not a failure to check: exit 1 like other refusals. */
 				ret = error_set(err, EPERM,
 						"refusing --strategy node: %s, so a re-registered Node would come back with another wrong podCIDR (fix the CCM, or pass --force)",
 						ccm_why);
@@ -673,6 +674,8 @@ int repair_main(int argc, char **argv)
 		ret = round_once(&r, round, &plan, &pending, &did, &err);
 		if (ret < 0) {
 			log_error("%s", err.msg);
+			if (ret == -EPERM)
+				exit_code = 1;
 			goto cleanup;
 		}
 		if (!r.apply)

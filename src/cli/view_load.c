@@ -31,6 +31,13 @@ int view_node_from_json(const json_t *node, struct view_node *out, struct error 
 		return -ENOMEM;
 	}
 	out->pod_cidr_valid = out->pod_cidr[0] && cidr_parse(out->pod_cidr, &out->pod, CIDR_STRICT) == 0;
+	if (out->pod_cidr[0] && !out->pod_cidr_valid) {
+		/* Kubernetes validates podCIDR: a value that does not parse is not ours to judge. */
+		int ret = error_set(err, EBADMSG, "Node %s: spec.podCIDR '%s' is not a CIDR range",
+				    out->name, out->pod_cidr);
+		view_node_free(out);
+		return ret;
+	}
 	return 0;
 }
 
@@ -81,8 +88,12 @@ int view_instance_from_json(const char *scope, const json_t *inst, struct view_i
 			goto cleanup;
 		}
 		/* GCP prints a single address as "10.1.2.3/32", older answers as "10.1.2.3". */
-		if (cidr_parse(va->text, &va->range, CIDR_STRICT | CIDR_ALLOW_BARE_IP) < 0)
-			out->aliases_valid = false;
+		if (cidr_parse(va->text, &va->range, CIDR_STRICT | CIDR_ALLOW_BARE_IP) < 0) {
+			ret = error_set(err, EBADMSG,
+					"instance %s: networkInterfaces[0].aliasIpRanges[%zu].ipCidrRange '%s' is not a CIDR range",
+					out->name, i, va->text);
+			goto cleanup;
+		}
 	}
 cleanup:
 	if (ret < 0)
