@@ -11,6 +11,7 @@
 #include "cli/session.h"
 #include "cli/subcommands.h"
 #include "common/cidr.h"
+#include "common/error.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "doctor/doctor.h"
@@ -29,38 +30,45 @@ enum {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: talos-gcp doctor [-f FILE|DIR|-]... [--live] [options]\n"
-		"       talos-gcp doctor --explain RULE | --list-rules\n\n"
-		"Finds configurations that make traffic fail silently on GCP: in YAML files\n"
-		"(Kubernetes objects, Talos machine configs and patches, Cilium Helm values,\n"
-		"gcloud --format=yaml output) and, with --live, in a running cluster.\n\n"
-		"  -f, --file PATH           a file, a directory (*.yaml, *.yml, *.json, walked in\n"
-		"                            name order) or - for stdin; repeatable; also as arguments\n"
-		"  --live                    read the cluster (Kubernetes API) and its project\n"
-		"                            (Compute API) and check them too\n"
-		"  -o, --output FORMAT       text (default, like a compiler), json or sarif\n"
-		"  --fail-on SEVERITY        exit 1 on findings at or above: error, warning (default),\n"
-		"                            note, or none\n"
-		"  --explain RULE            print what a rule checks, why, and how to fix it\n"
-		"  --list-rules              list the rules\n"
-		"  --disable RULE[,RULE]     do not report these rules\n"
-		"  --vip ADDR                the control-plane VIP (default: from the inputs' vip-alias\n"
-		"                            manifest or Talos endpoint, else 10.0.0.2)\n"
-		"  --vpc-mtu N               the VPC network's MTU (default: the network's, else 1460)\n"
-		"  --region NAME             region of the load balancer and addresses (--live;\n"
-		"                            default: from the nodes' zones)\n"
-		"API options (--live):\n" API_OPTIONS_HELP
-		"\nExit status: 0 clean, 1 findings at or above --fail-on, 2 something could not be\n"
-		"checked (unreadable file, invalid YAML, API error).\n");
+	fprintf(
+	    f,
+	    "Usage: talos-gcp doctor [-f FILE|DIR|-]... [--live] [options]\n"
+	    "       talos-gcp doctor --explain RULE | --list-rules\n\n"
+	    "Finds configurations that make traffic fail silently on GCP: in YAML files\n"
+	    "(Kubernetes objects, Talos machine configs and patches, Cilium Helm values,\n"
+	    "gcloud --format=yaml output) and, with --live, in a running cluster.\n\n"
+	    "  -f, --file PATH           a file, a directory (*.yaml, *.yml, *.json, walked in\n"
+	    "                            name order) or - for stdin; repeatable; also as arguments\n"
+	    "  --live                    read the cluster (Kubernetes API) and its project\n"
+	    "                            (Compute API) and check them too\n"
+	    "  -o, --output FORMAT       text (default, like a compiler), json or sarif\n"
+	    "  --fail-on SEVERITY        exit 1 on findings at or above: error, warning (default),\n"
+	    "                            note, or none\n"
+	    "  --explain RULE            print what a rule checks, why, and how to fix it\n"
+	    "  --list-rules              list the rules\n"
+	    "  --disable RULE[,RULE]     do not report these rules\n"
+	    "  --vip ADDR                the control-plane VIP (default: from the inputs' vip-alias\n"
+	    "                            manifest or Talos endpoint, else 10.0.0.2)\n"
+	    "  --vpc-mtu N               the VPC network's MTU (default: the network's, else 1460)\n"
+	    "  --region NAME             region of the load balancer and addresses (--live;\n"
+	    "                            default: from the nodes' zones)\n"
+	    "API options (--live):\n" API_OPTIONS_HELP
+	    "\nExit status: 0 clean, 1 findings at or above --fail-on, 2 something could not be\n"
+	    "checked (unreadable file, invalid YAML, API error).\n");
 }
 
 static int list_rules(void)
 {
-	for (size_t i = 0; i < R__COUNT; i++)
-		printf("%-30s %-8s %-18s %s%s\n", rules[i].id, severity_name(rules[i].severity),
-		       rules[i].section, rules[i].title,
+	for (size_t i = 0; i < R__COUNT; i++) {
+		/* Pad by characters, not bytes: sections contain '§'. */
+		size_t width = 0;
+
+		for (const char *p = rules[i].section; *p; p++)
+			width += ((unsigned char)*p & 0xc0) != 0x80;
+		printf("%-30s %-8s %s%*s %s%s\n", rules[i].id, severity_name(rules[i].severity),
+		       rules[i].section, (int)(width < 18 ? 18 - width : 0), "", rules[i].title,
 		       rules[i].scope == SCOPE_LIVE ? " (--live)" : "");
+	}
 	return 0;
 }
 
@@ -104,17 +112,17 @@ static void print_summary(const struct doctor *d)
 int doctor_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		API_LONG_OPTIONS,
-		{"file", required_argument, NULL, 'f'},
-		{"live", no_argument, NULL, OPT_LIVE},
-		{"fail-on", required_argument, NULL, OPT_FAIL_ON},
-		{"explain", required_argument, NULL, OPT_EXPLAIN},
-		{"list-rules", no_argument, NULL, OPT_LIST_RULES},
-		{"disable", required_argument, NULL, OPT_DISABLE},
-		{"vip", required_argument, NULL, OPT_VIP},
-		{"vpc-mtu", required_argument, NULL, OPT_VPC_MTU},
-		{"region", required_argument, NULL, OPT_REGION},
-		{NULL, 0, NULL, 0},
+	    API_LONG_OPTIONS,
+	    {"file", required_argument, NULL, 'f'},
+	    {"live", no_argument, NULL, OPT_LIVE},
+	    {"fail-on", required_argument, NULL, OPT_FAIL_ON},
+	    {"explain", required_argument, NULL, OPT_EXPLAIN},
+	    {"list-rules", no_argument, NULL, OPT_LIST_RULES},
+	    {"disable", required_argument, NULL, OPT_DISABLE},
+	    {"vip", required_argument, NULL, OPT_VIP},
+	    {"vpc-mtu", required_argument, NULL, OPT_VPC_MTU},
+	    {"region", required_argument, NULL, OPT_REGION},
+	    {NULL, 0, NULL, 0},
 	};
 	static const char *const formats[] = {"text", "json", "sarif", NULL};
 	struct api_opts api = {0};
@@ -150,7 +158,8 @@ int doctor_main(int argc, char **argv)
 			if (!strcmp(optarg, "none")) {
 				fail_never = true;
 			} else if (severity_parse(optarg, &fail_on) < 0) {
-				log_error("--fail-on %s: want error, warning, note or none", optarg);
+				log_error("--fail-on %s: want error, warning, note or none",
+					  optarg);
 				goto cleanup;
 			}
 			break;
@@ -187,8 +196,9 @@ int doctor_main(int argc, char **argv)
 			uint64_t m;
 
 			if (parse_u64(optarg, 8896, &m) < 0 || m < 1300) {
-				log_error("--vpc-mtu %s: GCP networks have an MTU from 1300 to 8896",
-					  optarg);
+				log_error(
+				    "--vpc-mtu %s: GCP networks have an MTU from 1300 to 8896",
+				    optarg);
 				goto cleanup;
 			}
 			opt.vpc_mtu = (unsigned)m;
@@ -198,7 +208,8 @@ int doctor_main(int argc, char **argv)
 			region = optarg;
 			break;
 		default:
-			log_error("%s: unknown flag (see talos-gcp doctor --help)", argv[optind - 1]);
+			log_error("%s: unknown flag (see talos-gcp doctor --help)",
+				  argv[optind - 1]);
 			goto cleanup;
 		}
 	}
@@ -221,33 +232,37 @@ int doctor_main(int argc, char **argv)
 	opt.verbose = api.verbose;
 	if (doctor_new(&d, &opt) < 0)
 		goto cleanup;
-	for (size_t i = 0; i < n_paths; i++) {
-		if (doctor_add_path(d, paths[i]) < 0) {
-			log_error("out of memory");
-			goto cleanup;
-		}
-	}
+	for (size_t i = 0; i < n_paths; i++)
+		if (doctor_add_path(d, paths[i]) < 0)
+			goto oom;
 	if (live) {
-		struct session s = {0};
+		/* Each API on its own: without GCP credentials the cluster is still checked. */
+		struct session kube = {0}, gcp = {0};
 		struct error err = {0};
+		bool have_kube, have_gcp;
 
-		if (session_open(&s, &api, SESSION_GCP | SESSION_KUBE, &err) < 0) {
-			log_error("%s", err.msg);
-			session_close(&s);
-			goto cleanup;
+		have_kube = session_open(&kube, &api, SESSION_KUBE, &err) == 0;
+		if (!have_kube && doctor_add_problem(d, "kube:kubeconfig", true, "%s", err.msg) < 0)
+			goto oom;
+		error_clear(&err);
+		have_gcp = session_open(&gcp, &api, SESSION_GCP, &err) == 0;
+		if (!have_gcp && doctor_add_problem(d, "gce:credentials", true, "%s", err.msg) < 0)
+			goto oom;
+		r = doctor_live_collect(d, have_kube ? kube.kube : NULL,
+					have_gcp ? gcp.compute : NULL, region, &err);
+		if (have_kube) {
+			session_log_stats(&kube);
+			session_close(&kube);
 		}
-		r = doctor_live_collect(d, s.kube, s.compute, region, &err);
-		session_log_stats(&s);
-		session_close(&s);
-		if (r == -ENOMEM) {
-			log_error("out of memory");
-			goto cleanup;
+		if (have_gcp) {
+			session_log_stats(&gcp);
+			session_close(&gcp);
 		}
+		if (r == -ENOMEM)
+			goto oom;
 	}
-	if (doctor_finish(d) < 0) {
-		log_error("out of memory");
-		goto cleanup;
-	}
+	if (doctor_finish(d) < 0)
+		goto oom;
 	if (doctor_write(d, fmt, stdout) < 0 || fflush(stdout) != 0) {
 		log_error("writing the report: %s", strerror(errno));
 		goto cleanup;
@@ -260,6 +275,9 @@ int doctor_main(int argc, char **argv)
 		rc = 1;
 	else
 		rc = 0;
+	goto cleanup;
+oom:
+	log_error("out of memory");
 cleanup:
 	doctor_free(d);
 	free(paths);

@@ -63,7 +63,8 @@ static int parse_only(const char *arg, bool *want)
 		for (size_t i = 0; i < RENDER__COUNT; i++) {
 			/* "talos" selects both Talos patches. */
 			if (!strcmp(t, render_components[i].name) ||
-			    (!strcmp(t, "talos") && !strncmp(render_components[i].name, "talos-", 6))) {
+			    (!strcmp(t, "talos") &&
+			     !strncmp(render_components[i].name, "talos-", 6))) {
 				want[i] = true;
 				found = true;
 			}
@@ -121,7 +122,8 @@ int render_main(int argc, char **argv)
 			log_error("%s: missing value", argv[optind - 1]);
 			return 2;
 		case '?':
-			log_error("%s: unknown flag (see talos-gcp render --help)", argv[optind - 1]);
+			log_error("%s: unknown flag (see talos-gcp render --help)",
+				  argv[optind - 1]);
 			return 2;
 		default:
 			if (c >= OPT_VALUE_FIRST) {

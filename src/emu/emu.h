@@ -44,7 +44,13 @@ struct emu_options {
 	uint64_t operation_delay_ms; /* how long an Operation stays RUNNING */
 	/* Module flags: each module documents its own (see main.c usage). */
 	const char *sa_key_out;	       /* auth.c: service-account key file for the token endpoint */
+	const char *adc_user_out;      /* auth.c: authorized_user credentials (refresh token) */
+	uint64_t token_lifetime_ms;    /* auth.c: access tokens expire after this (default 1h) */
+	uint64_t operation_wait_max_ms; /* compute: operations/wait returns by then (default 2 min) */
 	const char *serviceaccount_out; /* kube.c: in-cluster token, ca.crt and namespace in a dir */
+	const char *cluster_cidr;	/* kube: RangeAllocator's --cluster-cidr (NULL: the pods range) */
+	uint64_t kubelet_delay_ms;	/* kube: kubelet (re-)registration delay */
+	uint64_t ccm_delay_ms;		/* kube: CCM reaction delay (init, IPAM, lifecycle) */
 };
 
 struct emu {
@@ -109,6 +115,7 @@ struct emu_request {
 	json_t *reply_headers;
 	bool suspended;
 	bool resumed;
+	struct emu_request *susp_next, **susp_pprev; /* suspended ones, resumed before a stop */
 	size_t body_cap;
 	bool too_large;
 };
@@ -141,7 +148,10 @@ int emu_compute_init(struct emu *emu);
 void emu_compute_free(struct emu *emu);
 int emu_compute_handle(struct emu_request *req);
 json_t *emu_compute_dump(struct emu *emu);
+/* Replaces the module's state (at start, and at runtime for PUT /_emu/state). */
 int emu_compute_load(struct emu *emu, json_t *state);
+/* After the cloud port is bound (cloud_url set): the catalogue, URLs moved from --state. */
+int emu_compute_started(struct emu *emu);
 
 /* auth.c: OAuth2 token endpoint, metadata server, --require-auth checks. */
 int emu_auth_init(struct emu *emu);
@@ -158,6 +168,8 @@ int emu_faults_init(struct emu *emu);
 void emu_faults_free(struct emu *emu);
 /* Returns 1 when a fault took the request over (replied, delayed or reset it). */
 int emu_faults_intercept(struct emu_request *req);
+/* httpd.c: runs the handlers for a request (what dispatch does after the faults). */
+void emu_request_dispatch(struct emu_request *req);
 
 /* control.c: /_emu/... test control endpoint (faults, fingerprints, state dump/load). */
 int emu_control_handle(struct emu_request *req);

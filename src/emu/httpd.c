@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,11 +123,38 @@ int emu_reply_stream(struct emu_request *req, unsigned status, const char *conte
 	return queue(req, status, resp, content_type);
 }
 
+/*
+ * Suspended requests, so that stopping a daemon can resume them first: MHD_stop_daemon()
+ * aborts the process ("called while we have suspended connections") otherwise.
+ */
+static struct emu_request *suspended_head;
+/*
+ * A resume from a timer (or from a handler) does not wake our epoll_wait: libmicrohttpd
+ * in external-epoll mode only handles it on its next run, so the loop asks here.
+ */
+static bool resume_pending;
+
+static void unlink_suspended(struct emu_request *req)
+{
+	if (!req->susp_pprev)
+		return;
+	*req->susp_pprev = req->susp_next;
+	if (req->susp_next)
+		req->susp_next->susp_pprev = req->susp_pprev;
+	req->susp_next = NULL;
+	req->susp_pprev = NULL;
+}
+
 void emu_request_suspend(struct emu_request *req)
 {
 	if (req->suspended)
 		return;
 	req->suspended = true;
+	req->susp_next = suspended_head;
+	if (suspended_head)
+		suspended_head->susp_pprev = &req->susp_next;
+	req->susp_pprev = &suspended_head;
+	suspended_head = req;
 	MHD_suspend_connection(req->conn);
 }
 
@@ -136,7 +164,17 @@ void emu_request_resume(struct emu_request *req)
 		return;
 	req->suspended = false;
 	req->resumed = true;
+	unlink_suspended(req);
 	MHD_resume_connection(req->conn);
+	resume_pending = true;
+}
+
+bool emu_httpd_resume_pending(void)
+{
+	bool was = resume_pending;
+
+	resume_pending = false;
+	return was;
 }
 
 static int reply_not_found(struct emu_request *req)
@@ -160,6 +198,11 @@ static void dispatch(struct emu_request *req)
 	}
 	if (emu_faults_intercept(req))
 		return;
+	emu_request_dispatch(req);
+}
+
+void emu_request_dispatch(struct emu_request *req)
+{
 	if (req->port == EMU_PORT_KUBE) {
 		emu_kube_handle(req);
 		return;
@@ -253,6 +296,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (!req)
 		return;
+	unlink_suspended(req);
 	if (req->on_close)
 		req->on_close(req);
 	json_decref(req->reply_headers);
@@ -282,6 +326,11 @@ static int bind_listen(const char *listen_addr, char *bound, size_t bound_len, c
 	}
 	/* SO_REUSEADDR lets a restart reuse TIME_WAIT ports; it never lets two servers share one. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/*
+	 * Accepted sockets inherit TCP_NODELAY: without it the small writes of a TLS handshake
+	 * and the tail of each response wait for the peer's delayed ACK (tens of ms each).
+	 */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 128) < 0) {
 		int e = errno;
 		snprintf(errbuf, errlen, "%s: %s", listen_addr, strerror(e));
@@ -350,6 +399,9 @@ void emu_httpd_stop(struct emu_httpd *h)
 {
 	if (!h)
 		return;
+	/* MHD closes resumed connections on stop (their on_close runs); suspended ones abort it. */
+	while (suspended_head)
+		emu_request_resume(suspended_head);
 	MHD_stop_daemon(h->daemon);
 	close(h->listen_fd);
 	free(h);

@@ -3,6 +3,7 @@
 #ifndef TALOS_GCP_EMU_HTTPD_H
 #define TALOS_GCP_EMU_HTTPD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,8 @@ void emu_httpd_stop(struct emu_httpd *h);
 int emu_httpd_epoll_fd(const struct emu_httpd *h);
 uint64_t emu_httpd_timeout_ms(const struct emu_httpd *h);
 void emu_httpd_run(struct emu_httpd *h);
+/* True (once) when a connection was resumed since the last call: run the daemons now. */
+bool emu_httpd_resume_pending(void);
 
 /* Largest request body accepted (a 413 past it). */
 #define EMU_MAX_BODY (32u << 20)

@@ -244,6 +244,8 @@ int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 				wait_ms = t;
 		}
 		timeout = wait_ms > 60000 ? 60000 : (int)wait_ms;
+		if (emu_httpd_resume_pending())
+			timeout = 0; /* resumed connections are handled by the runs below */
 		nev = epoll_wait(ep, events, 16, timeout);
 		if (nev < 0 && errno != EINTR) {
 			ret = -errno;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cidr.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -24,11 +25,18 @@ static const char usage[] =
 	"  --kube-listen HOST:PORT     serve the Kubernetes API over HTTPS there\n"
 	"  --kubeconfig-out FILE       write a kubeconfig for the Kubernetes API (0600)\n"
 	"  --serviceaccount-out DIR    write token, ca.crt and namespace as a pod sees them\n"
+	"  --cluster-cidr CIDR         the CCM's --cluster-cidr (RangeAllocator's pool; default the\n"
+	"                              nodes' subnetwork `pods` range, else 172.20.0.0/16)\n"
+	"  --kubelet-delay DURATION    emulated kubelets (re-)register Nodes after this (default 250ms)\n"
+	"  --ccm-delay DURATION        emulated CCM reacts to Nodes and instances after this (default 100ms)\n"
 	"  --sa-key-out FILE           write a service-account key whose token_uri is this emulator (0600)\n"
+	"  --adc-user-out FILE         write authorized_user credentials (refresh token) for it (0600)\n"
+	"  --token-lifetime DURATION   lifetime of the access tokens it issues (default 1h)\n"
 	"  --project ID                project id (default demo-project)\n"
 	"  --ccm-allocator MODE        cloud (CloudAllocator), range (RangeAllocator: split-brain)\n"
 	"                              or off (default cloud)\n"
 	"  --operation-delay DURATION  how long Operations stay RUNNING (default 0s)\n"
+	"  --operation-wait-max DURATION  longest operations/wait answer (default 2m, as GCP)\n"
 	"  --require-auth              refuse Compute requests without a valid access token\n"
 	"  --state FILE                load the state from FILE and keep it there (atomic writes)\n"
 	"  --log-level LEVEL           error, warn, info (default) or debug\n"
@@ -43,7 +51,13 @@ enum {
 	OPT_KUBE_LISTEN,
 	OPT_KUBECONFIG_OUT,
 	OPT_SERVICEACCOUNT_OUT,
+	OPT_CLUSTER_CIDR,
+	OPT_KUBELET_DELAY,
+	OPT_CCM_DELAY,
 	OPT_SA_KEY_OUT,
+	OPT_ADC_USER_OUT,
+	OPT_TOKEN_LIFETIME,
+	OPT_OPERATION_WAIT_MAX,
 	OPT_PROJECT,
 	OPT_CCM_ALLOCATOR,
 	OPT_OPERATION_DELAY,
@@ -58,7 +72,13 @@ static const struct option long_options[] = {
 	{"kube-listen", required_argument, NULL, OPT_KUBE_LISTEN},
 	{"kubeconfig-out", required_argument, NULL, OPT_KUBECONFIG_OUT},
 	{"serviceaccount-out", required_argument, NULL, OPT_SERVICEACCOUNT_OUT},
+	{"cluster-cidr", required_argument, NULL, OPT_CLUSTER_CIDR},
+	{"kubelet-delay", required_argument, NULL, OPT_KUBELET_DELAY},
+	{"ccm-delay", required_argument, NULL, OPT_CCM_DELAY},
 	{"sa-key-out", required_argument, NULL, OPT_SA_KEY_OUT},
+	{"adc-user-out", required_argument, NULL, OPT_ADC_USER_OUT},
+	{"token-lifetime", required_argument, NULL, OPT_TOKEN_LIFETIME},
+	{"operation-wait-max", required_argument, NULL, OPT_OPERATION_WAIT_MAX},
 	{"project", required_argument, NULL, OPT_PROJECT},
 	{"ccm-allocator", required_argument, NULL, OPT_CCM_ALLOCATOR},
 	{"operation-delay", required_argument, NULL, OPT_OPERATION_DELAY},
@@ -89,7 +109,9 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 	enum log_level level = LOG_LEVEL_INFO;
 	int c;
 
-	*o = (struct emu_options){.listen = "127.0.0.1:8080", .project = "demo-project"};
+	*o = (struct emu_options){.listen = "127.0.0.1:8080", .project = "demo-project",
+				   .token_lifetime_ms = 3600 * 1000, .operation_wait_max_ms = 120 * 1000,
+				   .kubelet_delay_ms = 250, .ccm_delay_ms = 100};
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vh", long_options, NULL)) != -1) {
 		switch (c) {
@@ -105,8 +127,46 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 		case OPT_SERVICEACCOUNT_OUT:
 			o->serviceaccount_out = optarg;
 			break;
+		case OPT_CLUSTER_CIDR: {
+			struct cidr cc;
+			if (cidr_parse(optarg, &cc, CIDR_STRICT) < 0 || cc.addr.family != AF_INET ||
+			    cc.prefix > 24) {
+				log_error("--cluster-cidr '%s': want an IPv4 range of /24 or wider, such as 172.20.0.0/16", optarg);
+				return -EINVAL;
+			}
+			o->cluster_cidr = optarg;
+			break;
+		}
+		case OPT_KUBELET_DELAY:
+			if (parse_duration_ms(optarg, &o->kubelet_delay_ms) < 0) {
+				log_error("--kubelet-delay '%s': want a duration such as 250ms or 2s", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_CCM_DELAY:
+			if (parse_duration_ms(optarg, &o->ccm_delay_ms) < 0) {
+				log_error("--ccm-delay '%s': want a duration such as 100ms or 1s", optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_SA_KEY_OUT:
 			o->sa_key_out = optarg;
+			break;
+		case OPT_ADC_USER_OUT:
+			o->adc_user_out = optarg;
+			break;
+		case OPT_TOKEN_LIFETIME:
+			if (parse_duration_ms(optarg, &o->token_lifetime_ms) < 0 ||
+			    o->token_lifetime_ms < 1000) {
+				log_error("--token-lifetime '%s': want a duration of at least 1s, such as 60s or 1h", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_OPERATION_WAIT_MAX:
+			if (parse_duration_ms(optarg, &o->operation_wait_max_ms) < 0) {
+				log_error("--operation-wait-max '%s': want a duration such as 2m or 500ms", optarg);
+				return -EINVAL;
+			}
 			break;
 		case OPT_PROJECT:
 			if (!valid_project(optarg)) {
@@ -242,7 +302,7 @@ int main(int argc, char **argv)
 	}
 	ndaemons++;
 	snprintf(emu.cloud_url, sizeof(emu.cloud_url), "http://%s", cloud_bound);
-	if (emu_auth_started(&emu) < 0) {
+	if (emu_compute_started(&emu) < 0 || emu_auth_started(&emu) < 0) {
 		ret = 1;
 		goto cleanup;
 	}

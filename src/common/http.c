@@ -1,0 +1,780 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "common/http.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define DEFAULT_TIMEOUT_MS         30000
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define DEFAULT_TOTAL_TIMEOUT_MS   120000
+#define DEFAULT_MAX_ATTEMPTS       5
+#define DEFAULT_BACKOFF_BASE_MS    250
+#define DEFAULT_BACKOFF_MAX_MS     8000
+#define DEFAULT_RETRY_AFTER_MAX_MS 30000
+#define DEFAULT_MAX_BODY           ((size_t)256 << 20)
+
+struct http_client {
+	CURL *curl;
+	struct http_options opt;
+	/* Owned copies of the TLS material named in opt.tls. */
+	char *ca_file, *cert_file, *key_file;
+	void *ca_pem, *cert_pem, *key_pem;
+	char *user_agent;
+	uint64_t rng;
+	struct http_stats stats;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* State of one attempt, filled by the libcurl callbacks. */
+struct attempt {
+	struct http_client *c;
+	const struct http_request *req;
+	char *body;
+	size_t len, cap;
+	bool too_big;
+	bool streamed; /* at least one chunk went to on_data */
+	int sink_ret;  /* on_data's -errno when it stopped the transfer */
+	char retry_after[64];
+	char content_type[128];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_ret;
+
+static void curl_init_once(void)
+{
+	curl_init_ret = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+			      .tv_nsec = (long)(ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* xorshift64*: jitter only needs to be spread out, not unpredictable. */
+static uint64_t rng_next(struct http_client *c)
+{
+	c->rng ^= c->rng >> 12;
+	c->rng ^= c->rng << 25;
+	c->rng ^= c->rng >> 27;
+	return c->rng * 0x2545F4914F6CDD1DULL;
+}
+
+static void *memdup(const void *p, size_t len)
+{
+	void *q = malloc(len ? len : 1);
+
+	if (q && len)
+		memcpy(q, p, len);
+	return q;
+}
+
+static void free_secret(void *p, size_t len)
+{
+	if (p) {
+		explicit_bzero(p, len);
+		free(p);
+	}
+}
+
+int http_client_new(const struct http_options *opt, struct http_client **out, struct error *err)
+{
+	static const struct http_options none;
+	const struct http_tls *tls;
+	struct http_client *c;
+	CURLcode cc = CURLE_OK;
+	int ret = -ENOMEM;
+
+	if (!opt)
+		opt = &none;
+	tls = &opt->tls;
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_ret != CURLE_OK)
+		return error_set(err, EIO, "libcurl: %s", curl_easy_strerror(curl_init_ret));
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return error_set(err, ENOMEM, "out of memory");
+	c->opt = *opt;
+	memset(&c->opt.tls, 0, sizeof(c->opt.tls));
+	c->opt.tls.insecure_skip_verify = tls->insecure_skip_verify;
+	if (!c->opt.timeout_ms)
+		c->opt.timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (!c->opt.connect_timeout_ms)
+		c->opt.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+	if (!c->opt.total_timeout_ms)
+		c->opt.total_timeout_ms = DEFAULT_TOTAL_TIMEOUT_MS;
+	if (!c->opt.max_attempts)
+		c->opt.max_attempts = DEFAULT_MAX_ATTEMPTS;
+	if (!c->opt.backoff_base_ms)
+		c->opt.backoff_base_ms = DEFAULT_BACKOFF_BASE_MS;
+	if (!c->opt.backoff_max_ms)
+		c->opt.backoff_max_ms = DEFAULT_BACKOFF_MAX_MS;
+	if (!c->opt.retry_after_max_ms)
+		c->opt.retry_after_max_ms = DEFAULT_RETRY_AFTER_MAX_MS;
+	if (!c->opt.max_body)
+		c->opt.max_body = DEFAULT_MAX_BODY;
+	if (opt->user_agent)
+		c->user_agent = strdup(opt->user_agent);
+	else if (asprintf(&c->user_agent, "talos-gcp/%s", TALOS_GCP_VERSION) < 0)
+		c->user_agent = NULL;
+	if (!c->user_agent)
+		goto fail;
+	if (getrandom(&c->rng, sizeof(c->rng), GRND_NONBLOCK) != sizeof(c->rng))
+		c->rng = now_ms() ^ ((uint64_t)getpid() << 32);
+	c->rng |= 1;
+
+	c->curl = curl_easy_init();
+	if (!c->curl)
+		goto fail;
+	if ((tls->ca_file && !(c->ca_file = strdup(tls->ca_file))) ||
+	    (tls->cert_file && !(c->cert_file = strdup(tls->cert_file))) ||
+	    (tls->key_file && !(c->key_file = strdup(tls->key_file))))
+		goto fail;
+	if ((tls->ca_pem && !(c->ca_pem = memdup(tls->ca_pem, tls->ca_pem_len))) ||
+	    (tls->cert_pem && !(c->cert_pem = memdup(tls->cert_pem, tls->cert_pem_len))) ||
+	    (tls->key_pem && !(c->key_pem = memdup(tls->key_pem, tls->key_pem_len))))
+		goto fail;
+	c->opt.tls.ca_pem_len = tls->ca_pem_len;
+	c->opt.tls.cert_pem_len = tls->cert_pem_len;
+	c->opt.tls.key_pem_len = tls->key_pem_len;
+
+	/* Options that hold for every request of this client. */
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, c->user_agent);
+	curl_easy_setopt(c->curl, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L); /* never carry a token elsewhere */
+	curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)c->opt.connect_timeout_ms);
+	cc = curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (cc != CURLE_OK)
+		goto curl_fail;
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, tls->insecure_skip_verify ? 0L : 1L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, tls->insecure_skip_verify ? 0L : 2L);
+	if (c->ca_pem || c->ca_file) {
+		/* Trust exactly the CAs given, as client-go does: not the system store too. */
+		curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
+		if (c->ca_pem) {
+			struct curl_blob blob = {c->ca_pem, tls->ca_pem_len, CURL_BLOB_NOCOPY};
+
+			cc = curl_easy_setopt(c->curl, CURLOPT_CAINFO_BLOB, &blob);
+		} else {
+			cc = curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
+		}
+		if (cc != CURLE_OK)
+			goto curl_fail;
+	}
+	if (c->cert_pem) {
+		struct curl_blob blob = {c->cert_pem, tls->cert_pem_len, CURL_BLOB_NOCOPY};
+
+		curl_easy_setopt(c->curl, CURLOPT_SSLCERTTYPE, "PEM");
+		cc = curl_easy_setopt(c->curl, CURLOPT_SSLCERT_BLOB, &blob);
+	} else if (c->cert_file) {
+		curl_easy_setopt(c->curl, CURLOPT_SSLCERTTYPE, "PEM");
+		cc = curl_easy_setopt(c->curl, CURLOPT_SSLCERT, c->cert_file);
+	}
+	if (cc != CURLE_OK)
+		goto curl_fail;
+	if (c->key_pem) {
+		struct curl_blob blob = {c->key_pem, tls->key_pem_len, CURL_BLOB_NOCOPY};
+
+		curl_easy_setopt(c->curl, CURLOPT_SSLKEYTYPE, "PEM");
+		cc = curl_easy_setopt(c->curl, CURLOPT_SSLKEY_BLOB, &blob);
+	} else if (c->key_file) {
+		curl_easy_setopt(c->curl, CURLOPT_SSLKEYTYPE, "PEM");
+		cc = curl_easy_setopt(c->curl, CURLOPT_SSLKEY, c->key_file);
+	}
+	if (cc != CURLE_OK)
+		goto curl_fail;
+	*out = c;
+	return 0;
+
+curl_fail:
+	ret = error_set(err, EINVAL, "libcurl refused a TLS option: %s", curl_easy_strerror(cc));
+	http_client_free(c);
+	return ret;
+fail:
+	http_client_free(c);
+	return error_set(err, -ret, "out of memory");
+}
+
+void http_client_free(struct http_client *c)
+{
+	if (!c)
+		return;
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
+	free(c->ca_pem);
+	free(c->cert_pem);
+	free_secret(c->key_pem, c->opt.tls.key_pem_len);
+	free(c->user_agent);
+	free(c);
+}
+
+void http_client_stats(const struct http_client *c, struct http_stats *out)
+{
+	*out = c->stats;
+}
+
+void http_response_free(struct http_response *resp)
+{
+	if (!resp)
+		return;
+	free_secret(resp->body, resp->body_len);
+	resp->body = NULL;
+	resp->body_len = 0;
+}
+
+int http_status_errno(long status)
+{
+	if (status >= 200 && status < 300)
+		return 0;
+	switch (status) {
+	case 400:
+	case 422:
+		return -EINVAL;
+	case 401:
+	case 403:
+		return -EACCES;
+	case 404:
+		return -ENOENT;
+	case 405:
+		return -EOPNOTSUPP;
+	case 408:
+	case 504:
+		return -ETIMEDOUT;
+	case 409:
+		return -EEXIST;
+	case 410:
+		return -EKEYEXPIRED;
+	case 412:
+		return -ESTALE;
+	case 413:
+		return -EFBIG;
+	case 429:
+	case 503:
+		return -EAGAIN;
+	}
+	if (status >= 400 && status < 500)
+		return -EINVAL;
+	return -EIO;
+}
+
+char *http_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *out = malloc(n * 3 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			*o++ = (char)*p;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+int http_parse_retry_after(const char *value, time_t now, uint64_t *out_ms)
+{
+	/* IMF-fixdate, then the two obsolete forms recipients must accept (RFC 9110 §5.6.7). */
+	static const char *const formats[] = {
+	    "%a, %d %b %Y %H:%M:%S GMT",
+	    "%A, %d-%b-%y %H:%M:%S GMT",
+	    "%a %b %e %H:%M:%S %Y",
+	};
+	const char *p = value;
+	uint64_t secs = 0;
+
+	if (!value)
+		return -EINVAL;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p >= '0' && *p <= '9') {
+		for (; *p >= '0' && *p <= '9'; p++) {
+			secs = secs * 10 + (uint64_t)(*p - '0');
+			if (secs > 100000000) /* years: saturate, the caller caps it anyway */
+				secs = 100000000;
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p)
+			return -EINVAL;
+		*out_ms = secs * 1000;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		struct tm tm;
+		const char *end;
+		time_t t;
+
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(p, formats[i], &tm);
+		if (!end)
+			continue;
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (*end)
+			continue;
+		t = timegm(&tm);
+		if (t == (time_t)-1)
+			return -EINVAL;
+		*out_ms = t > now ? (uint64_t)(t - now) * 1000 : 0;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static size_t header_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct attempt *a = arg;
+	size_t len = size * nmemb, n;
+	const char *v;
+
+	/* A new status line (100 Continue, then the real one): forget the previous headers. */
+	if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
+		a->retry_after[0] = '\0';
+		a->content_type[0] = '\0';
+		return len;
+	}
+	if (len > 12 && !strncasecmp(data, "Retry-After:", 12)) {
+		v = data + 12;
+		n = len - 12;
+		while (n && (v[n - 1] == '\r' || v[n - 1] == '\n'))
+			n--;
+		if (n >= sizeof(a->retry_after))
+			n = sizeof(a->retry_after) - 1;
+		memcpy(a->retry_after, v, n);
+		a->retry_after[n] = '\0';
+	} else if (len > 13 && !strncasecmp(data, "Content-Type:", 13)) {
+		v = data + 13;
+		n = len - 13;
+		while (n && (*v == ' ' || *v == '\t')) {
+			v++;
+			n--;
+		}
+		while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+			n--;
+		if (n >= sizeof(a->content_type))
+			n = sizeof(a->content_type) - 1;
+		memcpy(a->content_type, v, n);
+		a->content_type[n] = '\0';
+	}
+	return len;
+}
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct attempt *a = arg;
+	size_t len = size * nmemb;
+
+	a->c->stats.bytes_received += len;
+	if (a->req->on_data) {
+		long status = 0;
+
+		curl_easy_getinfo(a->c->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status < 300) {
+			int r = a->req->on_data(a->req->on_data_arg, data, len);
+
+			a->streamed = true;
+			if (r < 0) {
+				a->sink_ret = r;
+				return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+			}
+			return len;
+		}
+	}
+	if (a->len + len > a->c->opt.max_body) {
+		a->too_big = true;
+		return 0;
+	}
+	if (a->len + len + 1 > a->cap) {
+		size_t ncap = a->cap ? a->cap : 16384;
+		char *nbody;
+
+		while (ncap < a->len + len + 1)
+			ncap *= 2;
+		nbody = malloc(ncap);
+		if (!nbody)
+			return 0;
+		/* Copy by hand rather than realloc so that no stale copy of a secret stays behind.
+		 */
+		if (a->body) {
+			memcpy(nbody, a->body, a->len);
+			free_secret(a->body, a->cap);
+		}
+		a->body = nbody;
+		a->cap = ncap;
+	}
+	memcpy(a->body + a->len, data, len);
+	a->len += len;
+	a->body[a->len] = '\0';
+	return len;
+}
+
+static bool method_is_idempotent(const char *m)
+{
+	return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "PUT") ||
+	       !strcmp(m, "DELETE") || !strcmp(m, "OPTIONS");
+}
+
+static int curl_errno(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_GOT_NOTHING:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return -ECONNRESET;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CLIENTCERT:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_USE_SSL_FAILED:
+		return -EPROTO;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+static bool transport_retryable(int ret, bool idempotent)
+{
+	if (ret == -ECONNREFUSED)
+		return true; /* nothing reached the server */
+	return idempotent && (ret == -ETIMEDOUT || ret == -ECONNRESET);
+}
+
+static bool status_retryable(const struct http_client *c, long status, bool idempotent,
+			     const char *body, size_t len)
+{
+	if (status == 429 || status == 503)
+		return true;
+	if (status == 500 || status == 502 || status == 504)
+		return idempotent;
+	if (c->opt.retry_response && status >= 400)
+		return c->opt.retry_response(status, body ? body : "", len);
+	return false;
+}
+
+static uint64_t backoff_ms(struct http_client *c, unsigned attempt)
+{
+	uint64_t ceiling = c->opt.backoff_base_ms;
+
+	for (unsigned i = 1; i < attempt && ceiling < c->opt.backoff_max_ms; i++)
+		ceiling *= 2;
+	if (ceiling > c->opt.backoff_max_ms)
+		ceiling = c->opt.backoff_max_ms;
+	return rng_next(c) % (ceiling + 1);
+}
+
+static void wipe_headers(struct curl_slist *h)
+{
+	for (struct curl_slist *p = h; p; p = p->next)
+		explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(h);
+}
+
+/* One send. Returns 0 with a->... and *status filled, or the transport -errno. */
+static int perform_once(struct http_client *c, const struct http_request *req, const char *method,
+			const char *token, uint64_t timeout_ms, struct attempt *a, long *status,
+			struct error *err)
+{
+	struct curl_slist *hdrs = NULL, *h;
+	char *auth = NULL;
+	char ctype[160];
+	long conns = 0;
+	CURLcode cc;
+	int ret = 0;
+
+	c->errbuf[0] = '\0';
+	curl_easy_setopt(c->curl, CURLOPT_URL, req->url);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, a);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, a);
+	if (req->body || !strcmp(method, "POST") || !strcmp(method, "PATCH") ||
+	    !strcmp(method, "PUT")) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(req->body ? req->body_len : 0));
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+		curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST,
+				 strcmp(method, "POST") ? method : NULL);
+		snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+			 req->content_type ? req->content_type : "application/json");
+		if (!(h = curl_slist_append(hdrs, ctype)))
+			goto nomem;
+		hdrs = h;
+	} else {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST,
+				 strcmp(method, "GET") ? method : NULL);
+	}
+	curl_easy_setopt(c->curl, CURLOPT_NOBODY, strcmp(method, "HEAD") ? 0L : 1L);
+	/* No "Expect: 100-continue" round trip before larger bodies. */
+	if (!(h = curl_slist_append(hdrs, "Expect:")))
+		goto nomem;
+	hdrs = h;
+	if (!(h = curl_slist_append(hdrs, "Accept: application/json")))
+		goto nomem;
+	hdrs = h;
+	for (const char *const *p = req->headers; p && *p; p++) {
+		if (!(h = curl_slist_append(hdrs, *p)))
+			goto nomem;
+		hdrs = h;
+	}
+	if (token) {
+		/* A token is one header value: a line break would let it forge other headers. */
+		if (token[strcspn(token, "\r\n")]) {
+			wipe_headers(hdrs);
+			return error_set(err, EINVAL,
+					 "%s %s: the bearer token contains a line break", method,
+					 req->url);
+		}
+		if (asprintf(&auth, "Authorization: Bearer %s", token) < 0) {
+			auth = NULL;
+			goto nomem;
+		}
+		h = curl_slist_append(hdrs, auth);
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+		if (!h)
+			goto nomem;
+		hdrs = h;
+	}
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+
+	c->stats.requests++;
+	cc = curl_easy_perform(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+	wipe_headers(hdrs);
+	if (curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK && conns > 0)
+		c->stats.connections += (uint64_t)conns;
+	*status = 0;
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	if (cc == CURLE_OK)
+		return 0;
+	if (a->sink_ret)
+		return a->sink_ret;
+	if (a->too_big)
+		return error_set(err, EFBIG, "%s %s: response body larger than %zu bytes", method,
+				 req->url, c->opt.max_body);
+	ret = curl_errno(cc);
+	error_set(err, -ret, "%s %s: %s", method, req->url,
+		  c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
+	return ret;
+nomem:
+	wipe_headers(hdrs);
+	return error_set(err, ENOMEM, "out of memory");
+}
+
+int http_do(struct http_client *c, const struct http_request *req, struct http_response *resp,
+	    struct error *err)
+{
+	const char *method = req->method ? req->method : "GET";
+	bool idempotent, refreshed = false;
+	uint64_t start = now_ms(), deadline, total;
+	unsigned attempt = 0;
+	struct attempt a;
+	int ret;
+
+	memset(resp, 0, sizeof(*resp));
+	memset(&a, 0, sizeof(a));
+	if (!req->url || (strncmp(req->url, "http://", 7) && strncmp(req->url, "https://", 8)))
+		return error_set(err, EINVAL, "%s %s: only http:// and https:// URLs are supported",
+				 method, req->url ? req->url : "(null)");
+	idempotent = req->idempotent == HTTP_IDEMPOTENT_YES ||
+		     (req->idempotent == HTTP_IDEMPOTENT_AUTO && method_is_idempotent(method));
+	total = c->opt.total_timeout_ms;
+	if (req->timeout_ms > total)
+		total = req->timeout_ms;
+	deadline = start + total;
+
+	for (;;) {
+		const char *token = NULL;
+		uint64_t now = now_ms(), timeout, wait;
+		long status = 0;
+
+		if (now >= deadline) {
+			ret = error_set(err, ETIMEDOUT,
+					"%s %s: no answer within %llu ms (%u attempts)", method,
+					req->url, (unsigned long long)total, attempt);
+			goto cleanup;
+		}
+		timeout = req->timeout_ms ? req->timeout_ms : c->opt.timeout_ms;
+		if (timeout > deadline - now)
+			timeout = deadline - now;
+		if (c->opt.token && !req->no_auth) {
+			ret = c->opt.token(c->opt.token_arg, refreshed, &token, err);
+			if (ret < 0)
+				goto cleanup;
+		}
+		free_secret(a.body, a.cap);
+		memset(&a, 0, sizeof(a));
+		a.c = c;
+		a.req = req;
+		attempt++;
+		if (attempt > 1)
+			c->stats.retries++;
+		resp->attempts++;
+		ret = perform_once(c, req, method, token, timeout, &a, &status, err);
+		log_debug("http: %s %s -> %ld%s (attempt %u, %llu ms)", method, req->url, status,
+			  ret < 0 ? " transport error" : "", resp->attempts,
+			  (unsigned long long)(now_ms() - now));
+		if (ret < 0) {
+			if (a.streamed || attempt >= c->opt.max_attempts ||
+			    !transport_retryable(ret, idempotent))
+				goto cleanup;
+			wait = backoff_ms(c, attempt);
+		} else {
+			if (status == 401 && c->opt.token && !req->no_auth && !refreshed &&
+			    !a.streamed) {
+				/* The token may have been revoked or rotated: one fresh try. */
+				refreshed = true;
+				attempt--;
+				continue;
+			}
+			if (a.streamed || attempt >= c->opt.max_attempts ||
+			    !status_retryable(c, status, idempotent, a.body, a.len))
+				break;
+			wait = backoff_ms(c, attempt);
+			if ((status == 429 || status == 503) && a.retry_after[0]) {
+				uint64_t ra;
+
+				if (http_parse_retry_after(a.retry_after, time(NULL), &ra) == 0)
+					wait = ra < c->opt.retry_after_max_ms
+						   ? ra
+						   : c->opt.retry_after_max_ms;
+			}
+		}
+		if (now_ms() + wait >= deadline) {
+			if (ret < 0)
+				goto cleanup;
+			break; /* the last response is the answer */
+		}
+		if (wait) {
+			sleep_ms(wait);
+			c->stats.wait_ms += wait;
+		}
+	}
+	/* A response was received. */
+	resp->status = 0;
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &resp->status);
+	if (!a.body) {
+		a.body = malloc(1);
+		if (!a.body) {
+			ret = error_set(err, ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		a.body[0] = '\0';
+		a.cap = 1;
+	}
+	resp->body = a.body;
+	resp->body_len = a.len;
+	memcpy(resp->content_type, a.content_type, sizeof(resp->content_type));
+	a.body = NULL;
+	ret = 0;
+cleanup:
+	free_secret(a.body, a.cap);
+	return ret;
+}
+
+bool http_url_is_loopback(const char *url)
+{
+	const char *host, *end;
+	char buf[256];
+	size_t n;
+
+	host = strstr(url ? url : "", "://");
+	if (!host)
+		return false;
+	host += 3;
+	if (*host == '[') {
+		end = strchr(host, ']');
+		if (!end)
+			return false;
+		return (size_t)(end - host) == 4 && !strncmp(host, "[::1", 4);
+	}
+	end = host + strcspn(host, ":/?#");
+	n = (size_t)(end - host);
+	if (n == 0 || n >= sizeof(buf) || memchr(host, '@', n))
+		return false;
+	memcpy(buf, host, n);
+	buf[n] = '\0';
+	if (!strcasecmp(buf, "localhost"))
+		return true;
+	/* 127.a.b.c in dotted-quad form only. */
+	if (strncmp(buf, "127.", 4))
+		return false;
+	unsigned segs = 0;
+
+	for (const char *p = buf + 4, *seg = p;; p++) {
+		if (*p == '.' || !*p) {
+			if (p == seg || p - seg > 3)
+				return false;
+			segs++;
+			if (!*p)
+				break;
+			seg = p + 1;
+		} else if (*p < '0' || *p > '9') {
+			return false;
+		}
+	}
+	return segs == 3;
+}

@@ -1,0 +1,569 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "kube/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#define WATCH_DEFAULT_TIMEOUT_S 300
+#define WATCH_LINE_MAX          (16 << 20)
+#define MAX_PAGES               1000000
+
+struct kube_client {
+	struct http_client *http;
+	char *server;
+	char *token;
+	char *token_file;
+};
+
+static void free_secret_str(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* http_token_fn: the kubeconfig's token; re-read from its file when the server says 401. */
+static int kube_token(void *arg, bool refresh, const char **token, struct error *err)
+{
+	struct kube_client *c = arg;
+
+	if (refresh && c->token_file) {
+		char *buf = NULL, *s;
+		size_t len = 0, n;
+		int ret;
+
+		ret = file_read_all(c->token_file, 1 << 20, &buf, &len);
+		if (ret < 0)
+			return error_set(err, -ret, "token file %s: %s", c->token_file,
+					 strerror(-ret));
+		for (s = buf; *s == ' ' || *s == '\n' || *s == '\r' || *s == '\t'; s++)
+			;
+		n = strcspn(s, " \r\n\t");
+		if (n == 0) {
+			explicit_bzero(buf, len);
+			free(buf);
+			return error_set(err, EINVAL, "token file %s: empty", c->token_file);
+		}
+		free_secret_str(c->token);
+		c->token = strndup(s, n);
+		explicit_bzero(buf, len);
+		free(buf);
+		if (!c->token)
+			return error_set(err, ENOMEM, "out of memory");
+		log_debug("kube: re-read the token from %s", c->token_file);
+	}
+	*token = c->token;
+	return 0;
+}
+
+int kube_client_new(const struct kube_config *cfg, const struct http_options *http,
+		    struct kube_client **out, struct error *err)
+{
+	struct http_options hopt = {0};
+	struct kube_client *c;
+	int ret;
+
+	if (!cfg || !cfg->server)
+		return error_set(err, EINVAL, "kube client: no server");
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return error_set(err, ENOMEM, "out of memory");
+	c->server = strdup(cfg->server);
+	if (!c->server || (cfg->token && !(c->token = strdup(cfg->token))) ||
+	    (cfg->token_file && !(c->token_file = strdup(cfg->token_file)))) {
+		ret = error_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (http)
+		hopt = *http;
+	memset(&hopt.tls, 0, sizeof(hopt.tls));
+	hopt.tls.ca_pem = cfg->ca_pem;
+	hopt.tls.ca_pem_len = cfg->ca_pem_len;
+	hopt.tls.cert_pem = cfg->cert_pem;
+	hopt.tls.cert_pem_len = cfg->cert_pem_len;
+	hopt.tls.key_pem = cfg->key_pem;
+	hopt.tls.key_pem_len = cfg->key_pem_len;
+	hopt.tls.insecure_skip_verify = cfg->insecure_skip_tls_verify;
+	hopt.token = (c->token || c->token_file) ? kube_token : NULL;
+	hopt.token_arg = c;
+	hopt.retry_response = NULL;
+	if (cfg->insecure_skip_tls_verify)
+		log_warn("kube: TLS certificate verification is off for %s "
+			 "(insecure-skip-tls-verify in %s)",
+			 cfg->server, cfg->source ? cfg->source : "the kubeconfig");
+	ret = http_client_new(&hopt, &c->http, err);
+	if (ret < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	kube_client_free(c);
+	return ret;
+}
+
+void kube_client_free(struct kube_client *c)
+{
+	if (!c)
+		return;
+	http_client_free(c->http);
+	free(c->server);
+	free_secret_str(c->token);
+	free(c->token_file);
+	free(c);
+}
+
+const char *kube_client_server(const struct kube_client *c)
+{
+	return c->server;
+}
+
+void kube_client_stats(const struct kube_client *c, struct http_stats *out)
+{
+	http_client_stats(c->http, out);
+}
+
+static const char *printable(const char *s, size_t len, char *buf, size_t max)
+{
+	size_t n = len < max - 1 ? len : max - 1;
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	buf[n] = '\0';
+	return buf;
+}
+
+int kube_status_error(long status, const char *body, size_t len, const char *what,
+		      struct error *err)
+{
+	const char *msg = NULL, *reason = NULL;
+	json_t *root = NULL, *causes, *cause;
+	char snippet[121], extra[300] = "";
+	int64_t code = 0;
+	size_t i, o = 0;
+	int ret;
+
+	if (!what)
+		what = "request";
+	if (body && len && json_parse(body, len, NULL, &root, NULL) == 0 && json_is_object(root)) {
+		msg = json_str(root, "message");
+		reason = json_str(root, "reason");
+		if (json_path_int64(root, "code", &code) == 0 && status < 400 && code >= 400)
+			status = (long)code; /* a Status inside a watch ERROR event */
+		/* When the message does not carry the causes, add them (422 Invalid). */
+		causes = json_path(root, "details.causes");
+		json_array_foreach(causes, i, cause)
+		{
+			const char *field = json_str(cause, "field"),
+				   *cm = json_str(cause, "message");
+			int n;
+
+			if (!cm || (msg && strstr(msg, cm)) || o + 4 >= sizeof(extra))
+				continue;
+			n = snprintf(extra + o, sizeof(extra) - o, "%s%s%s%s", o ? "; " : ": ",
+				     field ? field : "", field ? ": " : "", cm);
+			if (n < 0 || (size_t)n >= sizeof(extra) - o)
+				break;
+			o += (size_t)n;
+		}
+	}
+	ret = http_status_errno(status);
+	if (ret == 0)
+		ret = -EBADMSG;
+	if (status == 409)
+		ret = reason && !strcmp(reason, "AlreadyExists") ? -EEXIST : -ESTALE;
+	else if (status == 405 || status == 415)
+		ret = -EOPNOTSUPP;
+	else if (status == 410)
+		ret = -EKEYEXPIRED;
+	if (root && (msg || reason))
+		error_set(err, -ret, "%.300s%s (%ld %s; %s)", msg ? msg : reason, extra, status,
+			  reason ? reason : "error", what);
+	else if (body && len)
+		error_set(err, -ret, "HTTP %ld: %s (%s)", status,
+			  printable(body, len, snippet, sizeof(snippet)), what);
+	else
+		error_set(err, -ret, "HTTP %ld with an empty body (%s)", status, what);
+	json_decref(root);
+	return ret;
+}
+
+static int make_url(struct kube_client *c, const char *path, char **out, struct error *err)
+{
+	if (!path || path[0] != '/' || strpbrk(path, " \t\r\n#"))
+		return error_set(err, EINVAL, "\"%s\": not an API path", path ? path : "");
+	if (asprintf(out, "%s%s", c->server, path) < 0)
+		return error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+static int do_request(struct kube_client *c, const char *method, const char *url,
+		      const char *content_type, const json_t *body, json_t **out, struct error *err)
+{
+	struct http_request req = {.method = method, .url = url, .content_type = content_type};
+	struct http_response resp;
+	char *text = NULL, what[600];
+	json_t *root = NULL;
+	int ret;
+
+	snprintf(what, sizeof(what), "%s %s", method, url);
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!text)
+			return error_set(err, ENOMEM, "out of memory");
+		req.body = text;
+		req.body_len = strlen(text);
+	}
+	ret = http_do(c->http, &req, &resp, err);
+	free(text);
+	if (ret < 0)
+		goto cleanup;
+	if (resp.status < 200 || resp.status >= 300) {
+		ret = kube_status_error(resp.status, resp.body, resp.body_len, what, err);
+		goto cleanup;
+	}
+	if (out) {
+		if (resp.body_len == 0) {
+			root = json_null();
+		} else {
+			ret = json_parse(resp.body, resp.body_len, what, &root, err);
+			if (ret < 0)
+				goto cleanup;
+		}
+		*out = root;
+		root = NULL;
+	}
+	ret = 0;
+cleanup:
+	json_decref(root);
+	http_response_free(&resp);
+	return ret;
+}
+
+int kube_request(struct kube_client *c, const char *method, const char *path,
+		 const char *content_type, const json_t *body, json_t **out, struct error *err)
+{
+	char *url = NULL;
+	int ret;
+
+	ret = make_url(c, path, &url, err);
+	if (ret < 0)
+		return ret;
+	ret = do_request(c, method, url, content_type, body, out, err);
+	free(url);
+	return ret;
+}
+
+/* Appends "&key=escaped(value)" (or '?' first). */
+static int url_add(char **url, const char *key, const char *value)
+{
+	char *esc = http_escape(value), *n = NULL;
+
+	if (!esc)
+		return -ENOMEM;
+	if (asprintf(&n, "%s%c%s=%s", *url, strchr(*url, '?') ? '&' : '?', key, esc) < 0)
+		n = NULL;
+	free(esc);
+	if (!n)
+		return -ENOMEM;
+	free(*url);
+	*url = n;
+	return 0;
+}
+
+int kube_list(struct kube_client *c, const char *path, const struct kube_list_options *opt,
+	      kube_item_fn fn, void *arg, char *resource_version, size_t rv_len, struct error *err)
+{
+	unsigned limit = opt && opt->limit ? opt->limit : KUBE_DEFAULT_LIMIT;
+	char *base = NULL, *url = NULL, *cont = NULL, num[16];
+	json_t *page = NULL, *items, *item;
+	int ret;
+
+	ret = make_url(c, path, &base, err);
+	if (ret < 0)
+		return ret;
+	snprintf(num, sizeof(num), "%u", limit);
+	if (url_add(&base, "limit", num) < 0 ||
+	    (opt && opt->label_selector &&
+	     url_add(&base, "labelSelector", opt->label_selector) < 0) ||
+	    (opt && opt->field_selector &&
+	     url_add(&base, "fieldSelector", opt->field_selector) < 0)) {
+		ret = error_set(err, ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (unsigned pages = 0;; pages++) {
+		const char *next, *rv;
+		size_t i;
+
+		if (pages >= MAX_PAGES) {
+			ret = error_set(err, EBADMSG, "GET %s: too many pages", base);
+			goto cleanup;
+		}
+		free(url);
+		url = strdup(base);
+		/* resourceVersion goes with the first page only; continue carries it after. */
+		if (!url || (cont && url_add(&url, "continue", cont) < 0) ||
+		    (!cont && opt && opt->resource_version &&
+		     url_add(&url, "resourceVersion", opt->resource_version) < 0)) {
+			ret = error_set(err, ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		json_decref(page);
+		page = NULL;
+		ret = do_request(c, "GET", url, NULL, NULL, &page, err);
+		if (ret < 0)
+			goto cleanup;
+		items = json_object_get(page, "items");
+		if (!json_is_object(page) ||
+		    (items && !json_is_array(items) && !json_is_null(items))) {
+			ret =
+			    error_set(err, EBADMSG, "GET %s: not a list (no \"items\" array)", url);
+			goto cleanup;
+		}
+		json_array_foreach(items, i, item)
+		{
+			if (!json_is_object(item)) {
+				ret = error_set(err, EBADMSG, "GET %s: items[%zu] is not an object",
+						url, i);
+				goto cleanup;
+			}
+			ret = fn(arg, item);
+			if (ret)
+				goto cleanup;
+		}
+		rv = json_path_str(page, "metadata.resourceVersion");
+		if (resource_version && rv_len) {
+			if (rv && strlen(rv) >= rv_len) {
+				ret =
+				    error_set(err, ERANGE, "GET %s: resourceVersion too long", url);
+				goto cleanup;
+			}
+			snprintf(resource_version, rv_len, "%s", rv ? rv : "");
+		}
+		next = json_path_str(page, "metadata.continue");
+		if (!next || !*next)
+			break;
+		if (cont && !strcmp(cont, next)) {
+			ret = error_set(err, EBADMSG, "GET %s: continue token repeats itself", url);
+			goto cleanup;
+		}
+		free(cont);
+		cont = strdup(next);
+		if (!cont) {
+			ret = error_set(err, ENOMEM, "out of memory");
+			goto cleanup;
+		}
+	}
+	ret = 0;
+cleanup:
+	json_decref(page);
+	free(cont);
+	free(url);
+	free(base);
+	return ret;
+}
+
+int kube_get(struct kube_client *c, const char *path, json_t **out, struct error *err)
+{
+	return kube_request(c, "GET", path, NULL, NULL, out, err);
+}
+
+int kube_create(struct kube_client *c, const char *path, const json_t *obj, json_t **out,
+		struct error *err)
+{
+	if (!json_is_object(obj))
+		return error_set(err, EINVAL, "create %s: the object must be a JSON object", path);
+	return kube_request(c, "POST", path, NULL, obj, out, err);
+}
+
+int kube_patch(struct kube_client *c, const char *path, enum kube_patch_type type,
+	       const json_t *patch, json_t **out, struct error *err)
+{
+	static const char *const types[] = {
+	    [KUBE_PATCH_STRATEGIC] = "application/strategic-merge-patch+json",
+	    [KUBE_PATCH_MERGE] = "application/merge-patch+json",
+	    [KUBE_PATCH_JSON] = "application/json-patch+json",
+	};
+
+	if ((unsigned)type > KUBE_PATCH_JSON)
+		return error_set(err, EINVAL, "patch %s: unknown patch type", path);
+	if (type == KUBE_PATCH_JSON ? !json_is_array(patch) : !json_is_object(patch))
+		return error_set(err, EINVAL, "patch %s: a %s patch must be a JSON %s", path,
+				 type == KUBE_PATCH_JSON ? "JSON" : "merge",
+				 type == KUBE_PATCH_JSON ? "array" : "object");
+	return kube_request(c, "PATCH", path, types[type], patch, out, err);
+}
+
+int kube_delete(struct kube_client *c, const char *path, const struct kube_delete_options *opt,
+		struct error *err)
+{
+	json_t *body, *pre = NULL;
+	int ret;
+
+	body = json_pack("{s:s, s:s}", "kind", "DeleteOptions", "apiVersion", "v1");
+	if (!body)
+		return error_set(err, ENOMEM, "out of memory");
+	if (opt && (opt->uid || opt->resource_version)) {
+		pre = json_object();
+		if (!pre || json_object_set_new(body, "preconditions", pre))
+			goto nomem;
+		if (opt->uid && json_object_set_new(pre, "uid", json_string(opt->uid)))
+			goto nomem;
+		if (opt->resource_version &&
+		    json_object_set_new(pre, "resourceVersion", json_string(opt->resource_version)))
+			goto nomem;
+	}
+	if (opt && opt->propagation_policy &&
+	    json_object_set_new(body, "propagationPolicy", json_string(opt->propagation_policy)))
+		goto nomem;
+	if (opt && opt->set_grace_period && opt->grace_period_seconds >= 0 &&
+	    json_object_set_new(body, "gracePeriodSeconds",
+				json_integer(opt->grace_period_seconds)))
+		goto nomem;
+	ret = kube_request(c, "DELETE", path, NULL, body, NULL, err);
+	json_decref(body);
+	return ret;
+nomem:
+	json_decref(body);
+	return error_set(err, ENOMEM, "out of memory");
+}
+
+/* ---- watch ---- */
+
+struct watch_state {
+	kube_event_fn fn;
+	void *arg;
+	char *line;
+	size_t len, cap;
+	int stop; /* fn's non-zero return, or our own -errno */
+	struct error *err;
+	const char *what;
+};
+
+static int watch_line(struct watch_state *w, const char *line, size_t len)
+{
+	json_t *ev = NULL, *obj;
+	const char *type;
+	int ret;
+
+	while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
+		len--;
+	if (!len)
+		return 0; /* heartbeat */
+	ret = json_parse(line, len, w->what, &ev, w->err);
+	if (ret < 0)
+		return ret;
+	type = json_str(ev, "type");
+	obj = json_object_get(ev, "object");
+	if (!type || !json_is_object(obj)) {
+		json_decref(ev);
+		return error_set(w->err, EBADMSG, "%s: event without type or object", w->what);
+	}
+	if (!strcmp(type, "ERROR")) {
+		char *text = json_dumps(obj, JSON_COMPACT);
+
+		ret = kube_status_error(0, text ? text : "", text ? strlen(text) : 0, w->what,
+					w->err);
+		free(text);
+		json_decref(ev);
+		return ret;
+	}
+	ret = w->fn(w->arg, type, obj);
+	json_decref(ev);
+	return ret;
+}
+
+static int watch_data(void *arg, const char *data, size_t len)
+{
+	struct watch_state *w = arg;
+
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n') {
+			int ret = watch_line(w, w->line ? w->line : "", w->len);
+
+			w->len = 0;
+			if (ret) {
+				w->stop = ret;
+				return -ECANCELED;
+			}
+			continue;
+		}
+		if (w->len + 1 >= w->cap) {
+			size_t ncap = w->cap ? w->cap * 2 : 4096;
+			char *n;
+
+			if (ncap > WATCH_LINE_MAX) {
+				w->stop = error_set(w->err, EFBIG, "%s: event larger than %d bytes",
+						    w->what, WATCH_LINE_MAX);
+				return -ECANCELED;
+			}
+			n = realloc(w->line, ncap);
+			if (!n) {
+				w->stop = error_set(w->err, ENOMEM, "out of memory");
+				return -ECANCELED;
+			}
+			w->line = n;
+			w->cap = ncap;
+		}
+		w->line[w->len++] = data[i];
+	}
+	return 0;
+}
+
+int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_options *opt,
+	       kube_event_fn fn, void *arg, struct error *err)
+{
+	unsigned timeout_s =
+	    opt && opt->timeout_seconds ? opt->timeout_seconds : WATCH_DEFAULT_TIMEOUT_S;
+	struct watch_state w = {.fn = fn, .arg = arg, .err = err};
+	struct http_request req = {0};
+	struct http_response resp;
+	char *url = NULL, num[16], what[600];
+	int ret;
+
+	ret = make_url(c, path, &url, err);
+	if (ret < 0)
+		return ret;
+	snprintf(num, sizeof(num), "%u", timeout_s);
+	if (url_add(&url, "watch", "true") < 0 || url_add(&url, "timeoutSeconds", num) < 0 ||
+	    (opt && opt->resource_version &&
+	     url_add(&url, "resourceVersion", opt->resource_version) < 0) ||
+	    (opt && opt->label_selector &&
+	     url_add(&url, "labelSelector", opt->label_selector) < 0) ||
+	    (opt && opt->field_selector &&
+	     url_add(&url, "fieldSelector", opt->field_selector) < 0) ||
+	    (opt && opt->allow_bookmarks && url_add(&url, "allowWatchBookmarks", "true") < 0)) {
+		free(url);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	snprintf(what, sizeof(what), "watch %s", url);
+	w.what = what;
+	req.url = url;
+	req.timeout_ms = (uint64_t)timeout_s * 1000 + 30000;
+	req.on_data = watch_data;
+	req.on_data_arg = &w;
+	ret = http_do(c->http, &req, &resp, err);
+	if (w.stop) {
+		ret = w.stop;
+		goto cleanup;
+	}
+	if (ret < 0)
+		goto cleanup;
+	if (resp.status < 200 || resp.status >= 300) {
+		ret = kube_status_error(resp.status, resp.body, resp.body_len, what, err);
+		goto cleanup;
+	}
+	if (w.len) /* a last event without its newline */
+		ret = watch_line(&w, w.line, w.len);
+cleanup:
+	http_response_free(&resp);
+	free(w.line);
+	free(url);
+	return ret;
+}

@@ -1,0 +1,445 @@
+"""kubectl, a client nobody here wrote, against the emulated cluster's Kubernetes API.
+
+The commands of the design note (`kubectl get node N -o jsonpath='{.spec.podCIDR}'`), the
+list and watch commands, create/patch/cordon/delete as an operator types them, the errors
+kubectl prints from Status objects, `apply` of the kinds `talos-gcp render` produces (dry
+run and for real), both authentication paths of the written kubeconfig, and a core set of
+commands with every installed kubectl version (1.27-1.33)."""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+from emu import Emu, kubectl_path, kubectl_versions
+
+NODE_YAML = """apiVersion: v1
+kind: Node
+metadata:
+  name: {name}
+  labels:
+    node-role.kubernetes.io/control-plane: ""
+spec:
+  providerID: gce://demo-project/us-central1-a/{name}
+  podCIDR: {cidr}
+status:
+  addresses:
+  - type: InternalIP
+    address: 10.0.0.{ip}
+  conditions:
+  - type: Ready
+    status: "True"
+    reason: KubeletReady
+    message: kubelet is posting ready status
+  nodeInfo:
+    kubeletVersion: v1.33.1
+    osImage: Talos (v1.10.3)
+    kernelVersion: 6.12.31-talos
+    containerRuntimeVersion: containerd://2.0.5
+"""
+
+RENDERED = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: talos-gcp
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: talos-gcp
+  namespace: talos-gcp
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: talos-gcp
+rules:
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "watch", "patch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: talos-gcp
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: talos-gcp}
+subjects:
+- {kind: ServiceAccount, name: talos-gcp, namespace: talos-gcp}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: leader
+  namespace: talos-gcp
+rules:
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: leader
+  namespace: talos-gcp
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: leader}
+subjects:
+- {kind: ServiceAccount, name: talos-gcp, namespace: talos-gcp}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cloud-config
+  namespace: talos-gcp
+data:
+  cloud.config: "[global]\\nproject-id = demo-project\\n"
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+  namespace: talos-gcp
+type: Opaque
+stringData:
+  key.json: "{}"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: talos-gcp-watch
+  namespace: talos-gcp
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: talos-gcp-watch}}
+  template:
+    metadata: {labels: {app: talos-gcp-watch}}
+    spec:
+      serviceAccountName: talos-gcp
+      containers:
+      - name: watch
+        image: ghcr.io/example/talos-gcp:0.1.0
+        args: ["watch"]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: vip-alias
+  namespace: talos-gcp
+spec:
+  selector: {matchLabels: {app: vip-alias}}
+  template:
+    metadata: {labels: {app: vip-alias}}
+    spec:
+      hostNetwork: true
+      nodeSelector: {node-role.kubernetes.io/control-plane: ""}
+      containers:
+      - name: vip-alias
+        image: ghcr.io/example/vip-alias:0.1.0
+        securityContext: {capabilities: {add: ["NET_ADMIN"]}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: talos-gcp
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+"""
+
+
+def node_json(name, cidr, ip):
+    """NODE_YAML as JSON, for nodes created through the API (no YAML parser in the stdlib)."""
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"node-role.kubernetes.io/control-plane": ""}},
+            "spec": {"providerID": f"gce://demo-project/us-central1-a/{name}", "podCIDR": cidr},
+            "status": {"addresses": [{"type": "InternalIP", "address": f"10.0.0.{ip}"}],
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                       "message": "kubelet is posting ready status"}],
+                       "nodeInfo": {"kubeletVersion": "v1.33.1", "osImage": "Talos (v1.10.3)",
+                                    "kernelVersion": "6.12.31-talos",
+                                    "containerRuntimeVersion": "containerd://2.0.5"}}}
+
+
+def cols(line):
+    """Header cells of kubectl's table output (columns are separated by 2+ spaces)."""
+    import re
+    return re.split(r"\s{2,}", line.strip())
+
+
+class KubectlTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not kubectl_path():
+            raise unittest.SkipTest("kubectl not installed")
+        cls.tmp = tempfile.mkdtemp(prefix="emu-kubectl-")
+        cls.emu = Emu(cls.tmp, ccm="off").start()
+        cls.n = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def k(self, *args, ok=True, **kw):
+        r = self.emu.kubectl(*args, **kw)
+        if ok:
+            self.assertEqual(r.returncode, 0, f"kubectl {' '.join(args)}: {r.stderr}")
+        return r
+
+    def new_node(self, name, cidr=None, version=None, kubectl=True):
+        """A Node from NODE_YAML: with `kubectl create -f` (checked), or through the API."""
+        KubectlTest.n += 1
+        text = NODE_YAML.format(name=name, cidr=cidr or f"172.20.{self.n}.0/24", ip=self.n + 10)
+        path = os.path.join(self.tmp, f"{name}.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        if kubectl:
+            r = self.k("create", "-f", path, version=version)
+            self.assertEqual(r.stdout.strip(), f"node/{name} created")
+        else:
+            status, body = self.emu.kube("POST", "/api/v1/nodes", node_json(name, cidr or f"172.20.{self.n}.0/24", self.n + 10))
+            self.assertEqual(status, 201, body)
+        return path
+
+    def test_get_nodes_table(self):
+        self.new_node("tbl-a", "172.20.200.0/24")
+        r = self.k("get", "nodes")
+        lines = r.stdout.splitlines()
+        self.assertEqual(cols(lines[0]), ["NAME", "STATUS", "ROLES", "AGE", "VERSION"])
+        row = [cols(l) for l in lines[1:] if l.startswith("tbl-a ")][0]
+        self.assertEqual(row[:3], ["tbl-a", "Ready", "control-plane"])
+        self.assertEqual(row[4], "v1.33.1")
+        r = self.k("get", "nodes", "-o", "wide")
+        lines = r.stdout.splitlines()
+        self.assertEqual(cols(lines[0]), ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP",
+                                          "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"])
+        row = [cols(l) for l in lines[1:] if l.startswith("tbl-a ")][0]
+        self.assertEqual(row[6:], ["<none>", "Talos (v1.10.3)", "6.12.31-talos", "containerd://2.0.5"])
+
+    def test_jsonpath_podcidr_and_json(self):
+        self.new_node("jp-a", "172.20.201.0/24", kubectl=False)
+        r = self.k("get", "node", "jp-a", "-o", "jsonpath={.spec.podCIDR}")
+        self.assertEqual(r.stdout, "172.20.201.0/24")
+        r = self.k("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name} {.spec.podCIDR}{\"\\n\"}{end}")
+        self.assertIn("jp-a 172.20.201.0/24\n", r.stdout)
+
+    def test_create_twice_and_not_found(self):
+        path = self.new_node("dup-a")
+        r = self.k("create", "-f", path, ok=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.strip(),
+                         f'Error from server (AlreadyExists): error when creating "{path}": nodes "dup-a" already exists')
+        r = self.k("get", "node", "nosuch", ok=False)
+        self.assertEqual(r.stderr.strip(), 'Error from server (NotFound): nodes "nosuch" not found')
+
+    def test_patch_podcidr_is_refused(self):
+        self.new_node("imm-k", "172.20.202.0/24", kubectl=False)
+        r = self.k("patch", "node", "imm-k", "-p", '{"spec":{"podCIDR":"172.20.99.0/24"}}', ok=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.strip(), 'The Node "imm-k" is invalid: spec.podCIDRs: Forbidden: '
+                         'node updates may not change podCIDR except from "" to valid')
+        r = self.k("get", "node", "imm-k", "-o", "jsonpath={.spec.podCIDR}")
+        self.assertEqual(r.stdout, "172.20.202.0/24")
+
+    def test_cordon_uncordon(self):
+        self.new_node("cord-a", kubectl=False)
+        self.assertEqual(self.k("cordon", "cord-a").stdout.strip(), "node/cord-a cordoned")
+        self.assertIn("Ready,SchedulingDisabled", self.k("get", "node", "cord-a").stdout)
+        self.assertEqual(self.k("cordon", "cord-a").stdout.strip(), "node/cord-a already cordoned")
+        self.assertEqual(self.k("uncordon", "cord-a").stdout.strip(), "node/cord-a uncordoned")
+        self.assertNotIn("SchedulingDisabled", self.k("get", "node", "cord-a").stdout)
+
+    def test_delete_waits_until_gone(self):
+        self.new_node("del-k", kubectl=False)
+        t0 = time.monotonic()
+        r = self.k("delete", "node", "del-k", timeout=30)
+        self.assertEqual(r.stdout.strip(), 'node "del-k" deleted')
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(self.k("get", "node", "del-k", ok=False).returncode, 1)
+
+    def test_labels_selectors_chunks(self):
+        for i in range(5):
+            self.new_node(f"chunk-{i}", kubectl=False)
+        self.k("label", "node", "chunk-1", "chunk-3", "tier=gold")
+        r = self.k("get", "nodes", "-l", "tier=gold", "-o", "name")
+        self.assertEqual(r.stdout.split(), ["node/chunk-1", "node/chunk-3"])
+        r = self.k("get", "nodes", "--chunk-size=2", "-o", "name")
+        names = [l for l in r.stdout.split() if l.startswith("node/chunk-")]
+        self.assertEqual(names, [f"node/chunk-{i}" for i in range(5)])
+        r = self.k("get", "nodes", "--field-selector", "metadata.name=chunk-4", "-o", "name")
+        self.assertEqual(r.stdout.split(), ["node/chunk-4"])
+
+    def test_watch(self):
+        exe = kubectl_path()
+        p = subprocess.Popen([exe, "--kubeconfig", self.emu.kubeconfig, "--cache-dir",
+                              os.path.join(self.tmp, "kube-cache"), "get", "nodes", "--watch-only",
+                              "-o", "name"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, HOME=self.tmp))
+        try:
+            time.sleep(0.7)
+            self.new_node("watched-a", kubectl=False)
+            self.k("label", "node", "watched-a", "seen=yes")
+            import select
+            out = ""
+            deadline = time.monotonic() + 5
+            while out.count("node/watched-a") < 2 and time.monotonic() < deadline:
+                if select.select([p.stdout], [], [], 0.2)[0]:
+                    out += os.read(p.stdout.fileno(), 4096).decode()
+            self.assertGreaterEqual(out.count("node/watched-a"), 2, out)
+        finally:
+            p.terminate()
+            p.wait(timeout=5)
+
+    def test_apply_rendered_kinds(self):
+        r = self.k("apply", "--dry-run=client", "-f", "-", input=RENDERED)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 11, r.stdout)
+        self.assertTrue(all(l.endswith("created (dry run)") for l in lines), r.stdout)
+        r = self.k("apply", "--dry-run=server", "-f", "-", input=RENDERED.split("---")[0])
+        self.assertIn("namespace/talos-gcp created (server dry run)", r.stdout)
+        r = self.k("apply", "-f", "-", input=RENDERED)
+        self.assertEqual(r.stdout.count(" created"), 11, r.stdout)
+        r = self.k("apply", "-f", "-", input=RENDERED)
+        self.assertEqual(r.stdout.count(" unchanged"), 11, r.stdout)
+        r = self.k("get", "deploy,ds,svc,cm,secret,sa,role,rolebinding", "-n", "talos-gcp", "-o", "name")
+        for want in ("deployment.apps/talos-gcp-watch", "daemonset.apps/vip-alias", "service/web",
+                     "configmap/cloud-config", "secret/creds", "serviceaccount/talos-gcp",
+                     "role.rbac.authorization.k8s.io/leader", "rolebinding.rbac.authorization.k8s.io/leader"):
+            self.assertIn(want, r.stdout.split())
+        r = self.k("get", "svc", "web", "-n", "talos-gcp")
+        self.assertRegex(r.stdout, r"web\s+NodePort\s+10\.\d+\.\d+\.\d+\s+<none>\s+80:3\d{4}/TCP")
+        changed = RENDERED.replace("replicas: 1", "replicas: 2")
+        r = self.k("apply", "-f", "-", input=changed)
+        self.assertIn("deployment.apps/talos-gcp-watch configured", r.stdout)
+        r = self.k("get", "deploy", "talos-gcp-watch", "-n", "talos-gcp", "-o",
+                   "jsonpath={.spec.replicas} {.metadata.generation}")
+        self.assertEqual(r.stdout, "2 2")
+        r = self.k("delete", "-f", "-", input=RENDERED, timeout=60)
+        self.assertIn('namespace "talos-gcp" deleted', r.stdout)
+        self.assertEqual(self.k("get", "ns", "talos-gcp", ok=False).returncode, 1)
+
+    def test_auth_both_contexts(self):
+        for ctx in (None, "emu-token"):
+            r = self.k("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", context=ctx)
+            self.assertEqual(r.stdout, "admin", ctx)
+            r = self.k("get", "nodes", "-o", "name", context=ctx)
+        self.assertEqual(self.k("auth", "can-i", "delete", "nodes").stdout.strip(), "yes")
+
+    def test_api_resources_and_version(self):
+        r = self.k("api-resources")
+        rows = [cols(l) for l in r.stdout.splitlines()]
+        self.assertIn(["nodes", "no", "v1", "false", "Node"], rows)
+        self.assertIn(["deployments", "deploy", "apps/v1", "true", "Deployment"], rows)
+        self.assertIn(["leases", "coordination.k8s.io/v1", "true", "Lease"], rows)
+        r = self.k("version", "-o", "json")
+        self.assertIn('"serverVersion"', r.stdout)
+
+    def test_every_kubectl_version(self):
+        versions = kubectl_versions()
+        if not versions:
+            self.skipTest("no versioned kubectl binaries under " + os.path.dirname(kubectl_path() or "."))
+        for v in versions:
+            with self.subTest(kubectl=v):
+                name = "ver-" + v.replace(".", "-")
+                edge = v in (versions[0], versions[-1])
+                self.new_node(name, version=v, kubectl=edge)
+                r = self.k("get", "nodes", name, "-o", "wide", version=v)
+                self.assertEqual(cols(r.stdout.splitlines()[0])[:6],
+                                 ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP"])
+                r = self.k("patch", "node", name, "-p", '{"spec":{"podCIDR":"10.9.9.0/24"}}', ok=False,
+                           version=v)
+                self.assertIn("spec.podCIDRs: Forbidden", r.stderr)
+                # create -f, cordon and delete (which waits for the 404): oldest and newest.
+                if edge:
+                    self.assertIn("cordoned", self.k("cordon", name, version=v).stdout)
+                    r = self.k("delete", "node", name, version=v)
+                    self.assertEqual(r.stdout.strip(), f'node "{name}" deleted')
+
+
+class KubectlClusterTest(unittest.TestCase):
+    """The design note's commands on a cluster built through the Compute API."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not kubectl_path():
+            raise unittest.SkipTest("kubectl not installed")
+        cls.tmp = tempfile.mkdtemp(prefix="emu-kubectl-cluster-")
+        cls.emu = Emu(cls.tmp, ccm="range", extra=["--kubelet-delay", "50ms", "--ccm-delay", "20ms"]).start()
+        cls.emu.create_network()
+        cls.emu.create_subnet()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_design_note_commands(self):
+        names = ["talos-cp-0", "talos-worker-0"]
+        for n in names:
+            self.emu.create_instance(n)
+        for n in names:
+            self.emu.wait_until(lambda: (self.emu.node(n) or {}).get("spec", {}).get("podCIDR"),
+                                what=f"{n} podCIDR")
+        for n in names:
+            r = self.emu.kubectl("get", "node", n, "-o", "jsonpath={.spec.podCIDR}")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            alias = self.emu.get_instance(n)["networkInterfaces"][0]["aliasIpRanges"][0]["ipCidrRange"]
+            # RangeAllocator: the split-brain of the note, visible with its own commands.
+            self.assertRegex(r.stdout, r"^172\.2[0-3]\.\d+\.0/24$")
+            self.assertNotEqual(r.stdout, alias)
+        r = self.emu.kubectl("get", "nodes", "-o", "wide")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"talos-cp-0\s+Ready\s+control-plane")
+        r = self.emu.kubectl("-n", "kube-system", "get", "deployment", "gcp-cloud-controller-manager",
+                             "-o", "jsonpath={.spec.template.spec.containers[0].args}")
+        self.assertIn("--cidr-allocator-type=RangeAllocator", r.stdout)
+        r = self.emu.kubectl("-n", "kube-system", "get", "pod", "kube-controller-manager-talos-cp-0",
+                             "-o", "jsonpath={.spec.containers[0].args}")
+        self.assertIn("--allocate-node-cidrs=false", r.stdout)
+
+    def test_events_visible(self):
+        self.emu.create_instance("talos-ev-0")
+        self.emu.wait_until(lambda: self.emu.node("talos-ev-0"), what="talos-ev-0")
+        r = self.emu.kubectl("get", "events")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cols(r.stdout.splitlines()[0]), ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"])
+        self.assertRegex(r.stdout, r"Normal\s+RegisteredNode\s+node/talos-ev-0")
+
+
+class KubectlCloudEventsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not kubectl_path():
+            raise unittest.SkipTest("kubectl not installed")
+        cls.tmp = tempfile.mkdtemp(prefix="emu-kubectl-events-")
+        cls.emu = Emu(cls.tmp, ccm="cloud", extra=["--kubelet-delay", "50ms", "--ccm-delay", "20ms"]).start()
+        cls.emu.create_network()
+        cls.emu.create_subnet()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_cidr_events(self):
+        self.emu.create_instance("talos-na", alias=None)
+        status, _ = self.emu.kube("POST", "/api/v1/nodes", {
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "talos-other"},
+            "spec": {"providerID": "gce://demo-project/us-central1-a/talos-other", "podCIDR": "172.23.9.0/24"}})
+        self.assertEqual(status, 201)
+        self.emu.create_instance("talos-other")
+
+        def seen():
+            r = self.emu.kubectl("get", "events", "--field-selector", "type=Normal")
+            return r.stdout if ("CIDRNotAvailable" in r.stdout and "CIDRAssignmentFailed" in r.stdout) else None
+        out = self.emu.wait_until(seen, timeout=15, interval=0.3, what="CIDR events")
+        self.assertRegex(out, r"Normal\s+CIDRNotAvailable\s+node/talos-na\s+Node talos-na status is now: CIDRNotAvailable")
+        self.assertRegex(out, r"Normal\s+CIDRAssignmentFailed\s+node/talos-other\s+"
+                              r"Node talos-other status is now: CIDRAssignmentFailed")
+
+
+if __name__ == "__main__":
+    unittest.main()
