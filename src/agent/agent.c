@@ -664,10 +664,18 @@ static void on_monitor(struct agent *a)
 		reconcile(a, t0, false);
 		return;
 	}
-	if (m.cause == VIP_CAUSE_NONE && was)
-		m.cause = VIP_CAUSE_RESYNC;
-	if (m.cause == VIP_CAUSE_LINK_DOWN && !a->st.ifindex)
-		m.cause = VIP_CAUSE_LINK_REMOVED; /* down, then deleted, in one batch */
+	if (m.cause == VIP_CAUSE_NONE && was) {
+		/* Found by a resync: after an event of our link, the link was the cause. */
+		if (m.link_event)
+			m.cause = a->st.ifindex ? VIP_CAUSE_LINK_DOWN : VIP_CAUSE_LINK_REMOVED;
+		else
+			m.cause = VIP_CAUSE_RESYNC;
+	}
+	/* A link that went down or away takes addresses and routes with it: name the link. */
+	if (m.cause != VIP_CAUSE_NONE && m.link_event && !a->st.ifindex)
+		m.cause = VIP_CAUSE_LINK_REMOVED;
+	else if (m.cause != VIP_CAUSE_NONE && m.link_event && !(a->st.ifflags & IFF_UP))
+		m.cause = VIP_CAUSE_LINK_DOWN;
 	if (m.cause != VIP_CAUSE_NONE) {
 		a->lost_cause = m.cause;
 		log_info("event=vip_lost vip=%s interface=%s cause=%s trigger=%s by_portid=%u",

@@ -158,7 +158,8 @@ int alignment_compute(struct cluster_view *view, struct alignment *out)
 	int ret = 0;
 
 	memset(out, 0, sizeof(*out));
-	qsort(view->instances, view->n_instances, sizeof(*view->instances), instance_cmp);
+	if (view->n_instances) /* qsort's base may not be NULL, even for zero elements */
+		qsort(view->instances, view->n_instances, sizeof(*view->instances), instance_cmp);
 	rows = calloc(view->n_nodes ? view->n_nodes : 1, sizeof(*rows));
 	pods = calloc(view->n_nodes ? view->n_nodes : 1, sizeof(*pods));
 	order = calloc(view->n_nodes ? view->n_nodes : 1, sizeof(*order));

@@ -573,6 +573,7 @@ static int round_once(struct repair *r, int round, json_t **plan_out, bool *pend
 				*plan_out = gcp_plan_json(&view, &gp);
 			} else if (gp.n_steps || gp.n_refusals) {
 				print_gcp_plan(&view, &gp);
+				fflush(stdout);
 			}
 		}
 		if (r->apply && gp.n_steps) {
@@ -602,6 +603,7 @@ static int round_once(struct repair *r, int round, json_t **plan_out, bool *pend
 				*plan_out = node_plan_json(&view, &np);
 			} else if (np.n || np.n_refusals) {
 				print_node_plan(&view, &np, ccm_why[0] ? ccm_why : "nothing to delete");
+				fflush(stdout);
 			}
 		}
 		if (r->apply && np.n) {

@@ -278,7 +278,8 @@ int cluster_view_load(struct session *s, unsigned flags, struct cluster_view *vi
 		goto cleanup;
 	}
 	/* Lookups (view_find_instance) need the instances sorted by zone/name. */
-	qsort(view->instances, view->n_instances, sizeof(*view->instances), instance_sort_cmp);
+	if (view->n_instances)
+		qsort(view->instances, view->n_instances, sizeof(*view->instances), instance_sort_cmp);
 	if (flags & VIEW_LOAD_SUBNETS) {
 		ret = load_subnets(s, view, err);
 		if (ret < 0) {

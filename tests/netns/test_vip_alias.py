@@ -285,17 +285,24 @@ class AddressMode(NetnsCase):
         self.assertEqual(a.metric("vip_alias_resyncs_total", 'reason="signal"'), 1)
         self.assertEqual(a.events("restored"), [], "a resync with nothing missing changed things")
 
+    def rmem_default(self):
+        r = subprocess.run(["ip", "netns", "exec", self.ns.name, "cat",
+                            "/proc/sys/net/core/rmem_default"], capture_output=True, text=True)
+        return int(r.stdout) if r.returncode == 0 else 212992
+
     def test_lost_events_enobufs_trigger_a_resync(self):
         a = self.start()
         other = self.veth("eth0")
         a.send(signal.SIGSTOP)
         try:
             self.ns.ip("addr", "del", VIP4, "dev", "dummy0")
-            # Far more notifications than the monitor socket's buffer holds.
+            # Far more notifications than the monitor socket's buffer (rmem_default) holds:
+            # each takes well over 300 bytes of it.
+            n = max(2500, min(60000, self.rmem_default() // 300))
             with tempfile.NamedTemporaryFile("w", suffix=".batch") as f:
-                for i in range(2500):
+                for i in range(n):
                     f.write(f"addr add 198.18.{i // 250}.{i % 250 + 1}/32 dev eth0\n")
-                for i in range(2500):
+                for i in range(n):
                     f.write(f"addr del 198.18.{i // 250}.{i % 250 + 1}/32 dev eth0\n")
                 f.flush()
                 self.ns.ip("-batch", f.name)
@@ -444,6 +451,13 @@ class LocalRouteMode(NetnsCase):
         self.ns.ip("-6", "route", "del", "local", VIP6, "dev", "eth0", "table", "local")
         self.assertEqual(a.wait_event("restored")["cause"], "route_removed")
         self.wait_until(lambda: self.our_route(VIP6), what="IPv6 route back")
+        # Down flushes IPv6 routes and the kernel refuses new ones until the link is up.
+        self.ns.ip("link", "set", "eth0", "down")
+        a.wait_event("waiting")
+        self.ns.ip("link", "set", "eth0", "up")
+        self.assertEqual(a.wait_event("restored", count=2)["cause"], "link_down")
+        self.wait_until(lambda: self.our_route(VIP6), what="IPv6 route after down/up")
+        self.assertEqual(a.metric("vip_alias_netlink_errors_total"), 0)
 
     def test_cleanup_on_exit_removes_only_its_route(self):
         self.ns.ip("route", "add", "local", "10.0.0.77/32", "dev", "eth0", "table", "local",
