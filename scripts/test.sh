@@ -19,13 +19,14 @@ logs=()
 run_build() { # name dir setup-args...
   local name=$1 dir=$2; shift 2
   echo "== $name: configure and build ($dir)" >&2
+  mkdir -p "$dir"
   if [ ! -f "$dir/build.ninja" ]; then
-    if ! meson setup "$dir" "$@" >"$dir.setup.log" 2>&1; then
-      cat "$dir.setup.log" >&2; status=1; return 1
+    if ! meson setup "$dir" "$@" >"$dir/setup.log" 2>&1; then
+      cat "$dir/setup.log" >&2; status=1; return 1
     fi
   fi
-  if ! ninja -C "$dir" >"$dir.ninja.log" 2>&1; then
-    cat "$dir.ninja.log" >&2; status=1; return 1
+  if ! ninja -C "$dir" >"$dir/ninja.log" 2>&1; then
+    cat "$dir/ninja.log" >&2; status=1; return 1
   fi
   echo "== $name: test" >&2
   # Each test binary gets a 10-minute ceiling; benchmarks are not part of the suite.

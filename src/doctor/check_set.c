@@ -998,9 +998,11 @@ static int check_health_check(struct set *s, const struct kept *hc)
 {
 	static const char *const sub[] = {"tcpHealthCheck", "httpsHealthCheck", "httpHealthCheck",
 					  "sslHealthCheck", "http2HealthCheck", "grpcHealthCheck"};
+	/* Without a port, a check probes its protocol's default: 80, or 443 over TLS. */
+	static const unsigned default_port[] = {80, 443, 80, 443, 443, 80};
 	const struct ynode *port = ymap_get(hc->obj, "port"); /* legacy HTTP(S) health checks */
 	const char *name = ystr(ymap_get(hc->obj, "name"));
-	uint64_t p = 0;
+	uint64_t p = yscalar_eq(ymap_get(hc->obj, "kind"), "compute#httpsHealthCheck") ? 443 : 80;
 
 	for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]) && !port; i++) {
 		const struct ynode *o = ymap_get(hc->obj, sub[i]);
@@ -1010,6 +1012,7 @@ static int check_health_check(struct set *s, const struct kept *hc)
 		if (yscalar_eq(ymap_get(o, "portSpecification"), "USE_SERVING_PORT"))
 			return 0; /* the backend's own port: 6443 for the API servers */
 		port = ymap_get(o, "port");
+		p = default_port[i];
 	}
 	if (port && yuint(port, 65535, &p) < 0)
 		return 0;
@@ -1020,7 +1023,7 @@ static int check_health_check(struct set *s, const struct kept *hc)
 	    "health check %s of the control-plane load balancer probes port %llu, not the "
 	    "API server's 6443: a node whose API server is down stays in rotation and "
 	    "requests through the VIP time out; check HTTPS /readyz on 6443",
-	    name ? name : "?", p ? (unsigned long long)p : 80ULL);
+	    name ? name : "?", (unsigned long long)p);
 }
 
 static int check_gce_lb(struct set *s)

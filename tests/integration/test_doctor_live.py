@@ -79,6 +79,8 @@ class Live(unittest.TestCase):
             "port": hc_port, "requestPath": "/readyz"}})
         self.compute("backendServices", {"name": "talos-cp", "loadBalancingScheme": "INTERNAL",
                                          "protocol": "TCP", "healthChecks": [f"{base}/healthChecks/talos-cp"]})
+        self.compute("addresses", {"name": "talos-vip", "addressType": "INTERNAL", "address": ip,
+                                   "subnetwork": self.c.subnet})
         self.compute("forwardingRules", {
             "name": "talos-cp", "IPAddress": ip, "IPProtocol": "TCP", "loadBalancingScheme": "INTERNAL",
             "ports": ["6443", "50000"], "backendService": f"{base}/backendServices/talos-cp",
@@ -191,7 +193,7 @@ class ClusterRules(Live):
                      "ports": [{"port": 80, "targetPort": 80}]}})
         rc, doc = self.doctor()
         self.assertEqual(self.found(doc), {("lb-ip-not-reserved", "kube:default/Service/web")})
-        self.compute("addresses", {"name": "web", "address": "35.1.2.3"})  # EXTERNAL
+        self.compute("addresses", {"name": "web", "addressType": "EXTERNAL", "address": "35.1.2.3"})
         rc, doc = self.doctor()
         self.assertEqual((rc, doc["findings"]), (0, []))
 
@@ -246,3 +248,32 @@ class ClusterRules(Live):
         self.assertEqual(rc, 2, out + err)
         self.assertIn("gce:credentials: error: --project: not given", out)
         self.assertIn("[vip-alias-missing]", out)  # the Kubernetes side was still read
+
+    def test_kcm_allocating_is_read_from_its_static_pod(self):
+        self.nodes()
+        self.vip_alias_pod("talos-cp-0")
+        self.kube("POST", "api/v1/namespaces/kube-system/pods", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "kube-controller-manager-talos-cp-9", "namespace": "kube-system"},
+            "spec": {"nodeName": "talos-cp-0", "hostNetwork": True, "containers": [
+                {"name": "kube-controller-manager", "image": "registry.k8s.io/kube-controller-manager:v1.33.1",
+                 "command": ["/usr/local/bin/kube-controller-manager"],
+                 "args": ["--allocate-node-cidrs=true", "--cluster-cidr=172.20.0.0/16"]}]}})
+        rc, doc = self.doctor()
+        # The emulated cluster's own KCM Pods run with --allocate-node-cidrs=false.
+        self.assertEqual(self.found(doc), {
+            ("kcm-allocates-node-cidrs", "kube:kube-system/Pod/kube-controller-manager-talos-cp-9")})
+
+    def test_cilium_config_read_live(self):
+        self.nodes()
+        self.vip_alias_pod("talos-cp-0")
+        self.kube("POST", "api/v1/namespaces/kube-system/configmaps", {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+            "data": {"ipam": "cluster-pool", "routing-mode": "native",
+                     "ipv4-native-routing-cidr": "172.20.0.0/16", "mtu": "9000",
+                     "enable-l2-announcements": "true"}})
+        rc, doc = self.doctor()
+        src = "kube:kube-system/ConfigMap/cilium-config"
+        self.assertEqual(self.found(doc), {("cilium-ipam-mode", src), ("mtu-too-large", src),
+                                           ("l2-cilium-values", src)})
