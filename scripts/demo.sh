@@ -33,6 +33,8 @@ echo "talos-gcp-emu: Compute API at $cloud/compute/v1/, Kubernetes API at ${kube
 echo "               CCM node IPAM: RangeAllocator (split-brain: it ignores the alias ranges)"
 export TALOS_GCP_COMPUTE_ENDPOINT="$cloud/compute/v1/"
 export KUBECONFIG="$work/kubeconfig"
+# Credentials the ADC way, as on a GCE VM: the emulator also plays the metadata server.
+export GCE_METADATA_HOST="${cloud#http://}"
 
 python3 scripts/emu_cluster.py --endpoint "$TALOS_GCP_COMPUTE_ENDPOINT" \
   --kubeconfig "$KUBECONFIG" --nodes 3 --want-podcidr

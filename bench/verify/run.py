@@ -83,7 +83,7 @@ def bench_size(args, n):
         env = cli_env(emu, tmp)
         walls, rss, reqs = [], [], None
         for i in range(args.runs):
-            emu.control("POST", "stats/reset")
+            emu.control("DELETE", "stats")
             wall, maxrss, rc, out = run_verify(args.talos_gcp, env)
             if rc != 0:
                 raise RuntimeError(f"verify exited {rc} at {n} nodes")
