@@ -86,22 +86,30 @@ struct kube_res {
 	char list_kind[80];   /* "NodeList" */
 	struct kube_entry *items;
 	size_t len, cap;
-	size_t owned; /* objects with ownerReferences (the collector scans only those types) */
+	size_t owned; /* objects with ownerReferences */
+	size_t index; /* position in emu_kube.res */
 	bool removed; /* a custom type whose CRD was deleted (kept: watches may point at it) */
 };
 
 /* One immutable version of an object. */
 struct kobj {
 	unsigned refs;
-	json_t *obj;
-	char *text; /* compact JSON, built on first use */
+	json_t *obj; /* slim: only metadata and the field-selector fields */
+	char *text;  /* compact JSON, built on first use (always there once slim) */
 	size_t text_len;
+	bool slim;
 };
 
 struct kobj *kobj_new(json_t *obj); /* steals obj */
 struct kobj *kobj_ref(struct kobj *o);
 void kobj_unref(struct kobj *o);
 const char *kobj_text(struct kobj *o, size_t *len);
+/*
+ * An old version (no longer stored, kept by the event ring) keeps its text and a small tree
+ * for watch filtering; kobj_full() parses the whole object again (new reference).
+ */
+void kobj_slim(struct kobj *o, const struct kube_res *r);
+json_t *kobj_full(struct kobj *o);
 const char *kobj_name(const struct kobj *o);
 const char *kobj_namespace(const struct kobj *o);
 const char *kobj_uid(const struct kobj *o);
@@ -150,6 +158,7 @@ struct emu_kube {
 	size_t ring_cap, ring_start, ring_len;
 	uint64_t window_rv;
 	json_t *ns_pending; /* namespaces being emptied (namespace controller) */
+	json_t *owners;     /* owner uid -> {"RESINDEX/KEY": true}: the collector's index */
 	long ns_timer;
 	struct kube_watch *watches;
 	long watch_timer;

@@ -58,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <strings.h>
 
 #include "common/cidr.h"
@@ -688,6 +689,32 @@ static void kcm_static_pod(struct emu_kube *k, const struct kobj *node)
 	put_object(k, "", "pods", "kube-system", pod, false);
 }
 
+/*
+ * The kubelet's Lease in kube-node-lease, owned by its Node (node heartbeats). Written once
+ * at registration: the emulated kubelet does not renew it every 10 s.
+ */
+static void node_lease(struct emu_kube *k, const struct kobj *node)
+{
+	struct timespec ts;
+	struct tm tm;
+	char renew[96];
+	json_t *lease;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(renew, sizeof(renew), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
+	lease = json_pack("{s:s, s:s, s:{s:s, s:s, s:[{s:s, s:s, s:s, s:s}]}, "
+			  "s:{s:s, s:i, s:s}}",
+			  "apiVersion", "coordination.k8s.io/v1", "kind", "Lease", "metadata",
+			  "name", kobj_name(node), "namespace", "kube-node-lease",
+			  "ownerReferences", "apiVersion", "v1", "kind", "Node", "name",
+			  kobj_name(node), "uid", kobj_uid(node), "spec", "holderIdentity",
+			  kobj_name(node), "leaseDurationSeconds", 40, "renewTime", renew);
+	if (lease)
+		put_object(k, "coordination.k8s.io", "leases", "kube-node-lease", lease, false);
+}
+
 static void kubelet_timer(struct emu *emu, void *arg);
 
 static void schedule_kubelet(struct kinst *ki, uint64_t delay)
@@ -738,6 +765,8 @@ static void kubelet_timer(struct emu *emu, void *arg)
 		kobj_unref(node);
 		node = kube_get(nodes, NULL, ki->name);
 	}
+	if (node)
+		node_lease(k, node);
 	if (cp && node)
 		kcm_static_pod(k, node);
 }

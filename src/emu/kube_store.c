@@ -177,6 +177,52 @@ const char *kobj_text(struct kobj *o, size_t *len)
 	return o->text ? o->text : "{}";
 }
 
+void kobj_slim(struct kobj *o, const struct kube_res *r)
+{
+	const char *p = r->def.field_labels;
+	json_t *slim;
+
+	if (!o || o->slim || !kobj_text(o, NULL) || !o->text)
+		return;
+	slim = json_pack("{s:s, s:s, s:O}", "kind", r->def.kind, "apiVersion", r->api_version,
+			 "metadata", json_object_get(o->obj, "metadata"));
+	/* The fields a field selector may name, at their paths. */
+	while (slim && p && *p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		char path[128];
+		json_t *v, *parent = slim;
+		char *dot, *seg;
+
+		if (n < sizeof(path)) {
+			memcpy(path, p, n);
+			path[n] = '\0';
+			v = kj_path(o->obj, strcmp(path, "source") ? path : "source.component");
+			if (v && !strcmp(path, "source"))
+				snprintf(path, sizeof(path), "source.component");
+			for (seg = path; v && (dot = strchr(seg, '.')); seg = dot + 1) {
+				*dot = '\0';
+				parent = kj_obj(parent, seg);
+			}
+			if (v)
+				json_object_set(parent, seg, v);
+		}
+		p += n + (comma ? 1 : 0);
+	}
+	if (!slim)
+		return;
+	json_decref(o->obj);
+	o->obj = slim;
+	o->slim = true;
+}
+
+json_t *kobj_full(struct kobj *o)
+{
+	if (!o->slim)
+		return json_incref(o->obj);
+	return json_loadb(o->text, o->text_len, 0, NULL);
+}
+
 const char *kobj_name(const struct kobj *o)
 {
 	const char *s = kj_str(o->obj, "metadata.name");
@@ -218,6 +264,7 @@ static int res_append(struct emu_kube *k, struct kube_res *r)
 	if (!n)
 		return -ENOMEM;
 	k->res = n;
+	r->index = k->nres;
 	k->res[k->nres++] = r;
 	return 0;
 }
@@ -262,7 +309,8 @@ int kube_store_init(struct emu_kube *k)
 	k->ring_cap = RING_MIN;
 	k->ring = calloc(k->ring_cap, sizeof(*k->ring));
 	k->ns_pending = json_array();
-	return k->ring && k->ns_pending ? 0 : -ENOMEM;
+	k->owners = json_object();
+	return k->ring && k->ns_pending && k->owners ? 0 : -ENOMEM;
 }
 
 static void ring_clear(struct emu_kube *k)
@@ -278,6 +326,8 @@ static void ring_clear(struct emu_kube *k)
 
 void kube_store_clear(struct emu_kube *k)
 {
+	json_array_clear(k->ns_pending);
+	json_object_clear(k->owners);
 	ring_clear(k);
 	for (size_t i = 0; i < k->nres; i++)
 		res_clear(k->res[i]);
@@ -294,6 +344,8 @@ void kube_store_free(struct emu_kube *k)
 	k->ns_timer = 0;
 	json_decref(k->ns_pending);
 	k->ns_pending = NULL;
+	json_decref(k->owners);
+	k->owners = NULL;
 	for (size_t i = 0; i < k->nres; i++)
 		res_free(k->res[i]);
 	free(k->res);
@@ -590,7 +642,39 @@ static bool has_owner_refs(const json_t *obj)
 	return json_array_size(kj_path(obj, "metadata.ownerReferences")) > 0;
 }
 
-static int insert_entry(struct kube_res *r, size_t at, const char *key, struct kobj *o)
+/* The collector's index: which objects name each owner uid. */
+static void index_owners(struct emu_kube *k, const struct kube_res *r, const char *key,
+			 const json_t *obj, bool add)
+{
+	json_t *ref, *set;
+	char entry[700];
+	size_t i;
+
+	if (!k->owners)
+		return;
+	snprintf(entry, sizeof(entry), "%zu/%s", r->index, key);
+	json_array_foreach(kj_path(obj, "metadata.ownerReferences"), i, ref)
+	{
+		const char *uid = kj_str(ref, "uid");
+		if (!uid)
+			continue;
+		set = json_object_get(k->owners, uid);
+		if (add) {
+			if (!set) {
+				set = json_object();
+				json_object_set_new(k->owners, uid, set);
+			}
+			json_object_set_new(set, entry, json_true());
+		} else if (set) {
+			json_object_del(set, entry);
+			if (!json_object_size(set))
+				json_object_del(k->owners, uid);
+		}
+	}
+}
+
+static int insert_entry(struct emu_kube *k, struct kube_res *r, size_t at, const char *key,
+			struct kobj *o)
 {
 	char *dup = strdup(key);
 
@@ -609,15 +693,19 @@ static int insert_entry(struct kube_res *r, size_t at, const char *key, struct k
 	memmove(&r->items[at + 1], &r->items[at], (r->len - at) * sizeof(r->items[0]));
 	r->items[at] = (struct kube_entry){.key = dup, .obj = o};
 	r->len++;
-	if (has_owner_refs(o->obj))
+	if (has_owner_refs(o->obj)) {
 		r->owned++;
+		index_owners(k, r, key, o->obj, true);
+	}
 	return 0;
 }
 
-static void remove_entry(struct kube_res *r, size_t at)
+static void remove_entry(struct emu_kube *k, struct kube_res *r, size_t at)
 {
-	if (has_owner_refs(r->items[at].obj->obj))
+	if (has_owner_refs(r->items[at].obj->obj)) {
 		r->owned--;
+		index_owners(k, r, r->items[at].key, r->items[at].obj->obj, false);
+	}
 	free(r->items[at].key);
 	kobj_unref(r->items[at].obj);
 	memmove(&r->items[at], &r->items[at + 1], (r->len - at - 1) * sizeof(r->items[0]));
@@ -832,7 +920,7 @@ int kube_create(struct emu_kube *k, struct kube_res *r, const char *ns, json_t *
 	obj = NULL;
 	if (!o)
 		return -ENOMEM;
-	ret = insert_entry(r, at, key, kobj_ref(o));
+	ret = insert_entry(k, r, at, key, kobj_ref(o));
 	if (ret < 0) {
 		kobj_unref(o);
 		kobj_unref(o);
@@ -873,17 +961,17 @@ static bool refers_to(const json_t *obj, const char *uid)
  */
 static void collect_dependents(struct emu_kube *k, const char *uid, bool orphan)
 {
-	json_t *todo = json_array(), *t;
+	json_t *todo = json_array(), *t, *v;
+	const char *entry;
 	size_t i;
 
-	for (i = 0; i < k->nres; i++) {
-		struct kube_res *r = k->res[i];
-		if (!r->owned)
+	json_object_foreach(json_object_get(k->owners, uid), entry, v)
+	{
+		char *slash;
+		size_t ridx = strtoul(entry, &slash, 10);
+		if (*slash != '/' || ridx >= k->nres)
 			continue;
-		for (size_t j = 0; j < r->len; j++)
-			if (refers_to(r->items[j].obj->obj, uid))
-				json_array_append_new(
-				    todo, json_pack("[i, s]", (json_int_t)i, r->items[j].key));
+		json_array_append_new(todo, json_pack("[i, s]", (json_int_t)ridx, slash + 1));
 	}
 	json_array_foreach(todo, i, t)
 	{
@@ -893,7 +981,7 @@ static void collect_dependents(struct emu_kube *k, const char *uid, bool orphan)
 		json_t *nobj, *refs;
 		struct kube_err ie = {0};
 
-		if (at < 0)
+		if (at < 0 || !refers_to(r->items[at].obj->obj, uid))
 			continue;
 		if (!orphan) {
 			really_delete(k, r, (size_t)at, "Background");
@@ -938,9 +1026,10 @@ static void really_delete(struct emu_kube *k, struct kube_res *r, size_t at, con
 	dead = kobj_new(copy);
 	if (!strcmp(r->def.resource, "customresourcedefinitions"))
 		kube_res_remove_custom(k, o->obj);
-	remove_entry(r, at);
+	remove_entry(k, r, at);
 	if (dead) {
 		ring_push(k, KEV_DELETED, r, dead, NULL);
+		kobj_slim(dead, r);
 		kobj_unref(dead);
 	}
 	/* The garbage collector: dependents go in the background, or are orphaned. */
@@ -1060,15 +1149,20 @@ static void finalize_one(struct emu_kube *k, const char *ns)
 	size_t plen;
 	long at;
 
+	/* Only a namespace still being deleted (a load may have replaced it meanwhile). */
+	at = find_index(nsr, ns, NULL);
+	if (at < 0 || !kj_str(nsr->items[at].obj->obj, "metadata.deletionTimestamp"))
+		return;
 	plen = (size_t)snprintf(prefix, sizeof(prefix), "%s/", ns);
 	for (size_t i = 0; i < k->nres; i++) {
 		struct kube_res *r = k->res[i];
 		size_t j;
 		if (!(r->def.flags & KR_NAMESPACED))
 			continue;
-		/* Keys "ns/name" sort right after "ns/". */
-		j = kube_lower_bound(r, prefix);
-		while (j < r->len && strncmp(r->items[j].key, prefix, plen) == 0)
+		/* Keys "ns/name" sort right after "ns/" (found again: the collector may cascade).
+		 */
+		while ((j = kube_lower_bound(r, prefix)) < r->len &&
+		       strncmp(r->items[j].key, prefix, plen) == 0)
 			really_delete(k, r, j, "Background");
 	}
 	at = find_index(nsr, ns, NULL);
@@ -1245,8 +1339,13 @@ int kube_update(struct emu_kube *k, struct kube_res *r, const char *ns, const ch
 	{
 		struct kobj *prev = r->items[at].obj;
 		r->owned += (size_t)has_owner_refs(o->obj) - (size_t)has_owner_refs(prev->obj);
+		index_owners(k, r, r->items[at].key, prev->obj, false);
+		index_owners(k, r, r->items[at].key, o->obj, true);
 		r->items[at].obj = kobj_ref(o);
 		ring_push(k, KEV_MODIFIED, r, o, prev);
+		/* Out of the store: the ring keeps it small (a caller may still read its
+		 * metadata, which stays). */
+		kobj_slim(prev, r);
 		kobj_unref(prev);
 	}
 	if (out)
@@ -1290,7 +1389,7 @@ int kube_store_put_loaded(struct emu_kube *k, struct kube_res *r, json_t *obj)
 	o = kobj_new(obj);
 	if (!o)
 		return -ENOMEM;
-	if (insert_entry(r, r->len, key, o) < 0) {
+	if (insert_entry(k, r, r->len, key, o) < 0) {
 		kobj_unref(o);
 		return -ENOMEM;
 	}

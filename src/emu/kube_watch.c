@@ -87,8 +87,11 @@ static void add_event(struct kube_watch *w, const char *type, struct kobj *o)
 
 	buf_add(w, head, (size_t)n);
 	if (w->table) {
-		struct kobj *one[1] = {o};
-		json_t *t = kube_table(w->k, w->res, one, 1, w->include_object);
+		struct kobj full = {.refs = 1, .obj = kobj_full(o)};
+		struct kobj *one[1] = {&full};
+		json_t *t = full.obj ? kube_table(w->k, w->res, one, 1, w->include_object) : NULL;
+
+		json_decref(full.obj);
 		char *text = t ? json_dumps(t, JSON_COMPACT) : NULL;
 		if (text)
 			buf_add(w, text, strlen(text));

@@ -273,22 +273,29 @@ class KubectlTest(unittest.TestCase):
         self.assertEqual(r.stdout.split(), ["node/chunk-4"])
 
     def test_watch(self):
+        self.new_node("watched-a", kubectl=False)
         exe = kubectl_path()
         p = subprocess.Popen([exe, "--kubeconfig", self.emu.kubeconfig, "--cache-dir",
-                              os.path.join(self.tmp, "kube-cache"), "get", "nodes", "--watch-only",
-                              "-o", "name"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              os.path.join(self.tmp, "kube-cache"), "get", "node", "watched-a", "-w",
+                              "-o", "jsonpath={.metadata.name} {.metadata.labels.seen}{\"\\n\"}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=dict(os.environ, HOME=self.tmp))
         try:
-            time.sleep(0.7)
-            self.new_node("watched-a", kubectl=False)
-            self.k("label", "node", "watched-a", "seen=yes")
             import select
             out = ""
-            deadline = time.monotonic() + 5
-            while out.count("node/watched-a") < 2 and time.monotonic() < deadline:
-                if select.select([p.stdout], [], [], 0.2)[0]:
-                    out += os.read(p.stdout.fileno(), 4096).decode()
-            self.assertGreaterEqual(out.count("node/watched-a"), 2, out)
+
+            def read_until(pred, timeout=15):
+                nonlocal out
+                deadline = time.monotonic() + timeout
+                while not pred(out) and time.monotonic() < deadline:
+                    if select.select([p.stdout], [], [], 0.2)[0]:
+                        out += os.read(p.stdout.fileno(), 4096).decode()
+                return pred(out)
+
+            # The list comes first; the watch starts from its resourceVersion: nothing is lost.
+            self.assertTrue(read_until(lambda o: "watched-a \n" in o), out)
+            self.k("label", "node", "watched-a", "seen=yes")
+            self.assertTrue(read_until(lambda o: "watched-a yes\n" in o), out)
         finally:
             p.terminate()
             p.wait(timeout=5)

@@ -114,6 +114,11 @@ class CloudAllocatorTest(ClusterCase):
         self.assertIn("--allocate-node-cidrs=false", pod["spec"]["containers"][0]["args"])
         self.assertEqual(pod["metadata"]["ownerReferences"][0]["uid"], meta["uid"])
         self.assertEqual(pod["spec"]["nodeName"], "talos-cp-0")
+        # The kubelet's Lease, owned by the Node too.
+        status_code, lease = self.emu.kube("GET", "/apis/coordination.k8s.io/v1/namespaces/"
+                                           "kube-node-lease/leases/talos-cp-0")
+        self.assertEqual((status_code, lease["spec"]["holderIdentity"]), (200, "talos-cp-0"))
+        self.assertEqual(lease["metadata"]["ownerReferences"][0]["uid"], meta["uid"])
 
     def test_ccm_deployment_shows_cloud_allocator(self):
         self.emu.create_instance("talos-args-0")
@@ -199,6 +204,8 @@ class CloudAllocatorTest(ClusterCase):
         # Its static Pod goes with it (owned by the Node); the node does not come back.
         self.assertEqual(self.emu.kube("GET", "/api/v1/namespaces/kube-system/pods/"
                                        "kube-controller-manager-talos-cp-9")[0], 404)
+        self.assertEqual(self.emu.kube("GET", "/apis/coordination.k8s.io/v1/namespaces/"
+                                       "kube-node-lease/leases/talos-cp-9")[0], 404)
         time.sleep(0.3)
         self.assertIsNone(self.emu.node("talos-cp-9"))
 
