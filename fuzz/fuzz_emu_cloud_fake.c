@@ -152,7 +152,8 @@ long emu_timer_add(struct emu *emu, uint64_t delay_ms, emu_timer_fn fn, void *ar
 	(void)emu;
 	if (ntimers == MAX_TIMERS)
 		return -12; /* -ENOMEM: callers must cope */
-	timers[ntimers++] = (struct timer){.id = ++next_timer_id, .due = delay_ms, .fn = fn, .arg = arg};
+	timers[ntimers++] =
+	    (struct timer){.id = ++next_timer_id, .due = delay_ms, .fn = fn, .arg = arg};
 	return next_timer_id;
 }
 
@@ -369,7 +370,8 @@ static void start_one(struct emu *emu, struct one *o, const char *text, size_t l
 
 			while (v < line + n && *v == ' ')
 				v++;
-			o->conn.headers[o->conn.nheaders][0] = strndup(line, (size_t)(colon - line));
+			o->conn.headers[o->conn.nheaders][0] =
+			    strndup(line, (size_t)(colon - line));
 			o->conn.headers[o->conn.nheaders][1] = strndup(v, (size_t)(line + n - v));
 			o->conn.nheaders++;
 		}
@@ -500,19 +502,21 @@ struct emu *cloud_fake_world(bool require_auth)
 	unlink(key_path);
 	must(&emu, "POST /compute/v1/projects/demo-project/global/networks\n\n"
 		   "{\"name\":\"talos\",\"autoCreateSubnetworks\":false}");
-	must(&emu, "POST /compute/v1/projects/demo-project/regions/us-central1/subnetworks\n\n"
-		   "{\"name\":\"nodes\",\"network\":\"global/networks/talos\",\"ipCidrRange\":\"10.0.0.0/16\","
-		   "\"secondaryIpRanges\":[{\"rangeName\":\"pods\",\"ipCidrRange\":\"172.20.0.0/14\"},"
-		   "{\"rangeName\":\"services\",\"ipCidrRange\":\"172.24.0.0/16\"}]}");
+	must(
+	    &emu,
+	    "POST /compute/v1/projects/demo-project/regions/us-central1/subnetworks\n\n"
+	    "{\"name\":\"nodes\",\"network\":\"global/networks/talos\",\"ipCidrRange\":\"10.0.0.0/16\","
+	    "\"secondaryIpRanges\":[{\"rangeName\":\"pods\",\"ipCidrRange\":\"172.20.0.0/14\"},"
+	    "{\"rangeName\":\"services\",\"ipCidrRange\":\"172.24.0.0/16\"}]}");
 	for (int i = 0; i < 2; i++) {
 		char *req = strf(
-			"POST /compute/v1/projects/demo-project/zones/us-central1-a/instances\n\n"
-			"{\"name\":\"node-%c\",\"machineType\":\"zones/us-central1-a/machineTypes/e2-small\","
-			"\"disks\":[{\"boot\":true,\"initializeParams\":{\"sourceImage\":\"x\"}}],"
-			"\"networkInterfaces\":[{\"subnetwork\":\"regions/us-central1/subnetworks/nodes\","
-			"\"aliasIpRanges\":[{\"subnetworkRangeName\":\"pods\",\"ipCidrRange\":\"/24\"}]}],"
-			"\"metadata\":{\"items\":[{\"key\":\"user-data\",\"value\":\"x\"}]}}",
-			'a' + i);
+		    "POST /compute/v1/projects/demo-project/zones/us-central1-a/instances\n\n"
+		    "{\"name\":\"node-%c\",\"machineType\":\"zones/us-central1-a/machineTypes/e2-small\","
+		    "\"disks\":[{\"boot\":true,\"initializeParams\":{\"sourceImage\":\"x\"}}],"
+		    "\"networkInterfaces\":[{\"subnetwork\":\"regions/us-central1/subnetworks/nodes\","
+		    "\"aliasIpRanges\":[{\"subnetworkRangeName\":\"pods\",\"ipCidrRange\":\"/24\"}]}],"
+		    "\"metadata\":{\"items\":[{\"key\":\"user-data\",\"value\":\"x\"}]}}",
+		    'a' + i);
 
 		if (!req)
 			abort();
@@ -520,6 +524,8 @@ struct emu *cloud_fake_world(bool require_auth)
 		free(req);
 	}
 	seed = emu_compute_dump(&emu);
+	/* The key stays loaded; reloading its PEM for every input would dominate the run. */
+	json_object_del(seed, "auth");
 	emu.opt.require_auth = require_auth;
 	return &emu;
 }
@@ -528,7 +534,10 @@ void cloud_fake_reset(struct emu *emu)
 {
 	emu_faults_clear(emu);
 	json_decref(emu_stats(emu, true));
-	if (emu_compute_load(emu, seed) < 0)
+	json_t *no_tokens = json_pack("{s:{}}", "tokens");
+
+	if (emu_compute_load(emu, seed) < 0 || emu_auth_load(emu, no_tokens) < 0)
 		abort();
+	json_decref(no_tokens);
 	ntimers = 0;
 }

@@ -26,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	res = nl ? json_loadb(nl + 1, size - flen - 1, 0, NULL) : NULL;
 	if (!res)
 		res = json_pack("{s:s, s:s, s:[{s:s}], s:{s:b}}", "name", "node-a", "status",
-				"RUNNING", "networkInterfaces", "networkIP", "10.0.0.2", "scheduling",
-				"automaticRestart", 1);
+				"RUNNING", "networkInterfaces", "networkIP", "10.0.0.2",
+				"scheduling", "automaticRestart", 1);
 	(void)filter_match(f, res);
 	json_decref(res);
 cleanup:

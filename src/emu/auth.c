@@ -213,16 +213,15 @@ int emu_auth_started(struct emu *emu)
 	}
 	snprintf(token_uri, sizeof(token_uri), "%s%s", emu->cloud_url, TOKEN_PATH);
 	if (emu->opt.sa_key_out) {
-		doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "type",
-				"service_account", "project_id", emu->opt.project, "private_key_id",
-				a->key_id, "private_key", a->key_pem, "client_email", a->sa_email,
-				"client_id", a->sa_client_id, "auth_uri",
-				"https://accounts.google.com/o/oauth2/auth", "token_uri", token_uri,
-				"auth_provider_x509_cert_url",
-				"https://www.googleapis.com/oauth2/v1/certs", "client_x509_cert_url",
-				jsonf("https://www.googleapis.com/robot/v1/metadata/x509/%s",
-				      a->sa_email),
-				"universe_domain", "googleapis.com");
+		doc = json_pack(
+		    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "type",
+		    "service_account", "project_id", emu->opt.project, "private_key_id", a->key_id,
+		    "private_key", a->key_pem, "client_email", a->sa_email, "client_id",
+		    a->sa_client_id, "auth_uri", "https://accounts.google.com/o/oauth2/auth",
+		    "token_uri", token_uri, "auth_provider_x509_cert_url",
+		    "https://www.googleapis.com/oauth2/v1/certs", "client_x509_cert_url",
+		    jsonf("https://www.googleapis.com/robot/v1/metadata/x509/%s", a->sa_email),
+		    "universe_domain", "googleapis.com");
 		ret = doc ? write_json_0600(emu->opt.sa_key_out, doc) : -ENOMEM;
 		json_decref(doc);
 		if (ret < 0) {
@@ -258,9 +257,9 @@ static void expire_tokens(struct emu_auth *a)
 	json_t *v;
 	void *tmp;
 
-	json_object_foreach_safe(a->tokens, tmp, key, v)
-		if (json_integer_value(json_object_get(v, "exp")) <= now)
-			json_object_del(a->tokens, key);
+	json_object_foreach_safe(a->tokens, tmp, key,
+				 v) if (json_integer_value(json_object_get(v, "exp")) <= now)
+	    json_object_del(a->tokens, key);
 }
 
 /* A new access token for email; returns the Google-style response body. */
@@ -313,9 +312,16 @@ const char *emu_auth_principal(struct emu_request *req)
 	const char *email = info ? json_string_value(json_object_get(info, "email")) : NULL;
 	struct emu_auth *a = auth_of(req->emu);
 
+	static char fallback[128];
+
 	if (email)
 		return email;
-	return a->sa_email ? a->sa_email : "talos-gcp-emu@emulator.iam.gserviceaccount.com";
+	if (a->sa_email)
+		return a->sa_email;
+	/* Without a token (no --require-auth), as if this emulator's own account had called. */
+	snprintf(fallback, sizeof(fallback), "talos-gcp-emu@%s.iam.gserviceaccount.com",
+		 req->emu->opt.project);
+	return fallback;
 }
 
 /* ---- request bodies ---- */
@@ -388,9 +394,8 @@ static json_t *parse_form(const char *body, size_t len)
 static int oauth_error(struct emu_request *req, unsigned status, const char *error,
 		       const char *description)
 {
-	return emu_reply_json(req, status,
-			      json_pack("{s:s, s:s}", "error", error, "error_description",
-					description));
+	return emu_reply_json(
+	    req, status, json_pack("{s:s, s:s}", "error", error, "error_description", description));
 }
 
 /* ---- JWT bearer grant ---- */
@@ -430,9 +435,10 @@ static bool good_audience(struct emu *emu, const char *aud)
 
 	snprintf(mine, sizeof(mine), "%s%s", emu->cloud_url, TOKEN_PATH);
 	/* Google's libraries sign for the token_uri of the file, or Google's well-known one. */
-	return aud && (strcmp(aud, mine) == 0 || strcmp(aud, "https://oauth2.googleapis.com/token") == 0 ||
-		       strcmp(aud, "https://www.googleapis.com/oauth2/v4/token") == 0 ||
-		       strcmp(aud, "https://accounts.google.com/o/oauth2/token") == 0);
+	return aud &&
+	       (strcmp(aud, mine) == 0 || strcmp(aud, "https://oauth2.googleapis.com/token") == 0 ||
+		strcmp(aud, "https://www.googleapis.com/oauth2/v4/token") == 0 ||
+		strcmp(aud, "https://accounts.google.com/o/oauth2/token") == 0);
 }
 
 static int jwt_grant(struct emu_request *req, const char *assertion)
@@ -455,8 +461,7 @@ static int jwt_grant(struct emu_request *req, const char *assertion)
 	}
 	header = b64_json(assertion, (size_t)(dot1 - assertion));
 	claims = b64_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
-	if (!header || !claims ||
-	    b64_decode(dot2 + 1, strlen(dot2 + 1), &sig, &siglen) < 0) {
+	if (!header || !claims || b64_decode(dot2 + 1, strlen(dot2 + 1), &sig, &siglen) < 0) {
 		ret = oauth_error(req, 400, "invalid_grant", "Invalid JWT: malformed segment.");
 		goto cleanup;
 	}
@@ -486,8 +491,9 @@ static int jwt_grant(struct emu_request *req, const char *assertion)
 	if (!json_is_integer(json_object_get(claims, "iat")) ||
 	    !json_is_integer(json_object_get(claims, "exp")) || exp <= now || iat > now + 300 ||
 	    exp <= iat || exp - iat > 3600) {
-		ret = oauth_error(req, 400, "invalid_grant",
-				  "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.");
+		ret = oauth_error(
+		    req, 400, "invalid_grant",
+		    "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.");
 		goto cleanup;
 	}
 	scope = jstr(claims, "scope");
@@ -496,7 +502,8 @@ static int jwt_grant(struct emu_request *req, const char *assertion)
 		goto cleanup;
 	}
 	body = issue_token(emu, iss, scope);
-	ret = body ? emu_reply_json(req, 200, body) : oauth_error(req, 500, "internal_failure", "out of memory");
+	ret = body ? emu_reply_json(req, 200, body)
+		   : oauth_error(req, 500, "internal_failure", "out of memory");
 	log_info("token issued to %s (jwt-bearer)", iss);
 cleanup:
 	json_decref(header);
@@ -539,7 +546,8 @@ static int token_endpoint(struct emu_request *req)
 		return oauth_error(req, 400, "invalid_request", "Malformed request body.");
 	grant = jstr(form, "grant_type");
 	if (!grant)
-		ret = oauth_error(req, 400, "invalid_request", "Missing required parameter: grant_type");
+		ret = oauth_error(req, 400, "invalid_request",
+				  "Missing required parameter: grant_type");
 	else if (strcmp(grant, "urn:ietf:params:oauth:grant-type:jwt-bearer") == 0)
 		ret = jwt_grant(req, jstr(form, "assertion"));
 	else if (strcmp(grant, "refresh_token") == 0)
@@ -694,30 +702,34 @@ int emu_auth_check(struct emu_request *req)
 		if (scope_grants(json_string_value(json_object_get(info, "scope")),
 				 strcmp(req->method, "GET") == 0))
 			return 0;
-		body = json_pack("{s:{s:i, s:s, s:[{s:s, s:s, s:s}], s:s}}", "error", "code", 403,
-				 "message", "Request had insufficient authentication scopes.",
-				 "errors", "message", "Insufficient Permission", "domain", "global",
-				 "reason", "insufficientPermissions", "status", "PERMISSION_DENIED");
+		body =
+		    json_pack("{s:{s:i, s:s, s:[{s:s, s:s, s:s}], s:s}}", "error", "code", 403,
+			      "message", "Request had insufficient authentication scopes.",
+			      "errors", "message", "Insufficient Permission", "domain", "global",
+			      "reason", "insufficientPermissions", "status", "PERMISSION_DENIED");
 		emu_reply_json(req, 403, body);
 		return 1;
 	}
-	emu_reply_header(req, "WWW-Authenticate",
-			 h ? "Bearer realm=\"https://accounts.google.com/\", error=\"invalid_token\""
-			   : "Bearer realm=\"https://accounts.google.com/\"");
+	emu_reply_header(
+	    req, "WWW-Authenticate",
+	    h ? "Bearer realm=\"https://accounts.google.com/\", error=\"invalid_token\""
+	      : "Bearer realm=\"https://accounts.google.com/\"");
 	if (h)
-		body = json_pack("{s:{s:i, s:s, s:[{s:s, s:s, s:s, s:s, s:s}], s:s}}", "error",
-				 "code", 401, "message",
-				 "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
-				 "errors", "message", "Invalid Credentials", "domain", "global",
-				 "reason", "authError", "location", "Authorization", "locationType",
-				 "header", "status", "UNAUTHENTICATED");
+		body = json_pack(
+		    "{s:{s:i, s:s, s:[{s:s, s:s, s:s, s:s, s:s}], s:s}}", "error", "code", 401,
+		    "message",
+		    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+		    "errors", "message", "Invalid Credentials", "domain", "global", "reason",
+		    "authError", "location", "Authorization", "locationType", "header", "status",
+		    "UNAUTHENTICATED");
 	else
-		body = json_pack("{s:{s:i, s:s, s:[{s:s, s:s, s:s, s:s, s:s}], s:s}}", "error",
-				 "code", 401, "message",
-				 "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
-				 "errors", "message", "Login Required.", "domain", "global", "reason",
-				 "required", "location", "Authorization", "locationType", "header",
-				 "status", "UNAUTHENTICATED");
+		body = json_pack(
+		    "{s:{s:i, s:s, s:[{s:s, s:s, s:s, s:s, s:s}], s:s}}", "error", "code", 401,
+		    "message",
+		    "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+		    "errors", "message", "Login Required.", "domain", "global", "reason",
+		    "required", "location", "Authorization", "locationType", "header", "status",
+		    "UNAUTHENTICATED");
 	emu_reply_json(req, 401, body);
 	return 1;
 }

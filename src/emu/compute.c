@@ -19,10 +19,20 @@
 #include "emu/compute.h"
 
 static const struct coll_type *const all_types[] = {
-	&ct_zones,	      &ct_regions,     &ct_machine_types, &ct_operations,
-	&ct_networks,	      &ct_subnetworks, &ct_instances,	  &ct_addresses,
-	&ct_forwarding_rules, &ct_health_checks, &ct_backend_services, &ct_firewalls,
-	&ct_instance_groups,
+    &ct_zones,
+    &ct_regions,
+    &ct_machine_types,
+    &ct_operations,
+    &ct_networks,
+    &ct_subnetworks,
+    &ct_instances,
+    &ct_addresses,
+    &ct_forwarding_rules,
+    &ct_health_checks,
+    &ct_backend_services,
+    &ct_firewalls,
+    &ct_instance_groups,
+    &ct_instance_group_managers,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -42,7 +52,7 @@ struct coll *compute_coll(struct compute *c, const char *name)
 /* ---- URLs and references ---- */
 
 static char *vurl(struct compute *c, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 
 static char *vurl(struct compute *c, const char *fmt, va_list ap)
 {
@@ -129,6 +139,13 @@ int compute_parse_ref(struct compute *c, const char *ref, const char *want,
 	return 0;
 }
 
+const char *compute_rel(const struct compute *c, const char *url)
+{
+	const char *v1 = url ? strstr(url, COMPUTE_PREFIX) : NULL;
+
+	return v1 ? v1 + strlen(COMPUTE_PREFIX) : (url ? url : "");
+}
+
 json_t *compute_new_id(struct compute *c)
 {
 	uint64_t v;
@@ -180,9 +197,10 @@ int generic_insert(struct call *k, struct coll *co, struct api_error *e)
 	if (!name)
 		return api_fail(e, 400, "required", "Required field 'resource.name' not specified");
 	if (!valid_name(name))
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field 'resource.name': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
-				name);
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.name': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
+		    name);
 	if (coll_find(co, k->scope, name))
 		return api_fail_code(e, 409, "alreadyExists", "RESOURCE_ALREADY_EXISTS",
 				     "The resource 'projects/%s/%s/%s/%s' already exists", project,
@@ -213,8 +231,9 @@ int generic_insert(struct call *k, struct coll *co, struct api_error *e)
 			return api_fail(e, 500, "internalError", "out of memory");
 		}
 	}
-	json_object_set_new(res, "selfLink", compute_url(c, "projects/%s/%s/%s/%s", project,
-							 k->scope, co->type->name, name));
+	json_object_set_new(
+	    res, "selfLink",
+	    compute_url(c, "projects/%s/%s/%s/%s", project, k->scope, co->type->name, name));
 	sf = scope_field(k->scope);
 	if (sf)
 		json_object_set_new(res, sf, compute_url(c, "projects/%s/%s", project, k->scope));
@@ -496,9 +515,10 @@ int emu_compute_handle(struct emu_request *req)
 	k.request_id = emu_request_query(req, "requestId");
 	ret = parse_body(&k, &e);
 	if (ret == 0 && k.request_id && !is_method(req, "GET") && !valid_uuid(k.request_id))
-		ret = api_fail(&e, 400, "invalid",
-			       "Invalid value for field 'requestId': '%s'. The request ID must be a valid UUID with the exception that zero UUID is not supported (00000000-0000-0000-0000-000000000000).",
-			       k.request_id);
+		ret = api_fail(
+		    &e, 400, "invalid",
+		    "Invalid value for field 'requestId': '%s'. The request ID must be a valid UUID with the exception that zero UUID is not supported (00000000-0000-0000-0000-000000000000).",
+		    k.request_id);
 	if (ret == 0)
 		ret = route(&k, seg, n, &e);
 	if (ret < 0 && !req->responded && !req->suspended)
@@ -520,8 +540,9 @@ int emu_compute_init(struct emu *emu)
 	c->emu = emu;
 	c->colls = calloc(NTYPES, sizeof(c->colls[0]));
 	c->request_ids = json_object();
+	c->ig_members = json_object();
 	c->ipidx = ipindex_new();
-	if (!c->colls || !c->request_ids || !c->ipidx)
+	if (!c->colls || !c->request_ids || !c->ig_members || !c->ipidx)
 		return -ENOMEM;
 	for (size_t i = 0; i < NTYPES; i++) {
 		c->colls[i] = coll_new(all_types[i]);
@@ -555,6 +576,7 @@ void emu_compute_free(struct emu *emu)
 		coll_free(c->colls[i]);
 	free(c->colls);
 	json_decref(c->request_ids);
+	json_decref(c->ig_members);
 	json_decref(c->project);
 	ipindex_free(c->ipidx);
 	free(c->old_base);
@@ -619,6 +641,7 @@ static void rebase(struct compute *c)
 			for (size_t j = 0; j < c->colls[i]->len; j++)
 				rebase_json(c->colls[i]->items[j]->res, c->old_base, oldlen, base);
 		}
+		rebase_json(c->ig_members, c->old_base, oldlen, base);
 		log_info("state: URLs moved from %s to %s", c->old_base, base);
 	}
 	free(base);
@@ -663,9 +686,10 @@ json_t *emu_compute_dump(struct emu *emu)
 		}
 		json_object_set_new(colls, co->type->name, arr);
 	}
-	doc = json_pack("{s:o, s:o, s:o, s:O, s:I, s:o}", "base",
+	doc = json_pack("{s:o, s:o, s:o, s:O, s:O, s:I, s:o}", "base",
 			jsonf("%s%s", emu->cloud_url, COMPUTE_PREFIX), "collections", colls,
-			"pending", op_dump_pending(c), "requestIds", c->request_ids, "natCounter",
+			"pending", op_dump_pending(c), "requestIds", c->request_ids,
+			"instanceGroupMembers", c->ig_members, "natCounter",
 			(json_int_t)c->nat_counter, "auth", emu_auth_dump(emu));
 	return doc ? doc : json_object();
 }
@@ -686,6 +710,7 @@ int emu_compute_load(struct emu *emu, json_t *state)
 	clear_colls(c);
 	ipindex_clear(c->ipidx);
 	json_object_clear(c->request_ids);
+	json_object_clear(c->ig_members);
 	colls = json_object_get(state, "collections");
 	json_object_foreach(colls, cname, arr)
 	{
@@ -713,6 +738,12 @@ int emu_compute_load(struct emu *emu, json_t *state)
 	}
 	if (json_is_object(json_object_get(state, "requestIds")))
 		json_object_update(c->request_ids, json_object_get(state, "requestIds"));
+	if (json_is_object(json_object_get(state, "instanceGroupMembers"))) {
+		json_t *m = json_deep_copy(json_object_get(state, "instanceGroupMembers"));
+
+		json_object_update(c->ig_members, m);
+		json_decref(m);
+	}
 	c->nat_counter = (uint64_t)json_integer_value(json_object_get(state, "natCounter"));
 	ret = emu_auth_load(emu, json_object_get(state, "auth"));
 	if (ret < 0)

@@ -31,17 +31,17 @@
 
 /* ---- errors: Google's shape, {"error":{"code","message","errors":[{...}]}} ---- */
 struct api_error {
-	unsigned status;	   /* HTTP status; 0 = no error */
-	const char *reason;	   /* errors[0].reason: notFound, invalid, conditionNotMet, ... */
-	const char *code;	   /* the same failure inside an Operation: RESOURCE_NOT_FOUND, ... */
-	const char *location;	   /* errors[0].location, e.g. "If-Match" */
+	unsigned status;      /* HTTP status; 0 = no error */
+	const char *reason;   /* errors[0].reason: notFound, invalid, conditionNotMet, ... */
+	const char *code;     /* the same failure inside an Operation: RESOURCE_NOT_FOUND, ... */
+	const char *location; /* errors[0].location, e.g. "If-Match" */
 	const char *location_type; /* "header", "parameter" */
 	char message[512];
 };
 
 /* Fills e and returns -EINVAL (so handlers can 'return api_fail(...)'). */
 int api_fail(struct api_error *e, unsigned status, const char *reason, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* Same, for failures that surface in an Operation's error.errors[].code. */
 int api_fail_code(struct api_error *e, unsigned status, const char *reason, const char *code,
 		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -73,7 +73,8 @@ const char *jstr(const json_t *o, const char *k);
 /* "%s" formatting into a json_t string. */
 json_t *jsonf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Wall clock as "2026-11-26T05:04:03.123-08:00"-style text (GCP prints -07:00/-08:00; we use -00:00). */
+/* Wall clock as "2026-11-26T05:04:03.123-08:00"-style text (GCP prints -07:00/-08:00; we use
+ * -00:00). */
 json_t *json_now(void);
 /* Milliseconds since the epoch. */
 uint64_t wall_ms(void);
@@ -106,13 +107,13 @@ struct coll;
 struct call {
 	struct emu_request *req;
 	struct compute *c;
-	const char *scope;	 /* "zones/z", "regions/r", "global" (NULL for aggregated) */
+	const char *scope; /* "zones/z", "regions/r", "global" (NULL for aggregated) */
 	enum scope_kind skind;
-	const char *scope_name;	 /* "z" / "r" / "" */
-	const char *name;	 /* resource name or NULL */
-	const char *verb;	 /* custom method after the name, or NULL */
-	json_t *body;		 /* parsed request body (POST/PATCH/PUT), owned by the router */
-	const char *request_id;	 /* ?requestId= */
+	const char *scope_name; /* "z" / "r" / "" */
+	const char *name;       /* resource name or NULL */
+	const char *verb;       /* custom method after the name, or NULL */
+	json_t *body;           /* parsed request body (POST/PATCH/PUT), owned by the router */
+	const char *request_id; /* ?requestId= */
 };
 
 /*
@@ -126,8 +127,8 @@ struct coll_type {
 	const char *agg_kind;  /* "compute#instanceAggregatedList", NULL: no aggregated list */
 	const char *schema;    /* request body message: "Instance" */
 	unsigned scopes;       /* where it lives: SCOPE_* */
-	bool readonly;	       /* the catalogue: no insert/delete, not in --state */
-	bool unscoped;	       /* URL without scope: projects/P/zones (zones, regions) */
+	bool readonly;         /* the catalogue: no insert/delete, not in --state */
+	bool unscoped;         /* URL without scope: projects/P/zones (zones, regions) */
 	/*
 	 * insert: checks the body and builds the resource as served (name, id, selfLink,
 	 * creationTimestamp are set by the caller). Returns 0 or -errno with e filled.
@@ -198,20 +199,22 @@ struct compute {
 	struct emu *emu;
 	struct coll **colls; /* every collection, by type */
 	size_t ncolls;
-	json_t *project;	  /* the Project resource */
-	json_t *request_ids;	  /* requestId -> "scope/operations/name" */
+	json_t *project;            /* the Project resource */
+	json_t *request_ids;        /* requestId -> "scope/operations/name" */
 	struct pending_op *pending; /* Operations not DONE yet */
-	struct waiter *waiters;	  /* suspended operations/wait requests */
-	struct ipindex *ipidx;	  /* addresses in use per network (compute_ipindex.c) */
-	char *old_base;		  /* URL base found in --state, rewritten once bound */
-	uint64_t nat_counter;	  /* external addresses handed out */
+	struct waiter *waiters;     /* suspended operations/wait requests */
+	struct ipindex *ipidx;      /* addresses in use per network (compute_ipindex.c) */
+	json_t *ig_members;         /* instance groups: "zones/Z/NAME" -> [instance URLs] */
+	char *old_base;             /* URL base found in --state, rewritten once bound */
+	uint64_t nat_counter;       /* external addresses handed out */
 };
 
 struct compute *compute_of(struct emu *emu);
 
 /* URLs: base "http://127.0.0.1:PORT/compute/v1/" + path. */
 json_t *compute_url(struct compute *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-char *compute_url_str(struct compute *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *compute_url_str(struct compute *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /*
  * Reduces a resource reference (full URL with any host, "projects/p/...", "zones/z/...",
  * "global/...", or a bare name) to its parts. want is the collection ("subnetworks");
@@ -245,7 +248,11 @@ void op_release_waiters(struct compute *c);
 extern const struct coll_type ct_zones, ct_regions, ct_machine_types, ct_operations;
 extern const struct coll_type ct_networks, ct_subnetworks, ct_instances;
 extern const struct coll_type ct_addresses, ct_forwarding_rules, ct_health_checks,
-	ct_backend_services, ct_firewalls, ct_instance_groups;
+    ct_backend_services, ct_firewalls, ct_instance_groups, ct_instance_group_managers;
+/* An instance is gone: it leaves its instance groups. */
+void instance_groups_forget(struct compute *c, const char *instance_url);
+/* "projects/P/..." for a URL of this emulator (messages name resources that way). */
+const char *compute_rel(const struct compute *c, const char *url);
 int catalog_init(struct compute *c);
 json_t *catalog_project(struct compute *c);
 /* The project number as text (metadata server, default service account). Static buffer. */
@@ -288,8 +295,8 @@ int ipindex_add(struct ipindex *x, const char *network, uint32_t lo, uint32_t hi
 /* Removes every range of owner in network. */
 void ipindex_remove_owner(struct ipindex *x, const char *network, const char *owner);
 /* The owner of a range overlapping [lo, hi], or NULL. */
-const char *ipindex_overlap(const struct ipindex *x, const char *network, uint32_t lo,
-			    uint32_t hi, const char *ignore_owner);
+const char *ipindex_overlap(const struct ipindex *x, const char *network, uint32_t lo, uint32_t hi,
+			    const char *ignore_owner);
 /*
  * First free aligned block of 2^(32-prefix) addresses inside [range_lo, range_hi], skipping
  * [skip_lo, skip_hi] pairs in extra (n pairs, may be NULL). 0 and *out, or -ENOSPC.

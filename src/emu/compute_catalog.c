@@ -11,21 +11,30 @@
 #include "emu/compute.h"
 
 const struct zone_info compute_zones[] = {
-	{"asia-northeast1-a", "asia-northeast1"}, {"asia-northeast1-b", "asia-northeast1"},
-	{"asia-northeast1-c", "asia-northeast1"}, {"europe-west1-b", "europe-west1"},
-	{"europe-west1-c", "europe-west1"},	  {"europe-west1-d", "europe-west1"},
-	{"europe-west4-a", "europe-west4"},	  {"europe-west4-b", "europe-west4"},
-	{"europe-west4-c", "europe-west4"},	  {"us-central1-a", "us-central1"},
-	{"us-central1-b", "us-central1"},	  {"us-central1-c", "us-central1"},
-	{"us-central1-f", "us-central1"},	  {"us-east1-b", "us-east1"},
-	{"us-east1-c", "us-east1"},		  {"us-east1-d", "us-east1"},
-	{"us-west1-a", "us-west1"},		  {"us-west1-b", "us-west1"},
-	{"us-west1-c", "us-west1"},
+    {"asia-northeast1-a", "asia-northeast1"},
+    {"asia-northeast1-b", "asia-northeast1"},
+    {"asia-northeast1-c", "asia-northeast1"},
+    {"europe-west1-b", "europe-west1"},
+    {"europe-west1-c", "europe-west1"},
+    {"europe-west1-d", "europe-west1"},
+    {"europe-west4-a", "europe-west4"},
+    {"europe-west4-b", "europe-west4"},
+    {"europe-west4-c", "europe-west4"},
+    {"us-central1-a", "us-central1"},
+    {"us-central1-b", "us-central1"},
+    {"us-central1-c", "us-central1"},
+    {"us-central1-f", "us-central1"},
+    {"us-east1-b", "us-east1"},
+    {"us-east1-c", "us-east1"},
+    {"us-east1-d", "us-east1"},
+    {"us-west1-a", "us-west1"},
+    {"us-west1-b", "us-west1"},
+    {"us-west1-c", "us-west1"},
 };
 const size_t compute_nzones = sizeof(compute_zones) / sizeof(compute_zones[0]);
 
 const char *const compute_regions[] = {
-	"asia-northeast1", "europe-west1", "europe-west4", "us-central1", "us-east1", "us-west1",
+    "asia-northeast1", "europe-west1", "europe-west4", "us-central1", "us-east1", "us-west1",
 };
 const size_t compute_nregions = sizeof(compute_regions) / sizeof(compute_regions[0]);
 
@@ -37,13 +46,13 @@ struct machine_type {
 };
 
 static const struct machine_type machine_types[] = {
-	{"e2-medium", 2, 4096, true},	     {"e2-micro", 2, 1024, true},
-	{"e2-small", 2, 2048, true},	     {"e2-standard-2", 2, 8192, false},
-	{"e2-standard-4", 4, 16384, false},  {"e2-standard-8", 8, 32768, false},
-	{"e2-standard-16", 16, 65536, false}, {"n1-standard-1", 1, 3840, false},
-	{"n1-standard-2", 2, 7680, false},   {"n1-standard-4", 4, 15360, false},
-	{"n2-standard-2", 2, 8192, false},   {"n2-standard-4", 4, 16384, false},
-	{"n2-standard-8", 8, 32768, false},
+    {"e2-medium", 2, 4096, true},         {"e2-micro", 2, 1024, true},
+    {"e2-small", 2, 2048, true},          {"e2-standard-2", 2, 8192, false},
+    {"e2-standard-4", 4, 16384, false},   {"e2-standard-8", 8, 32768, false},
+    {"e2-standard-16", 16, 65536, false}, {"n1-standard-1", 1, 3840, false},
+    {"n1-standard-2", 2, 7680, false},    {"n1-standard-4", 4, 15360, false},
+    {"n2-standard-2", 2, 8192, false},    {"n2-standard-4", 4, 16384, false},
+    {"n2-standard-8", 8, 32768, false},
 };
 
 /* GCP shows this creationTimestamp on regions and zones. */
@@ -102,16 +111,16 @@ int catalog_init(struct compute *c)
 
 		for (size_t j = 0; j < compute_nzones; j++)
 			if (strcmp(compute_zones[j].region, r) == 0)
-				json_array_append_new(zlist, compute_url(c, "projects/%s/zones/%s",
-									 project,
-									 compute_zones[j].name));
-		res = json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:s, s:o, s:b, s:[o,o,o,o]}", "kind",
-				"compute#region", "id", stable_id("region", r), "creationTimestamp",
-				epoch_ts, "name", r, "description", r, "selfLink",
-				compute_url(c, "projects/%s/regions/%s", project, r), "status", "UP",
-				"zones", zlist, "supportsPzs", 0, "quotas", quota("CPUS", 2400),
-				quota("DISKS_TOTAL_GB", 409600), quota("IN_USE_ADDRESSES", 8000),
-				quota("SUBNETWORKS", 1000));
+				json_array_append_new(zlist,
+						      compute_url(c, "projects/%s/zones/%s",
+								  project, compute_zones[j].name));
+		res = json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:s, s:o, s:b, s:[o,o,o,o]}",
+				"kind", "compute#region", "id", stable_id("region", r),
+				"creationTimestamp", epoch_ts, "name", r, "description", r,
+				"selfLink", compute_url(c, "projects/%s/regions/%s", project, r),
+				"status", "UP", "zones", zlist, "supportsPzs", 0, "quotas",
+				quota("CPUS", 2400), quota("DISKS_TOTAL_GB", 409600),
+				quota("IN_USE_ADDRESSES", 8000), quota("SUBNETWORKS", 1000));
 		if (!res || coll_add(regions, "global", r, res, false, NULL) < 0)
 			return -1;
 	}
@@ -120,13 +129,13 @@ int catalog_init(struct compute *c)
 		json_t *res;
 
 		res = json_pack(
-			"{s:s, s:o, s:s, s:s, s:s, s:o, s:s, s:o, s:[s,s,s], s:b}", "kind",
-			"compute#zone", "id", stable_id("zone", z->name), "creationTimestamp",
-			epoch_ts, "name", z->name, "description", z->name, "region",
-			compute_url(c, "projects/%s/regions/%s", project, z->region), "status",
-			"UP", "selfLink", compute_url(c, "projects/%s/zones/%s", project, z->name),
-			"availableCpuPlatforms", "Intel Broadwell", "Intel Cascade Lake",
-			"AMD Milan", "supportsPzs", 0);
+		    "{s:s, s:o, s:s, s:s, s:s, s:o, s:s, s:o, s:[s,s,s], s:b}", "kind",
+		    "compute#zone", "id", stable_id("zone", z->name), "creationTimestamp", epoch_ts,
+		    "name", z->name, "description", z->name, "region",
+		    compute_url(c, "projects/%s/regions/%s", project, z->region), "status", "UP",
+		    "selfLink", compute_url(c, "projects/%s/zones/%s", project, z->name),
+		    "availableCpuPlatforms", "Intel Broadwell", "Intel Cascade Lake", "AMD Milan",
+		    "supportsPzs", 0);
 		if (!res || coll_add(zones, "global", z->name, res, false, NULL) < 0)
 			return -1;
 		for (size_t j = 0; j < sizeof(machine_types) / sizeof(machine_types[0]); j++) {
@@ -137,15 +146,15 @@ int catalog_init(struct compute *c)
 			snprintf(desc, sizeof(desc), "%d vCPU%s, %g GB RAM", m->cpus,
 				 m->cpus > 1 ? "s" : "", m->memory_mb / 1024.0);
 			res = json_pack(
-				"{s:s, s:o, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:o, s:b, s:s}",
-				"kind", "compute#machineType", "id", stable_id(z->name, m->name),
-				"creationTimestamp", epoch_ts, "name", m->name, "description", desc,
-				"guestCpus", m->cpus, "memoryMb", m->memory_mb, "imageSpaceGb", 0,
-				"maximumPersistentDisks", 128, "maximumPersistentDisksSizeGb", "263168",
-				"zone", z->name, "selfLink",
-				compute_url(c, "projects/%s/zones/%s/machineTypes/%s", project, z->name,
-					    m->name),
-				"isSharedCpu", m->shared, "architecture", "X86_64");
+			    "{s:s, s:o, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:o, s:b, s:s}",
+			    "kind", "compute#machineType", "id", stable_id(z->name, m->name),
+			    "creationTimestamp", epoch_ts, "name", m->name, "description", desc,
+			    "guestCpus", m->cpus, "memoryMb", m->memory_mb, "imageSpaceGb", 0,
+			    "maximumPersistentDisks", 128, "maximumPersistentDisksSizeGb", "263168",
+			    "zone", z->name, "selfLink",
+			    compute_url(c, "projects/%s/zones/%s/machineTypes/%s", project, z->name,
+					m->name),
+			    "isSharedCpu", m->shared, "architecture", "X86_64");
 			if (!res || coll_add(mts, scope, m->name, res, false, NULL) < 0)
 				return -1;
 		}
@@ -180,34 +189,33 @@ const char *compute_project_number(struct compute *c)
 	static char buf[24];
 	const char *id = jstr(c->project, "id");
 
-	snprintf(buf, sizeof(buf), "%llu",
-		 id ? strtoull(id, NULL, 10) % 1000000000000ull : 0ull);
+	snprintf(buf, sizeof(buf), "%llu", id ? strtoull(id, NULL, 10) % 1000000000000ull : 0ull);
 	return buf;
 }
 
 const struct coll_type ct_zones = {
-	.name = "zones",
-	.kind = "compute#zone",
-	.list_kind = "compute#zoneList",
-	.scopes = SCOPE_GLOBAL,
-	.readonly = true,
-	.unscoped = true,
+    .name = "zones",
+    .kind = "compute#zone",
+    .list_kind = "compute#zoneList",
+    .scopes = SCOPE_GLOBAL,
+    .readonly = true,
+    .unscoped = true,
 };
 
 const struct coll_type ct_regions = {
-	.name = "regions",
-	.kind = "compute#region",
-	.list_kind = "compute#regionList",
-	.scopes = SCOPE_GLOBAL,
-	.readonly = true,
-	.unscoped = true,
+    .name = "regions",
+    .kind = "compute#region",
+    .list_kind = "compute#regionList",
+    .scopes = SCOPE_GLOBAL,
+    .readonly = true,
+    .unscoped = true,
 };
 
 const struct coll_type ct_machine_types = {
-	.name = "machineTypes",
-	.kind = "compute#machineType",
-	.list_kind = "compute#machineTypeList",
-	.agg_kind = "compute#machineTypeAggregatedList",
-	.scopes = SCOPE_ZONE,
-	.readonly = true,
+    .name = "machineTypes",
+    .kind = "compute#machineType",
+    .list_kind = "compute#machineTypeList",
+    .agg_kind = "compute#machineTypeAggregatedList",
+    .scopes = SCOPE_ZONE,
+    .readonly = true,
 };

@@ -125,6 +125,53 @@ static bool keyword(struct parser *p, const char *kw)
 
 static int parse_expr(struct parser *p, struct filter **out);
 
+/*
+ * RE2 (what GCP evaluates filters with) runs in linear time and refuses "a++" or huge
+ * counted repetitions; glibc's regcomp would build exponential automata for them. Refuse
+ * what RE2 refuses, plus more than one counted repetition or a count over 100, so a filter
+ * can never eat the emulator's memory.
+ */
+static bool re_acceptable(const char *re)
+{
+	bool after_quant = false;
+	int bounds = 0;
+
+	if (strlen(re) > 1024)
+		return false;
+	for (const char *p = re; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			after_quant = false;
+			continue;
+		}
+		if (*p == '*' || *p == '+' || *p == '?') {
+			if (after_quant)
+				return false;
+			after_quant = true;
+			continue;
+		}
+		if (*p == '{') {
+			char *end;
+			long lo = strtol(p + 1, &end, 10), hi = lo;
+
+			if (end == p + 1)
+				return false;
+			if (*end == ',') {
+				hi = end[1] == '}' ? lo : strtol(end + 1, &end, 10);
+				if (end[0] == ',')
+					end++;
+			}
+			if (*end != '}' || after_quant || lo > 100 || hi > 100 || ++bounds > 1)
+				return false;
+			p = end;
+			after_quant = true;
+			continue;
+		}
+		after_quant = false;
+	}
+	return true;
+}
+
 static int parse_cmp(struct parser *p, struct filter **out)
 {
 	struct filter *f = calloc(1, sizeof(*f));
@@ -178,7 +225,15 @@ static int parse_cmp(struct parser *p, struct filter **out)
 		return ret < 0 ? ret : -ENOMEM;
 	}
 	if (f->op == OP_RE_EQ || f->op == OP_RE_NE) {
-		char *pat = strf("^(%s)$", f->value);
+		char *pat;
+
+		if (!re_acceptable(f->value)) {
+			filter_free(f);
+			return fail(
+			    p,
+			    "unsupported regular expression (repeated repetition operators or large bounds)");
+		}
+		pat = strf("^(%s)$", f->value);
 
 		if (!pat || regcomp(&f->re, pat, REG_EXTENDED | REG_NOSUB) != 0) {
 			free(pat);
@@ -397,9 +452,7 @@ static bool match_path(const struct filter *f, const json_t *v, const char *path
 	json_t *e;
 
 	if (json_is_array(v)) {
-		json_array_foreach(v, i, e)
-			if (match_path(f, e, path))
-				return true;
+		json_array_foreach(v, i, e) if (match_path(f, e, path)) return true;
 		return false;
 	}
 	if (!*path)

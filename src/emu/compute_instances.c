@@ -12,13 +12,14 @@
  * Addresses are unique within a VPC network: an overlap with another instance fails the
  * Operation with IP_IN_USE_BY_ANOTHER_RESOURCE.
  *
- * updateNetworkInterface (https://cloud.google.com/compute/docs/reference/rest/v1/instances/updateNetworkInterface)
- * "can only update an interface's alias IP range and attached network", with PATCH
- * semantics. NetworkInterface.fingerprint: "An up-to-date fingerprint must be provided in
- * order to update the NetworkInterface. The request will fail with error 400 Bad Request if
- * the fingerprint is not provided, or 412 Precondition Failed if the fingerprint is out of
- * date." Fingerprints are compared as decoded bytes (gcloud re-encodes them URL-safe).
- * Alias IP ranges "can be added or deleted, but they can't be updated"
+ * updateNetworkInterface
+ * (https://cloud.google.com/compute/docs/reference/rest/v1/instances/updateNetworkInterface) "can
+ * only update an interface's alias IP range and attached network", with PATCH semantics.
+ * NetworkInterface.fingerprint: "An up-to-date fingerprint must be provided in order to update the
+ * NetworkInterface. The request will fail with error 400 Bad Request if the fingerprint is not
+ * provided, or 412 Precondition Failed if the fingerprint is out of date." Fingerprints are
+ * compared as decoded bytes (gcloud re-encodes them URL-safe). Alias IP ranges "can be added or
+ * deleted, but they can't be updated"
  * (https://cloud.google.com/vpc/docs/configure-alias-ip-ranges): a request that removes a
  * range and adds another is refused with 400; clients clear, wait, then set.
  */
@@ -113,27 +114,30 @@ static int check_alias(const json_t *ar, const json_t *subnet, const char *subne
 		return api_fail(e, 400, "required", "Required field '%s.ipCidrRange' not specified",
 				field);
 	if (parse_alias(text, a) < 0)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field '%s.ipCidrRange': '%s'. Must be an IP address, a netmask such as /24, or a CIDR range without host bits.",
-				field, text);
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field '%s.ipCidrRange': '%s'. Must be an IP address, a netmask such as /24, or a CIDR range without host bits.",
+		    field, text);
 	a->range_name = rn;
 	if (alias_source(subnet, rn, &lo, &hi, &prefix) < 0)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field '%s.subnetworkRangeName': '%s'. Subnetwork '%s' has no secondary range named '%s'.",
-				field, rn ? rn : "", subnet_name, rn ? rn : "");
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field '%s.subnetworkRangeName': '%s'. Subnetwork '%s' has no secondary range named '%s'.",
+		    field, rn ? rn : "", subnet_name, rn ? rn : "");
 	if (a->netmask_only) {
 		if (a->prefix < prefix)
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field '%s.ipCidrRange': '%s'. The netmask is larger than the %s range.",
-					field, text, rn ? rn : "primary");
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field '%s.ipCidrRange': '%s'. The netmask is larger than the %s range.",
+			    field, text, rn ? rn : "primary");
 		return 0;
 	}
 	if (a->lo < lo || a->hi > hi)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field '%s.ipCidrRange': '%s'. The alias IP range must be within the subnetwork's %s%s%s range %s.",
-				field, text, rn ? "secondary range '" : "primary", rn ? rn : "",
-				rn ? "'" : "",
-				rn ? "" : "(reserved addresses excluded)");
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field '%s.ipCidrRange': '%s'. The alias IP range must be within the subnetwork's %s%s%s range %s.",
+		    field, text, rn ? "secondary range '" : "primary", rn ? rn : "", rn ? "'" : "",
+		    rn ? "" : "(reserved addresses excluded)");
 	return 0;
 }
 
@@ -147,8 +151,8 @@ static int check_aliases(json_t *ranges, const json_t *subnet, const char *subne
 	int ret;
 
 	if (json_array_size(ranges) > 64)
-		return api_fail(e, 400, "invalid", "Invalid value for field '%s': too many alias IP ranges.",
-				field);
+		return api_fail(e, 400, "invalid",
+				"Invalid value for field '%s': too many alias IP ranges.", field);
 	json_array_foreach(ranges, i, ar)
 	{
 		char f[160];
@@ -164,9 +168,10 @@ static int check_aliases(json_t *ranges, const json_t *subnet, const char *subne
 			free(canon);
 			for (size_t j = 0; j < i; j++)
 				if (!a[j].netmask_only && a[i].lo <= a[j].hi && a[i].hi >= a[j].lo)
-					return api_fail(e, 400, "invalid",
-							"Invalid value for field '%s.ipCidrRange': '%s'. It overlaps another alias IP range of this interface.",
-							f, jstr(ar, "ipCidrRange"));
+					return api_fail(
+					    e, 400, "invalid",
+					    "Invalid value for field '%s.ipCidrRange': '%s'. It overlaps another alias IP range of this interface.",
+					    f, jstr(ar, "ipCidrRange"));
 		}
 	}
 	return 0;
@@ -266,18 +271,21 @@ static int resolve_nic(struct call *k, json_t *nic, size_t index, struct item **
 		if (compute_parse_ref(c, sref, "subnetworks", dflt, scope, sizeof(scope), sname,
 				      sizeof(sname)) < 0 ||
 		    strncmp(scope, "regions/", 8) != 0)
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field 'resource.networkInterfaces[%zu].subnetwork': '%s'. The URL is malformed.",
-					index, sref);
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.networkInterfaces[%zu].subnetwork': '%s'. The URL is malformed.",
+			    index, sref);
 		if (strcmp(scope + 8, region) != 0)
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field 'resource.networkInterfaces[%zu].subnetwork': '%s'. Subnetwork must be in the same region as the instance (%s).",
-					index, sref, region);
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.networkInterfaces[%zu].subnetwork': '%s'. Subnetwork must be in the same region as the instance (%s).",
+			    index, sref, region);
 		sub = compute_subnetwork(c, region, sname);
 		if (!sub)
-			return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
-					     "The resource 'projects/%s/regions/%s/subnetworks/%s' was not found",
-					     project, region, sname);
+			return api_fail_code(
+			    e, 404, "notFound", "RESOURCE_NOT_FOUND",
+			    "The resource 'projects/%s/regions/%s/subnetworks/%s' was not found",
+			    project, region, sname);
 		if (!network_name_of(c, sub->res, net, sizeof(net)))
 			return api_fail(e, 500, "internalError", "subnetwork without network");
 	}
@@ -287,13 +295,15 @@ static int resolve_nic(struct call *k, json_t *nic, size_t index, struct item **
 		if (compute_parse_ref(c, nref, "networks", "global", scope, sizeof(scope), nnet,
 				      sizeof(nnet)) < 0 ||
 		    strcmp(scope, "global") != 0)
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field 'resource.networkInterfaces[%zu].network': '%s'. The URL is malformed.",
-					index, nref);
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.networkInterfaces[%zu].network': '%s'. The URL is malformed.",
+			    index, nref);
 		if (sub && strcmp(nnet, net) != 0)
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field 'resource.networkInterfaces[%zu].network': '%s'. The subnetwork belongs to network '%s'.",
-					index, nref, net);
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.networkInterfaces[%zu].network': '%s'. The subnetwork belongs to network '%s'.",
+			    index, nref, net);
 		snprintf(net, sizeof(net), "%s", nnet);
 	} else if (!sub) {
 		snprintf(net, sizeof(net), "default");
@@ -307,9 +317,10 @@ static int resolve_nic(struct call *k, json_t *nic, size_t index, struct item **
 		/* A custom-mode network needs the subnet named; auto mode has one per region. */
 		sub = compute_subnetwork(c, region, net);
 		if (!sub || !json_is_true(json_object_get(n->res, "autoCreateSubnetworks")))
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field 'resource.networkInterfaces[%zu].subnetwork': ''. Subnetwork should be specified for custom subnetmode network",
-					index);
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.networkInterfaces[%zu].subnetwork': ''. Subnetwork should be specified for custom subnetmode network",
+			    index);
 	}
 	json_object_set(nic, "network", json_object_get(n->res, "selfLink"));
 	json_object_set(nic, "subnetwork", json_object_get(sub->res, "selfLink"));
@@ -330,9 +341,10 @@ static int prepare_nics(struct call *k, json_t *res, struct api_error *e)
 		return api_fail(e, 400, "required",
 				"Required field 'resource.networkInterfaces' not specified");
 	if (json_array_size(nics) > MAX_NICS)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field 'resource.networkInterfaces': at most %d network interfaces.",
-				MAX_NICS);
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.networkInterfaces': at most %d network interfaces.",
+		    MAX_NICS);
 	json_array_foreach(nics, i, nic)
 	{
 		struct item *sub = NULL;
@@ -349,9 +361,10 @@ static int prepare_nics(struct call *k, json_t *res, struct api_error *e)
 			 network_name_of(k->c, nic, buf, sizeof(buf)) ?: "");
 		for (j = 0; j < i; j++)
 			if (strcmp(seen[j], seen[i]) == 0)
-				return api_fail(e, 400, "invalid",
-						"Invalid value for field 'resource.networkInterfaces[%zu].network': each network interface must be in a different network.",
-						i);
+				return api_fail(
+				    e, 400, "invalid",
+				    "Invalid value for field 'resource.networkInterfaces[%zu].network': each network interface must be in a different network.",
+				    i);
 		if (ip) {
 			uint32_t lo, hi;
 			unsigned p;
@@ -360,9 +373,10 @@ static int prepare_nics(struct call *k, json_t *res, struct api_error *e)
 			if (parse_alias(ip, &a) < 0 || a.netmask_only || a.prefix != 32 ||
 			    alias_source(sub->res, NULL, &lo, &hi, &p) < 0 || a.lo < lo ||
 			    a.lo > hi)
-				return api_fail(e, 400, "invalid",
-						"Invalid value for field 'resource.networkInterfaces[%zu].networkIP': '%s'. The IP address must be a free address of the subnetwork's primary range.",
-						i, ip);
+				return api_fail(
+				    e, 400, "invalid",
+				    "Invalid value for field 'resource.networkInterfaces[%zu].networkIP': '%s'. The IP address must be a free address of the subnetwork's primary range.",
+				    i, ip);
 		}
 		snprintf(field, sizeof(field), "resource.networkInterfaces[%zu].aliasIpRanges", i);
 		ret = check_aliases(json_object_get(nic, "aliasIpRanges"), sub->res, sub->name,
@@ -411,8 +425,8 @@ static int prepare_disks(struct call *k, json_t *res, struct api_error *e)
 					i);
 		if (init) {
 			const char *dn = jstr(init, "diskName");
-			char *dname = dn ? strdup(dn)
-					 : (i == 0 ? strdup(name) : strf("%s-%zu", name, i));
+			char *dname =
+			    dn ? strdup(dn) : (i == 0 ? strdup(name) : strf("%s-%zu", name, i));
 
 			json_object_set_new(d, "source",
 					    compute_url(c, "projects/%s/%s/disks/%s",
@@ -420,7 +434,8 @@ static int prepare_disks(struct call *k, json_t *res, struct api_error *e)
 							dname ? dname : name));
 			free(dname);
 			if (jstr(init, "diskSizeGb"))
-				json_object_set(d, "diskSizeGb", json_object_get(init, "diskSizeGb"));
+				json_object_set(d, "diskSizeGb",
+						json_object_get(init, "diskSizeGb"));
 			/* The disk is created from these; GCP does not echo them back. */
 			json_object_del(d, "initializeParams");
 		}
@@ -446,8 +461,8 @@ static int prepare_disks(struct call *k, json_t *res, struct api_error *e)
 	if (boots != 1)
 		return api_fail(e, 400, "invalid",
 				"Invalid value for field 'resource.disks': ''. %s",
-				boots ? "Only one boot disk may be specified." :
-					"Boot disk must be specified.");
+				boots ? "Only one boot disk may be specified."
+				      : "Boot disk must be specified.");
 	return 0;
 }
 
@@ -461,22 +476,27 @@ static int check_metadata(json_t *md, const char *field, struct api_error *e)
 		const char *key = jstr(item, "key"), *value = jstr(item, "value");
 
 		if (!key || !*key || strlen(key) > 128 ||
-		    strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
-			    strlen(key))
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field '%s.items[%zu].key': '%s'. Must be a match of regex '[a-zA-Z0-9-_]{1,128}'",
-					field, i, key ? key : "");
+		    strspn(key,
+			   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+			strlen(key))
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field '%s.items[%zu].key': '%s'. Must be a match of regex '[a-zA-Z0-9-_]{1,128}'",
+			    field, i, key ? key : "");
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(jstr(json_array_get(json_object_get(md, "items"), j), "key"), key) == 0)
-				return api_fail(e, 400, "invalid",
-						"Invalid value for field '%s.items': duplicate key '%s'.",
-						field, key);
+			if (strcmp(jstr(json_array_get(json_object_get(md, "items"), j), "key"),
+				   key) == 0)
+				return api_fail(
+				    e, 400, "invalid",
+				    "Invalid value for field '%s.items': duplicate key '%s'.",
+				    field, key);
 		total += strlen(key) + (value ? strlen(value) : 0);
 	}
 	/* "The total size of all keys and values must be less than 512 KB." */
 	if (total > 512 * 1024)
 		return api_fail(e, 400, "invalid",
-				"Invalid value for field '%s': metadata is larger than 512 KB.", field);
+				"Invalid value for field '%s': metadata is larger than 512 KB.",
+				field);
 	return 0;
 }
 
@@ -505,14 +525,14 @@ static int instance_prepare(struct call *k, json_t *res, struct api_error *e)
 	snprintf(dflt, sizeof(dflt), "zones/%s", zone);
 	if (compute_parse_ref(c, mt, "machineTypes", dflt, scope, sizeof(scope), mtname,
 			      sizeof(mtname)) < 0 ||
-	    strcmp(scope, dflt) != 0 ||
-	    !coll_find(compute_coll(c, "machineTypes"), scope, mtname))
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field 'resource.machineType': '%s'. Machine type with name '%s' does not exist in zone '%s'.",
-				mt, mtname, zone);
-	json_object_set_new(res, "machineType",
-			    compute_url(c, "projects/%s/zones/%s/machineTypes/%s", project, zone,
-					mtname));
+	    strcmp(scope, dflt) != 0 || !coll_find(compute_coll(c, "machineTypes"), scope, mtname))
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.machineType': '%s'. Machine type with name '%s' does not exist in zone '%s'.",
+		    mt, mtname, zone);
+	json_object_set_new(
+	    res, "machineType",
+	    compute_url(c, "projects/%s/zones/%s/machineTypes/%s", project, zone, mtname));
 	ret = prepare_nics(k, res, e);
 	if (ret == 0)
 		ret = prepare_disks(k, res, e);
@@ -648,10 +668,11 @@ static int nic_allocate(struct compute *c, json_t *nic, const char *owner, struc
 					"Subnetwork '%s' has no secondary range named '%s'.",
 					sub->name, rn ? rn : "");
 		if (ipindex_alloc(c->ipidx, net, rlo, rhi, a.prefix, NULL, taken, ntaken, &got) < 0)
-			return api_fail_code(e, 400, "ipSpaceExhausted", "IP_SPACE_EXHAUSTED",
-					     "The %s%s%s range of subnetwork '%s' has no free /%u left.",
-					     rn ? "secondary '" : "primary", rn ? rn : "",
-					     rn ? "'" : "", sub->name, a.prefix);
+			return api_fail_code(
+			    e, 400, "ipSpaceExhausted", "IP_SPACE_EXHAUSTED",
+			    "The %s%s%s range of subnetwork '%s' has no free /%u left.",
+			    rn ? "secondary '" : "primary", rn ? rn : "", rn ? "'" : "", sub->name,
+			    a.prefix);
 		text = cidr4_format(got, a.prefix);
 		json_object_set_new(ar, "ipCidrRange", json_string(text ? text : ""));
 		free(text);
@@ -662,8 +683,8 @@ static int nic_allocate(struct compute *c, json_t *nic, const char *owner, struc
 		ret = ipindex_add(c->ipidx, net, taken[2 * j], taken[2 * j + 1], owner);
 		if (ret < 0) {
 			ipindex_remove_owner(c->ipidx, net, owner);
-			return ret == -EEXIST ? in_use(e, "alias") : api_fail(e, 500, "internalError",
-										  "out of memory");
+			return ret == -EEXIST ? in_use(e, "alias")
+					      : api_fail(e, 500, "internalError", "out of memory");
 		}
 	}
 	json_array_foreach(json_object_get(nic, "accessConfigs"), j, ac)
@@ -706,6 +727,8 @@ static int instance_apply_insert(struct compute *c, struct item *it, struct api_
 static void instance_apply_delete(struct compute *c, struct item *it)
 {
 	unindex_instance(c, it);
+	/* "If you delete an instance, it is removed from the instance groups it belonged to." */
+	instance_groups_forget(c, jstr(it->res, "selfLink"));
 }
 
 /* ---- updateNetworkInterface ---- */
@@ -740,7 +763,7 @@ static bool same_alias(const json_t *a, const json_t *b)
 {
 	return strcmp(jstr(a, "ipCidrRange") ?: "", jstr(b, "ipCidrRange") ?: "") == 0 &&
 	       strcmp(jstr(a, "subnetworkRangeName") ?: "", jstr(b, "subnetworkRangeName") ?: "") ==
-		       0;
+		   0;
 }
 
 static bool contains_alias(const json_t *list, const json_t *a)
@@ -748,17 +771,15 @@ static bool contains_alias(const json_t *list, const json_t *a)
 	json_t *b;
 	size_t i;
 
-	json_array_foreach(list, i, b)
-		if (same_alias(a, b))
-			return true;
+	json_array_foreach(list, i, b) if (same_alias(a, b)) return true;
 	return false;
 }
 
 /* Fields the method may carry unchanged; anything else must equal the current value. */
 static bool updatable(const char *key)
 {
-	static const char *const ok[] = {"aliasIpRanges", "fingerprint", "kind", "name",
-					 "network", "subnetwork"};
+	static const char *const ok[] = {"aliasIpRanges", "fingerprint", "kind",
+					 "name",          "network",     "subnetwork"};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (strcmp(key, ok[i]) == 0)
@@ -792,17 +813,19 @@ static int update_nic(struct call *k, struct item *it, struct api_error *e)
 				"Required parameter 'networkInterface' not specified");
 	nic = find_nic(it->res, nicname, &index);
 	if (!nic)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field 'networkInterface': '%s'. The instance has no such network interface.",
-				nicname);
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'networkInterface': '%s'. The instance has no such network interface.",
+		    nicname);
 	if (!body)
 		return api_fail(e, 400, "required", "Required field 'resource' not specified");
 	if (sch_check(m, body, "resource", err, sizeof(err)) < 0)
 		return api_fail(e, 400, "invalid", "%s", err);
 	fp = jstr(body, "fingerprint");
 	if (!fp)
-		return api_fail(e, 400, "required",
-				"Required field 'resource.fingerprint' not specified: an up-to-date fingerprint must be provided to update the network interface.");
+		return api_fail(
+		    e, 400, "required",
+		    "Required field 'resource.fingerprint' not specified: an up-to-date fingerprint must be provided to update the network interface.");
 	if (!fingerprint_equal(fp, jstr(nic, "fingerprint")))
 		return precondition_failed(e, "network interface");
 	json_object_foreach(body, key, v)
@@ -819,17 +842,19 @@ static int update_nic(struct call *k, struct item *it, struct api_error *e)
 			    strcmp(s1, s2) == 0 && strcmp(n1, n2) == 0)
 				continue;
 			/* Migrating a VM between networks needs it stopped; ours are RUNNING. */
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field 'resource.%s': '%s'. The instance must be stopped to move a network interface to another network.",
-					key, json_string_value(v) ?: "");
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.%s': '%s'. The instance must be stopped to move a network interface to another network.",
+			    key, json_string_value(v) ?: "");
 		}
 		if (updatable(key))
 			continue;
 		old = json_object_get(nic, key);
 		if (!old || !json_equal(old, v))
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field 'resource.%s'. This method can only update an interface's alias IP ranges and attached network.",
-					key);
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.%s'. This method can only update an interface's alias IP ranges and attached network.",
+			    key);
 	}
 	ranges = json_object_get(body, "aliasIpRanges");
 	if (ranges) {
@@ -844,23 +869,21 @@ static int update_nic(struct call *k, struct item *it, struct api_error *e)
 		if (ret < 0)
 			return ret;
 		old = json_object_get(nic, "aliasIpRanges");
-		json_array_foreach(old, i, v)
-			if (!contains_alias(ranges, v))
-				removed = v;
-		json_array_foreach(ranges, i, v)
-			if (!contains_alias(old, v))
-				added = v;
+		json_array_foreach(old, i, v) if (!contains_alias(ranges, v)) removed = v;
+		json_array_foreach(ranges, i, v) if (!contains_alias(old, v)) added = v;
 		if (removed && added)
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field 'resource.aliasIpRanges': alias IP ranges can be added or removed, but not replaced in one request: remove '%s' first, then add '%s'.",
-					jstr(removed, "ipCidrRange"), jstr(added, "ipCidrRange"));
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.aliasIpRanges': alias IP ranges can be added or removed, but not replaced in one request: remove '%s' first, then add '%s'.",
+			    jstr(removed, "ipCidrRange"), jstr(added, "ipCidrRange"));
 	}
 	return op_start(k, "updateNetworkInterface", it->scope, it->name, "instances",
 			json_incref(json_object_get(it->res, "id")),
 			json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O*}", "op", "method",
 				  "method", "updateNetworkInterface", "collection", "instances",
 				  "scope", it->scope, "name", it->name, "nic", nicname,
-				  "fingerprint", jstr(nic, "fingerprint"), "aliasIpRanges", ranges));
+				  "fingerprint", jstr(nic, "fingerprint"), "aliasIpRanges",
+				  ranges));
 }
 
 /* Re-indexes one nic with a new alias list; restores the old one on a conflict. */
@@ -966,12 +989,13 @@ static int set_metadata(struct call *k, struct item *it, struct api_error *e)
 	ret = check_metadata(k->body, "resource", e);
 	if (ret < 0)
 		return ret;
-	return op_start(k, "setMetadata", it->scope, it->name, "instances",
-			json_incref(json_object_get(it->res, "id")),
-			json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "op", "method", "method",
-				  "setMetadata", "collection", "instances", "scope", it->scope,
-				  "name", it->name, "fingerprint", fp, "items",
-				  json_deep_copy(json_object_get(k->body, "items")) ?: json_array()));
+	return op_start(
+	    k, "setMetadata", it->scope, it->name, "instances",
+	    json_incref(json_object_get(it->res, "id")),
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "op", "method", "method",
+		      "setMetadata", "collection", "instances", "scope", it->scope, "name",
+		      it->name, "fingerprint", fp, "items",
+		      json_deep_copy(json_object_get(k->body, "items")) ?: json_array()));
 }
 
 static int instance_method(struct call *k, struct item *it, struct api_error *e)
@@ -1005,16 +1029,16 @@ const char *instances_bump_fingerprint(struct compute *c, const char *zone, cons
 }
 
 const struct coll_type ct_instances = {
-	.name = "instances",
-	.kind = "compute#instance",
-	.list_kind = "compute#instanceList",
-	.agg_kind = "compute#instanceAggregatedList",
-	.schema = "Instance",
-	.scopes = SCOPE_ZONE,
-	.prepare_insert = instance_prepare,
-	.apply_insert = instance_apply_insert,
-	.apply_delete = instance_apply_delete,
-	.method = instance_method,
-	.apply_method = instance_apply_method,
-	.on_load = instance_on_load,
+    .name = "instances",
+    .kind = "compute#instance",
+    .list_kind = "compute#instanceList",
+    .agg_kind = "compute#instanceAggregatedList",
+    .schema = "Instance",
+    .scopes = SCOPE_ZONE,
+    .prepare_insert = instance_prepare,
+    .apply_insert = instance_apply_insert,
+    .apply_delete = instance_apply_delete,
+    .method = instance_method,
+    .apply_method = instance_apply_method,
+    .on_load = instance_on_load,
 };

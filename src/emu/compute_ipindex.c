@@ -94,8 +94,8 @@ static const struct range *overlap(const struct net *n, uint32_t lo, uint32_t hi
 	return NULL;
 }
 
-const char *ipindex_overlap(const struct ipindex *x, const char *network, uint32_t lo,
-			    uint32_t hi, const char *ignore_owner)
+const char *ipindex_overlap(const struct ipindex *x, const char *network, uint32_t lo, uint32_t hi,
+			    const char *ignore_owner)
 {
 	const struct net *n = find_net(x, network);
 	const struct range *r = n ? overlap(n, lo, hi, ignore_owner) : NULL;
@@ -103,8 +103,7 @@ const char *ipindex_overlap(const struct ipindex *x, const char *network, uint32
 	return r ? r->owner : NULL;
 }
 
-int ipindex_add(struct ipindex *x, const char *network, uint32_t lo, uint32_t hi,
-		const char *owner)
+int ipindex_add(struct ipindex *x, const char *network, uint32_t lo, uint32_t hi, const char *owner)
 {
 	struct net *n = find_net(x, network);
 	size_t i;

@@ -152,7 +152,8 @@ static void put_value(struct out *o, const json_t *v, int depth)
 		void *it;
 
 		putc1(o, '{');
-		for (it = json_object_iter((json_t *)v); it; it = json_object_iter_next((json_t *)v, it)) {
+		for (it = json_object_iter((json_t *)v); it;
+		     it = json_object_iter_next((json_t *)v, it)) {
 			key = json_object_iter_key(it);
 			if (!first)
 				putc1(o, ',');
@@ -212,12 +213,151 @@ char *compute_json_text(const json_t *v, size_t *len)
 	return o.p;
 }
 
+/*
+ * Partial responses: the standard "fields" parameter, "a,b/c,d(e,f)" with "*" for any key
+ * (https://cloud.google.com/compute/docs/api/how-tos/performance), so a
+ * client can list 5,000 instances asking only for what it reads.
+ */
+struct sel {
+	char *name;
+	struct sel *children, *next; /* children NULL: the whole value */
+	bool all;                    /* "a" itself was selected: its whole value */
+};
+
+static void sel_free(struct sel *s)
+{
+	while (s) {
+		struct sel *next = s->next;
+
+		sel_free(s->children);
+		free(s->name);
+		free(s);
+		s = next;
+	}
+}
+
+static struct sel *sel_child(struct sel **list, const char *name, size_t n)
+{
+	struct sel *s;
+
+	for (s = *list; s; s = s->next)
+		if (strlen(s->name) == n && strncmp(s->name, name, n) == 0)
+			return s;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->name = strndup(name, n);
+	if (!s->name) {
+		free(s);
+		return NULL;
+	}
+	s->next = *list;
+	*list = s;
+	return s;
+}
+
+/* list := item (',' item)* ; item := name ('/' name)* ['(' list ')'] */
+static int sel_parse(const char **p, struct sel **list, int depth)
+{
+	if (depth > 16)
+		return -EINVAL;
+	for (;;) {
+		struct sel **at = list, *node = NULL;
+
+		for (;;) {
+			const char *start = *p;
+
+			while (**p && !strchr(",/()", **p))
+				(*p)++;
+			if (*p == start)
+				return -EINVAL;
+			node = sel_child(at, start, (size_t)(*p - start));
+			if (!node)
+				return -ENOMEM;
+			if (**p != '/')
+				break;
+			(*p)++;
+			at = &node->children;
+		}
+		if (**p == '(') {
+			int ret;
+
+			(*p)++;
+			ret = sel_parse(p, &node->children, depth + 1);
+			if (ret < 0)
+				return ret;
+			if (**p != ')')
+				return -EINVAL;
+			(*p)++;
+		} else {
+			node->all = true;
+		}
+		if (**p != ',')
+			return 0;
+		(*p)++;
+	}
+}
+
+static json_t *sel_apply(const struct sel *list, json_t *v)
+{
+	json_t *out;
+
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+
+		out = json_array();
+		json_array_foreach(v, i, e) json_array_append_new(out, sel_apply(list, e));
+		return out;
+	}
+	if (!json_is_object(v))
+		return json_incref(v);
+	out = json_object();
+	for (const struct sel *s = list; s; s = s->next) {
+		const char *key;
+		json_t *child;
+
+		json_object_foreach(v, key, child)
+		{
+			if (strcmp(s->name, "*") != 0 && strcmp(s->name, key) != 0)
+				continue;
+			if (s->all || !s->children)
+				json_object_set(out, key, child);
+			else if (!json_object_get(out, key))
+				json_object_set_new(out, key, sel_apply(s->children, child));
+		}
+	}
+	return out;
+}
+
 int compute_reply(struct emu_request *req, unsigned status, json_t *body)
 {
+	const char *fields = status < 300 ? emu_request_query(req, "fields") : NULL;
 	size_t len;
-	char *text = body ? compute_json_text(body, &len) : NULL;
+	char *text;
 	int ret;
 
+	if (fields && *fields && body) {
+		struct sel *sel = NULL;
+		const char *p = fields;
+
+		if (sel_parse(&p, &sel, 0) < 0 || *p) {
+			struct api_error e;
+
+			sel_free(sel);
+			json_decref(body);
+			api_fail(&e, 400, "invalidParameter", "Invalid field selection %s", fields);
+			e.location = "fields";
+			e.location_type = "parameter";
+			return api_reply_error(req, &e);
+		}
+		json_t *partial = sel_apply(sel, body);
+
+		sel_free(sel);
+		json_decref(body);
+		body = partial;
+	}
+	text = body ? compute_json_text(body, &len) : NULL;
 	json_decref(body);
 	if (!text)
 		return emu_reply(req, 500, "text/plain", "out of memory\n", 14);

@@ -50,9 +50,10 @@ int subnet_range(const json_t *subnet, const char *range_name, uint32_t *lo, uin
 
 	if (!range_name)
 		return cidr4_parse(jstr(subnet, "ipCidrRange"), lo, hi, prefix);
-	json_array_foreach(json_object_get(subnet, "secondaryIpRanges"), i, r)
-		if (strcmp(jstr(r, "rangeName") ? jstr(r, "rangeName") : "", range_name) == 0)
-			return cidr4_parse(jstr(r, "ipCidrRange"), lo, hi, prefix);
+	json_array_foreach(
+	    json_object_get(subnet, "secondaryIpRanges"), i,
+	    r) if (strcmp(jstr(r, "rangeName") ? jstr(r, "rangeName") : "", range_name) ==
+		   0) return cidr4_parse(jstr(r, "ipCidrRange"), lo, hi, prefix);
 	return -ENOENT;
 }
 
@@ -79,8 +80,8 @@ const char *network_name_of(struct compute *c, const json_t *res, char *buf, siz
 	char scope[64];
 	const char *ref = jstr(res, "network");
 
-	if (!ref || compute_parse_ref(c, ref, "networks", "global", scope, sizeof(scope), buf,
-				      len) < 0 ||
+	if (!ref ||
+	    compute_parse_ref(c, ref, "networks", "global", scope, sizeof(scope), buf, len) < 0 ||
 	    strcmp(scope, "global") != 0)
 		return NULL;
 	return buf;
@@ -88,14 +89,15 @@ const char *network_name_of(struct compute *c, const json_t *res, char *buf, siz
 
 /* ---- networks ---- */
 
-/* Auto mode subnet ranges as GCP assigns them (https://cloud.google.com/vpc/docs/subnets#ip-ranges). */
+/* Auto mode subnet ranges as GCP assigns them
+ * (https://cloud.google.com/vpc/docs/subnets#ip-ranges). */
 static const struct {
 	const char *region;
 	const char *range;
 } auto_ranges[] = {
-	{"asia-northeast1", "10.146.0.0/20"}, {"europe-west1", "10.132.0.0/20"},
-	{"europe-west4", "10.164.0.0/20"},    {"us-central1", "10.128.0.0/20"},
-	{"us-east1", "10.142.0.0/20"},	      {"us-west1", "10.138.0.0/20"},
+    {"asia-northeast1", "10.146.0.0/20"}, {"europe-west1", "10.132.0.0/20"},
+    {"europe-west4", "10.164.0.0/20"},    {"us-central1", "10.128.0.0/20"},
+    {"us-east1", "10.142.0.0/20"},        {"us-west1", "10.138.0.0/20"},
 };
 
 static int network_prepare(struct call *k, json_t *res, struct api_error *e)
@@ -103,8 +105,9 @@ static int network_prepare(struct call *k, json_t *res, struct api_error *e)
 	json_t *mtu = json_object_get(res, "mtu");
 
 	if (json_object_get(res, "IPv4Range"))
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field 'resource.IPv4Range': legacy networks cannot be created; set autoCreateSubnetworks.");
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.IPv4Range': legacy networks cannot be created; set autoCreateSubnetworks.");
 	if (mtu && (json_integer_value(mtu) < 1300 || json_integer_value(mtu) > 8896))
 		return api_fail(e, 400, "invalid",
 				"Invalid value for field 'resource.mtu': '%" JSON_INTEGER_FORMAT
@@ -182,9 +185,10 @@ static int network_check_delete(struct compute *c, struct item *it, struct api_e
 				if (ct_subnetworks.check_delete(c, o, &sub) == 0)
 					continue;
 			}
-			return api_fail(e, 400, "resourceInUseByAnotherResource",
-					"The network resource 'projects/%s/global/networks/%s' is already being used by 'projects/%s/%s/%s/%s'",
-					project, it->name, project, o->scope, users[u], o->name);
+			return api_fail(
+			    e, 400, "resourceInUseByAnotherResource",
+			    "The network resource 'projects/%s/global/networks/%s' is already being used by 'projects/%s/%s/%s/%s'",
+			    project, it->name, project, o->scope, users[u], o->name);
 		}
 	}
 	/* Instances outside auto subnets (a nic naming only the network) count too. */
@@ -193,12 +197,13 @@ static int network_check_delete(struct compute *c, struct item *it, struct api_e
 		json_t *nic;
 		size_t j;
 
-		json_array_foreach(json_object_get(insts->items[i]->res, "networkInterfaces"), j, nic)
-			if (refers_to_network(c, nic, it->name))
-				return api_fail(e, 400, "resourceInUseByAnotherResource",
-						"The network resource 'projects/%s/global/networks/%s' is already being used by 'projects/%s/%s/instances/%s'",
-						project, it->name, project, insts->items[i]->scope,
-						insts->items[i]->name);
+		json_array_foreach(json_object_get(insts->items[i]->res, "networkInterfaces"), j, nic) if (
+		    refers_to_network(
+			c, nic,
+			it->name)) return api_fail(e, 400, "resourceInUseByAnotherResource",
+						   "The network resource 'projects/%s/global/networks/%s' is already being used by 'projects/%s/%s/instances/%s'",
+						   project, it->name, project,
+						   insts->items[i]->scope, insts->items[i]->name);
 	}
 	return 0;
 }
@@ -217,15 +222,15 @@ static void network_apply_delete(struct compute *c, struct item *it)
 }
 
 const struct coll_type ct_networks = {
-	.name = "networks",
-	.kind = "compute#network",
-	.list_kind = "compute#networkList",
-	.schema = "Network",
-	.scopes = SCOPE_GLOBAL,
-	.prepare_insert = network_prepare,
-	.apply_insert = network_apply_insert,
-	.check_delete = network_check_delete,
-	.apply_delete = network_apply_delete,
+    .name = "networks",
+    .kind = "compute#network",
+    .list_kind = "compute#networkList",
+    .schema = "Network",
+    .scopes = SCOPE_GLOBAL,
+    .prepare_insert = network_prepare,
+    .apply_insert = network_apply_insert,
+    .check_delete = network_check_delete,
+    .apply_delete = network_apply_delete,
 };
 
 /* ---- subnetworks ---- */
@@ -244,31 +249,31 @@ static json_t *subnet_resource(struct compute *c, const char *region, const char
 		return NULL;
 	}
 	gw = ip4_format(lo + 1);
-	res = json_pack("{s:s, s:o, s:o, s:s, s:o, s:s, s:s, s:o, s:o, s:b, s:s, s:s, s:s}",
-			"kind", "compute#subnetwork", "id", compute_new_id(c), "creationTimestamp",
-			json_now(), "name", name, "network",
-			compute_url(c, "projects/%s/global/networks/%s", project, network),
-			"ipCidrRange", range, "gatewayAddress", gw ? gw : "", "region",
-			compute_url(c, "projects/%s/regions/%s", project, region), "selfLink",
-			compute_url(c, "projects/%s/regions/%s/subnetworks/%s", project, region,
-				    name),
-			"privateIpGoogleAccess", 0, "fingerprint", fp, "purpose", "PRIVATE",
-			"stackType", "IPV4_ONLY");
+	res = json_pack(
+	    "{s:s, s:o, s:o, s:s, s:o, s:s, s:s, s:o, s:o, s:b, s:s, s:s, s:s}", "kind",
+	    "compute#subnetwork", "id", compute_new_id(c), "creationTimestamp", json_now(), "name",
+	    name, "network", compute_url(c, "projects/%s/global/networks/%s", project, network),
+	    "ipCidrRange", range, "gatewayAddress", gw ? gw : "", "region",
+	    compute_url(c, "projects/%s/regions/%s", project, region), "selfLink",
+	    compute_url(c, "projects/%s/regions/%s/subnetworks/%s", project, region, name),
+	    "privateIpGoogleAccess", 0, "fingerprint", fp, "purpose", "PRIVATE", "stackType",
+	    "IPV4_ONLY");
 	free(gw);
 	free(fp);
 	return res;
 }
 
-/* Addresses GCP never lets a subnet use (https://cloud.google.com/vpc/docs/subnets#valid-ranges). */
+/* Addresses GCP never lets a subnet use (https://cloud.google.com/vpc/docs/subnets#valid-ranges).
+ */
 static bool forbidden_range(uint32_t lo, uint32_t hi)
 {
 	static const struct {
 		uint32_t lo, hi;
 	} bad[] = {
-		{0x00000000, 0x00ffffff}, /* 0.0.0.0/8 */
-		{0x7f000000, 0x7fffffff}, /* 127.0.0.0/8 */
-		{0xa9fe0000, 0xa9feffff}, /* 169.254.0.0/16 */
-		{0xe0000000, 0xffffffff}, /* multicast and reserved */
+	    {0x00000000, 0x00ffffff}, /* 0.0.0.0/8 */
+	    {0x7f000000, 0x7fffffff}, /* 127.0.0.0/8 */
+	    {0xa9fe0000, 0xa9feffff}, /* 169.254.0.0/16 */
+	    {0xe0000000, 0xffffffff}, /* multicast and reserved */
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -296,15 +301,16 @@ static int check_overlap(struct compute *c, const char *network, const char *fie
 			continue;
 		if (subnet_range(s->res, NULL, &olo, &ohi, &op) == 0 && lo <= ohi && hi >= olo)
 			goto conflict;
-		json_array_foreach(json_object_get(s->res, "secondaryIpRanges"), j, r)
-			if (cidr4_parse(jstr(r, "ipCidrRange"), &olo, &ohi, &op) == 0 &&
-			    lo <= ohi && hi >= olo)
-				goto conflict;
+		json_array_foreach(json_object_get(s->res, "secondaryIpRanges"), j,
+				   r) if (cidr4_parse(jstr(r, "ipCidrRange"), &olo, &ohi, &op) ==
+					      0 &&
+					  lo <= ohi && hi >= olo) goto conflict;
 		continue;
 conflict:
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field '%s': '%s'. Invalid IPCidrRange: %s conflicts with existing subnetwork '%s' in region '%s'.",
-				field, range, range, s->name, s->scope + strlen("regions/"));
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field '%s': '%s'. Invalid IPCidrRange: %s conflicts with existing subnetwork '%s' in region '%s'.",
+		    field, range, range, s->name, s->scope + strlen("regions/"));
 	}
 	return 0;
 }
@@ -317,17 +323,20 @@ static int check_range(const char *field, const char *range, struct api_error *e
 	if (!range)
 		return api_fail(e, 400, "required", "Required field '%s' not specified", field);
 	if (cidr4_parse(range, &lo, &hi, &p) < 0)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field '%s': '%s'. Must be an IPv4 CIDR range with no host bits set.",
-				field, range);
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field '%s': '%s'. Must be an IPv4 CIDR range with no host bits set.",
+		    field, range);
 	if (p < 8 || p > 29)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field '%s': '%s'. The prefix length must be between /8 and /29.",
-				field, range);
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field '%s': '%s'. The prefix length must be between /8 and /29.",
+		    field, range);
 	if (forbidden_range(lo, hi))
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field '%s': '%s'. The range is reserved and cannot be used by a subnetwork.",
-				field, range);
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field '%s': '%s'. The range is reserved and cannot be used by a subnetwork.",
+		    field, range);
 	return 0;
 }
 
@@ -340,8 +349,9 @@ static int check_secondary(struct compute *c, const char *network, json_t *range
 	int ret;
 
 	if (json_array_size(ranges) > 170)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field 'resource.secondaryIpRanges': at most 170 secondary ranges per subnetwork.");
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.secondaryIpRanges': at most 170 secondary ranges per subnetwork.");
 	json_array_foreach(ranges, i, r)
 	{
 		char field[96];
@@ -354,18 +364,20 @@ static int check_secondary(struct compute *c, const char *network, json_t *range
 			return api_fail(e, 400, "required", "Required field '%s' not specified",
 					field);
 		if (!valid_name(name))
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field '%s': '%s'. Must be a match of regex '[a-z]([-a-z0-9]*[a-z0-9])?'",
-					field, name);
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field '%s': '%s'. Must be a match of regex '[a-z]([-a-z0-9]*[a-z0-9])?'",
+			    field, name);
 		snprintf(field, sizeof(field), "resource.secondaryIpRanges[%zu].ipCidrRange", i);
 		ret = check_range(field, range, e);
 		if (ret < 0)
 			return ret;
 		cidr4_parse(range, &lo, &hi, &p);
 		if (cidr4_parse(primary, &plo, &phi, &pp) == 0 && lo <= phi && hi >= plo)
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field '%s': '%s'. It overlaps the primary range %s.",
-					field, range, primary);
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field '%s': '%s'. It overlaps the primary range %s.",
+			    field, range, primary);
 		json_array_foreach(ranges, j, r2)
 		{
 			uint32_t lo2, hi2;
@@ -374,14 +386,16 @@ static int check_secondary(struct compute *c, const char *network, json_t *range
 			if (j >= i)
 				break;
 			if (strcmp(jstr(r2, "rangeName") ?: "", name) == 0)
-				return api_fail(e, 400, "invalid",
-						"Invalid value for field 'resource.secondaryIpRanges': duplicate range name '%s'.",
-						name);
+				return api_fail(
+				    e, 400, "invalid",
+				    "Invalid value for field 'resource.secondaryIpRanges': duplicate range name '%s'.",
+				    name);
 			if (cidr4_parse(jstr(r2, "ipCidrRange"), &lo2, &hi2, &p2) == 0 &&
 			    lo <= hi2 && hi >= lo2)
-				return api_fail(e, 400, "invalid",
-						"Invalid value for field '%s': '%s'. It overlaps secondary range '%s'.",
-						field, range, jstr(r2, "rangeName"));
+				return api_fail(
+				    e, 400, "invalid",
+				    "Invalid value for field '%s': '%s'. It overlaps secondary range '%s'.",
+				    field, range, jstr(r2, "rangeName"));
 		}
 		ret = check_overlap(c, network, field, range, skip, e);
 		if (ret < 0)
@@ -407,8 +421,8 @@ static int subnet_prepare(struct call *k, json_t *res, struct api_error *e)
 	if (compute_parse_ref(c, ref, "networks", "global", scope, sizeof(scope), net,
 			      sizeof(net)) < 0 ||
 	    strcmp(scope, "global") != 0)
-		return api_fail(e, 400, "invalid", "Invalid value for field 'resource.network': '%s'.",
-				ref);
+		return api_fail(e, 400, "invalid",
+				"Invalid value for field 'resource.network': '%s'.", ref);
 	if (!compute_network(c, net))
 		return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
 				     "The resource 'projects/%s/global/networks/%s' was not found",
@@ -478,12 +492,13 @@ static int subnet_check_delete(struct compute *c, struct item *it, struct api_er
 		json_t *nic;
 		size_t j;
 
-		json_array_foreach(json_object_get(insts->items[i]->res, "networkInterfaces"), j, nic)
-			if (nic_uses_subnet(c, nic, it))
-				return api_fail(e, 400, "resourceInUseByAnotherResource",
-						"The subnetwork resource 'projects/%s/%s/subnetworks/%s' is already being used by 'projects/%s/%s/instances/%s'",
-						project, it->scope, it->name, project,
-						insts->items[i]->scope, insts->items[i]->name);
+		json_array_foreach(json_object_get(insts->items[i]->res, "networkInterfaces"), j, nic) if (
+		    nic_uses_subnet(
+			c, nic,
+			it)) return api_fail(e, 400, "resourceInUseByAnotherResource",
+					     "The subnetwork resource 'projects/%s/%s/subnetworks/%s' is already being used by 'projects/%s/%s/instances/%s'",
+					     project, it->scope, it->name, project,
+					     insts->items[i]->scope, insts->items[i]->name);
 	}
 	return 0;
 }
@@ -518,13 +533,15 @@ static const char *range_in_use(struct compute *c, const struct item *subnet, co
 		json_t *nic, *a;
 		size_t j, l;
 
-		json_array_foreach(json_object_get(insts->items[i]->res, "networkInterfaces"), j, nic)
+		json_array_foreach(json_object_get(insts->items[i]->res, "networkInterfaces"), j,
+				   nic)
 		{
 			if (!nic_uses_subnet(c, nic, subnet))
 				continue;
-			json_array_foreach(json_object_get(nic, "aliasIpRanges"), l, a)
-				if (strcmp(jstr(a, "subnetworkRangeName") ?: "", range) == 0)
-					return insts->items[i]->name;
+			json_array_foreach(json_object_get(nic, "aliasIpRanges"), l,
+					   a) if (strcmp(jstr(a, "subnetworkRangeName") ?: "",
+							 range) == 0) return insts->items[i]
+			    ->name;
 		}
 	}
 	return NULL;
@@ -546,7 +563,8 @@ static int subnet_method(struct call *k, struct item *it, struct api_error *e)
 	int ret;
 
 	if (k->verb || strcmp(k->req->method, "PATCH") != 0)
-		return api_fail(e, 404, "notFound", "The requested URL was not found on this server.");
+		return api_fail(e, 404, "notFound",
+				"The requested URL was not found on this server.");
 	if (!k->body)
 		return api_fail(e, 400, "required", "Required field 'resource' not specified");
 	{
@@ -570,8 +588,8 @@ static int subnet_method(struct call *k, struct item *it, struct api_error *e)
 	net = network_name_of(c, it->res, buf, sizeof(buf));
 	ranges = json_object_get(k->body, "secondaryIpRanges");
 	if (ranges) {
-		ret = check_secondary(c, net ? net : "", ranges, jstr(it->res, "ipCidrRange"), it,
-				      e);
+		ret =
+		    check_secondary(c, net ? net : "", ranges, jstr(it->res, "ipCidrRange"), it, e);
 		if (ret < 0)
 			return ret;
 		/* A removed range must not hold aliases. */
@@ -582,15 +600,17 @@ static int subnet_method(struct call *k, struct item *it, struct api_error *e)
 			json_t *r2;
 			size_t j;
 
-			json_array_foreach(ranges, j, r2)
-				if (strcmp(jstr(r2, "rangeName") ?: "", name ?: "") == 0 &&
-				    strcmp(jstr(r2, "ipCidrRange") ?: "", jstr(r, "ipCidrRange") ?: "") == 0)
-					kept = true;
+			json_array_foreach(
+			    ranges, j,
+			    r2) if (strcmp(jstr(r2, "rangeName") ?: "", name ?: "") == 0 &&
+				    strcmp(jstr(r2, "ipCidrRange") ?: "",
+					   jstr(r, "ipCidrRange") ?: "") == 0) kept = true;
 			user = kept ? NULL : range_in_use(c, it, name ? name : "");
 			if (user)
-				return api_fail(e, 400, "resourceInUseByAnotherResource",
-						"The secondary range '%s' of subnetwork 'projects/%s/%s/subnetworks/%s' is in use by instance '%s'",
-						name, project, it->scope, it->name, user);
+				return api_fail(
+				    e, 400, "resourceInUseByAnotherResource",
+				    "The secondary range '%s' of subnetwork 'projects/%s/%s/subnetworks/%s' is in use by instance '%s'",
+				    name, project, it->scope, it->name, user);
 		}
 	}
 	return op_start(k, "patch", it->scope, it->name, "subnetworks",
@@ -624,16 +644,16 @@ static int subnet_apply_method(struct compute *c, json_t *m, struct api_error *e
 }
 
 const struct coll_type ct_subnetworks = {
-	.name = "subnetworks",
-	.kind = "compute#subnetwork",
-	.list_kind = "compute#subnetworkList",
-	.agg_kind = "compute#subnetworkAggregatedList",
-	.schema = "Subnetwork",
-	.scopes = SCOPE_REGION,
-	.prepare_insert = subnet_prepare,
-	.apply_insert = subnet_apply_insert,
-	.check_delete = subnet_check_delete,
-	.apply_delete = subnet_apply_delete,
-	.method = subnet_method,
-	.apply_method = subnet_apply_method,
+    .name = "subnetworks",
+    .kind = "compute#subnetwork",
+    .list_kind = "compute#subnetworkList",
+    .agg_kind = "compute#subnetworkAggregatedList",
+    .schema = "Subnetwork",
+    .scopes = SCOPE_REGION,
+    .prepare_insert = subnet_prepare,
+    .apply_insert = subnet_apply_insert,
+    .check_delete = subnet_check_delete,
+    .apply_delete = subnet_apply_delete,
+    .method = subnet_method,
+    .apply_method = subnet_apply_method,
 };

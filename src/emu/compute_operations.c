@@ -102,8 +102,8 @@ static int wait_resume(struct emu_request *req)
 	if (!it) {
 		char path[400];
 
-		snprintf(path, sizeof(path), "projects/%s/%s/operations/%s",
-			 w->c->emu->opt.project, w->scope, w->name);
+		snprintf(path, sizeof(path), "projects/%s/%s/operations/%s", w->c->emu->opt.project,
+			 w->scope, w->name);
 		api_not_found(&e, path);
 		return api_reply_error(req, &e);
 	}
@@ -275,8 +275,8 @@ static json_t *new_op_name(void)
 	/* GCP's shape: operation-<epoch ms>-<13 hex>-<8 hex>-<8 hex>. */
 	snprintf(buf, sizeof(buf),
 		 "operation-%llu-%02x%02x%02x%02x%02x%02x%x-%02x%02x%02x%02x-%02x%02x%02x%02x",
-		 (unsigned long long)wall_ms(), r[0], r[1], r[2], r[3], r[4], r[5], r[6] & 15,
-		 r[7], r[8], r[9], r[10], r[11], r[0] ^ r[11], r[1] ^ r[10], r[2] ^ r[9]);
+		 (unsigned long long)wall_ms(), r[0], r[1], r[2], r[3], r[4], r[5], r[6] & 15, r[7],
+		 r[8], r[9], r[10], r[11], r[0] ^ r[11], r[1] ^ r[10], r[2] ^ r[9]);
 	return json_string(buf);
 }
 
@@ -291,8 +291,8 @@ int op_start(struct call *k, const char *operation_type, const char *target_scop
 	int ret;
 
 	op = json_pack("{s:s, s:o, s:O, s:s, s:o, s:s, s:s, s:i, s:o, s:o, s:o}", "kind",
-		       "compute#operation", "id", compute_new_id(c), "name", name,
-		       "operationType", operation_type, "targetLink",
+		       "compute#operation", "id", compute_new_id(c), "name", name, "operationType",
+		       operation_type, "targetLink",
 		       compute_url(c, "projects/%s/%s/%s/%s", project, target_scope,
 				   target_collection, target_name),
 		       "status", "RUNNING", "user", emu_auth_principal(k->req), "progress", 0,
@@ -303,7 +303,8 @@ int op_start(struct call *k, const char *operation_type, const char *target_scop
 		json_object_set(op, "targetId", target_id);
 	json_decref(target_id);
 	if (op && strncmp(target_scope, "zones/", 6) == 0)
-		json_object_set_new(op, "zone", compute_url(c, "projects/%s/%s", project, target_scope));
+		json_object_set_new(op, "zone",
+				    compute_url(c, "projects/%s/%s", project, target_scope));
 	else if (op && strncmp(target_scope, "regions/", 8) == 0)
 		json_object_set_new(op, "region",
 				    compute_url(c, "projects/%s/%s", project, target_scope));
@@ -367,8 +368,8 @@ int op_handle(struct call *k, struct api_error *e)
 	if (!it) {
 		char path[400];
 
-		snprintf(path, sizeof(path), "projects/%s/%s/operations/%s",
-			 k->c->emu->opt.project, k->scope, k->name);
+		snprintf(path, sizeof(path), "projects/%s/%s/operations/%s", k->c->emu->opt.project,
+			 k->scope, k->name);
 		return api_not_found(e, path);
 	}
 	if (!k->verb && strcmp(req->method, "GET") == 0)
@@ -425,9 +426,9 @@ int op_load_pending(struct compute *c, json_t *pending)
 
 /* Operations are listed and fetched through op_handle; they are part of --state. */
 const struct coll_type ct_operations = {
-	.name = "operations",
-	.kind = "compute#operation",
-	.list_kind = "compute#operationList",
-	.agg_kind = "compute#operationAggregatedList",
-	.scopes = SCOPE_ZONE | SCOPE_REGION | SCOPE_GLOBAL,
+    .name = "operations",
+    .kind = "compute#operation",
+    .list_kind = "compute#operationList",
+    .agg_kind = "compute#operationAggregatedList",
+    .scopes = SCOPE_ZONE | SCOPE_REGION | SCOPE_GLOBAL,
 };

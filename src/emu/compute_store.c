@@ -154,7 +154,8 @@ static int parse_token(const char *tok, struct list_params *p)
 	if (b64_decode(tok, strlen(tok), &raw, &n) < 0)
 		return -EINVAL;
 	nl = memchr(raw, '\n', n);
-	if (!nl || memchr(raw, '\0', n) || memchr(nl + 1, '\n', n - (size_t)(nl + 1 - (char *)raw)) ||
+	if (!nl || memchr(raw, '\0', n) ||
+	    memchr(nl + 1, '\n', n - (size_t)(nl + 1 - (char *)raw)) ||
 	    strncmp((char *)raw, "v1 ", 3) != 0) {
 		free(raw);
 		return -EINVAL;
@@ -199,25 +200,29 @@ int list_params_parse(struct emu_request *req, struct list_params *p, struct api
 		errno = 0;
 		v = strtol(max, &end, 10);
 		if (!*max || *end || errno || v < 0)
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field 'maxResults': '%s'. Must be a non-negative integer.",
-					max);
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'maxResults': '%s'. Must be a non-negative integer.",
+			    max);
 		if (v > PAGE_MAX)
-			return api_fail(e, 400, "invalid",
-					"Invalid value for field 'maxResults': '%s'. Must be less than or equal to %d",
-					max, PAGE_MAX);
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'maxResults': '%s'. Must be less than or equal to %d",
+			    max, PAGE_MAX);
 		p->max = v == 0 ? PAGE_MAX : (unsigned)v;
 	}
 	if (tok && *tok && parse_token(tok, p) < 0) {
 		list_params_free(p);
-		return api_fail(e, 400, "invalid", "Invalid value for field 'pageToken': '%s'.", tok);
+		return api_fail(e, 400, "invalid", "Invalid value for field 'pageToken': '%s'.",
+				tok);
 	}
 	/* Name order is the documented default; the API also knows creationTimestamp desc. */
 	if (order && *order && strcmp(order, "name") != 0 && strcmp(order, "name asc") != 0) {
 		list_params_free(p);
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field 'orderBy': '%s'. This emulator lists in name order only.",
-				order);
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'orderBy': '%s'. This emulator lists in name order only.",
+		    order);
 	}
 	if (filter && *filter && filter_parse(filter, &p->filter, err, sizeof(err)) < 0) {
 		list_params_free(p);
@@ -257,12 +262,13 @@ json_t *coll_list(struct compute *c, struct coll *co, const char *scope,
 	else
 		i = coll_lower_bound(co, scope, "", false);
 	/* Zones and regions hang off the project itself: projects/P/zones, not .../global/zones. */
-	doc = json_pack("{s:s, s:o, s:o}", "kind", co->type->list_kind, "id",
-			jsonf("projects/%s/%s%s%s", project, co->type->unscoped ? "" : scope,
-			      co->type->unscoped ? "" : "/", co->type->name),
-			"selfLink",
-			compute_url(c, "projects/%s/%s%s%s", project, co->type->unscoped ? "" : scope,
-				    co->type->unscoped ? "" : "/", co->type->name));
+	doc =
+	    json_pack("{s:s, s:o, s:o}", "kind", co->type->list_kind, "id",
+		      jsonf("projects/%s/%s%s%s", project, co->type->unscoped ? "" : scope,
+			    co->type->unscoped ? "" : "/", co->type->name),
+		      "selfLink",
+		      compute_url(c, "projects/%s/%s%s%s", project, co->type->unscoped ? "" : scope,
+				  co->type->unscoped ? "" : "/", co->type->name));
 	if (!doc || !items) {
 		json_decref(doc);
 		json_decref(items);
@@ -297,8 +303,8 @@ static int add_scope(json_t *scopes, const char *prefix, const char *name)
 json_t *coll_aggregated(struct compute *c, struct coll *co, const struct list_params *p)
 {
 	const char *project = c->emu->opt.project;
-	unsigned kinds = p->include_all_scopes ? (SCOPE_GLOBAL | SCOPE_REGION | SCOPE_ZONE)
-					       : co->type->scopes;
+	unsigned kinds =
+	    p->include_all_scopes ? (SCOPE_GLOBAL | SCOPE_REGION | SCOPE_ZONE) : co->type->scopes;
 	json_t *doc, *scopes = json_array(), *found = json_object(), *items = json_object();
 	struct item *last = NULL;
 	const char *scope;
@@ -347,16 +353,15 @@ json_t *coll_aggregated(struct compute *c, struct coll *co, const struct list_pa
 		scope = json_string_value(arr);
 		list = json_object_get(found, scope);
 		if (list) {
-			json_object_set_new(items, scope,
-					    json_pack("{s:O}", co->type->name, list));
+			json_object_set_new(items, scope, json_pack("{s:O}", co->type->name, list));
 			continue;
 		}
 		json_object_set_new(
-			items, scope,
-			json_pack("{s:{s:s, s:o, s:[{s:s, s:s}]}}", "warning", "code",
-				  "NO_RESULTS_ON_PAGE", "message",
-				  jsonf("There are no results for scope '%s' on this page.", scope),
-				  "data", "key", "scope", "value", scope));
+		    items, scope,
+		    json_pack("{s:{s:s, s:o, s:[{s:s, s:s}]}}", "warning", "code",
+			      "NO_RESULTS_ON_PAGE", "message",
+			      jsonf("There are no results for scope '%s' on this page.", scope),
+			      "data", "key", "scope", "value", scope));
 	}
 	json_object_set_new(doc, "items", items);
 	json_decref(scopes);

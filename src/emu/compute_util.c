@@ -173,7 +173,8 @@ bool valid_uuid(const char *s)
 				return false;
 			continue;
 		}
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+		      (ch >= 'A' && ch <= 'F')))
 			return false;
 		if (ch != '0')
 			nonzero = true;

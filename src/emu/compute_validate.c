@@ -126,9 +126,10 @@ static int check_message(const struct sch_message *m, json_t *obj, const char *p
 		} else {
 			f = bsearch(key, m->fields, m->nfields, sizeof(m->fields[0]), cmp_field);
 			if (!f) {
-				snprintf(err, errlen,
-					 "Invalid JSON payload received. Unknown name \"%s\" at '%s': Cannot find field.",
-					 key, path);
+				snprintf(
+				    err, errlen,
+				    "Invalid JSON payload received. Unknown name \"%s\" at '%s': Cannot find field.",
+				    key, path);
 				return -EINVAL;
 			}
 		}
@@ -142,8 +143,8 @@ static int check_message(const struct sch_message *m, json_t *obj, const char *p
 
 			if (!json_is_array(v)) {
 				snprintf(err, errlen,
-					 "Invalid value at '%s' (%s), expected a list of values", sub,
-					 type_name(f->type));
+					 "Invalid value at '%s' (%s), expected a list of values",
+					 sub, type_name(f->type));
 				return -EINVAL;
 			}
 			json_array_foreach(v, i, e)
@@ -197,9 +198,8 @@ static int check_value(const struct sch_field *f, json_t *parent, const char *ke
 			replace(parent, key, index, json_string(buf));
 			return 0;
 		}
-		if (json_is_string(v) &&
-		    parse_int(json_string_value(v), f->type == SCH_UINT64, INT64_MIN, INT64_MAX,
-			      &iv) == 0)
+		if (json_is_string(v) && parse_int(json_string_value(v), f->type == SCH_UINT64,
+						   INT64_MIN, INT64_MAX, &iv) == 0)
 			return 0;
 		return bad_value(path, f, v, err, errlen);
 	case SCH_INT32:
@@ -230,11 +230,12 @@ static int check_value(const struct sch_field *f, json_t *parent, const char *ke
 	case SCH_ENUM: {
 		const struct sch_enum *en = &sch_enums[f->ref];
 
-		if (json_is_string(v) &&
-		    bsearch(json_string_value(v), en->values, en->n, sizeof(en->values[0]), cmp_str))
+		if (json_is_string(v) && bsearch(json_string_value(v), en->values, en->n,
+						 sizeof(en->values[0]), cmp_str))
 			return 0;
-		snprintf(err, errlen, "Invalid value at '%s' (%s), %s%s%s", path, type_name(f->type),
-			 json_is_string(v) ? "\"" : "", json_is_string(v) ? json_string_value(v) : "",
+		snprintf(err, errlen, "Invalid value at '%s' (%s), %s%s%s", path,
+			 type_name(f->type), json_is_string(v) ? "\"" : "",
+			 json_is_string(v) ? json_string_value(v) : "",
 			 json_is_string(v) ? "\"" : "not a string");
 		return -EINVAL;
 	}

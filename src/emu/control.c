@@ -25,9 +25,8 @@
 
 static int error(struct emu_request *req, unsigned status, const char *msg)
 {
-	return emu_reply_json(req, status,
-			      json_pack("{s:{s:i, s:s}}", "error", "code", (int)status, "message",
-					msg));
+	return emu_reply_json(
+	    req, status, json_pack("{s:{s:i, s:s}}", "error", "code", (int)status, "message", msg));
 }
 
 static json_t *body_json(struct emu_request *req)
@@ -48,7 +47,8 @@ static int faults_post(struct emu_request *req)
 	size_t i;
 
 	if (!spec)
-		return error(req, 400, "the body must be a fault (JSON object) or an array of faults");
+		return error(req, 400,
+			     "the body must be a fault (JSON object) or an array of faults");
 	if (json_is_array(spec)) {
 		out = json_array();
 		json_array_foreach(spec, i, e)
@@ -85,7 +85,8 @@ static int fingerprint_post(struct emu_request *req)
 
 	if (!zone || !inst) {
 		json_decref(spec);
-		return error(req, 400, "want {\"zone\": Z, \"instance\": NAME[, \"networkInterface\": NIC]}");
+		return error(req, 400,
+			     "want {\"zone\": Z, \"instance\": NAME[, \"networkInterface\": NIC]}");
 	}
 	fp = instances_bump_fingerprint(compute_of(req->emu), zone, inst,
 					jstr(spec, "networkInterface"));

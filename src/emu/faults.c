@@ -13,6 +13,8 @@
  *               handler after the delay
  *   reason      errors[0].reason / Status.reason, message: the error message
  *   retryAfter  Retry-After header value
+ *   body        the reply's exact text (string) or a JSON value (status defaults to 200),
+ *   contentType with this Content-Type (default application/json)
  *   delayMs     answer (or go on) after this long; the loop never blocks
  *   hang        never answer (until the client gives up or the emulator stops)
  *   reset       drop the connection without an answer
@@ -31,7 +33,7 @@
 
 struct fault {
 	long id;
-	char *method, *path, *prefix, *reason, *message, *retry_after;
+	char *method, *path, *prefix, *reason, *message, *retry_after, *body, *content_type;
 	int port; /* -1 both */
 	unsigned status;
 	uint64_t delay_ms;
@@ -52,7 +54,7 @@ struct emu_faults {
 struct action {
 	struct emu_request *req;
 	unsigned status;
-	char *reason, *message, *retry_after;
+	char *reason, *message, *retry_after, *body, *content_type;
 	bool reset, hang;
 	long timer;
 };
@@ -83,6 +85,8 @@ static void fault_free(struct fault *ft)
 	free(ft->reason);
 	free(ft->message);
 	free(ft->retry_after);
+	free(ft->body);
+	free(ft->content_type);
 	free(ft);
 }
 
@@ -138,6 +142,10 @@ static json_t *fault_json(const struct fault *ft)
 		json_object_set_new(j, "message", json_string(ft->message));
 	if (ft->retry_after)
 		json_object_set_new(j, "retryAfter", json_string(ft->retry_after));
+	if (ft->body)
+		json_object_set_new(j, "body", json_string(ft->body));
+	if (ft->content_type)
+		json_object_set_new(j, "contentType", json_string(ft->content_type));
 	if (ft->delay_ms)
 		json_object_set_new(j, "delayMs", json_integer((json_int_t)ft->delay_ms));
 	if (ft->hang)
@@ -153,10 +161,9 @@ static json_t *fault_json(const struct fault *ft)
 
 static bool known_key(const char *k)
 {
-	static const char *const keys[] = {"method", "path",    "pathPrefix", "port",
-					   "status", "reason",  "message",    "retryAfter",
-					   "delayMs", "hang",   "reset",      "skip",
-					   "count"};
+	static const char *const keys[] = {
+	    "method",  "path", "pathPrefix", "port", "status", "reason", "message",    "retryAfter",
+	    "delayMs", "hang", "reset",      "skip", "count",  "body",   "contentType"};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(k, keys[i]) == 0)
@@ -194,12 +201,14 @@ json_t *emu_faults_add(struct emu *emu, const json_t *spec, char *err, size_t er
 	}
 	if (!nonneg_int(json_object_get(spec, "status")) ||
 	    !nonneg_int(json_object_get(spec, "delayMs")) ||
-	    !nonneg_int(json_object_get(spec, "skip")) || !nonneg_int(json_object_get(spec, "count"))) {
+	    !nonneg_int(json_object_get(spec, "skip")) ||
+	    !nonneg_int(json_object_get(spec, "count"))) {
 		snprintf(err, errlen, "status, delayMs, skip and count are non-negative integers");
 		return NULL;
 	}
-	if (json_object_get(spec, "status") && (json_integer_value(json_object_get(spec, "status")) < 100 ||
-						json_integer_value(json_object_get(spec, "status")) > 599)) {
+	if (json_object_get(spec, "status") &&
+	    (json_integer_value(json_object_get(spec, "status")) < 100 ||
+	     json_integer_value(json_object_get(spec, "status")) > 599)) {
 		snprintf(err, errlen, "status must be an HTTP status (100-599)");
 		return NULL;
 	}
@@ -212,8 +221,13 @@ json_t *emu_faults_add(struct emu *emu, const json_t *spec, char *err, size_t er
 		return NULL;
 	}
 	if (!json_object_get(spec, "status") && !json_is_true(json_object_get(spec, "reset")) &&
-	    !json_is_true(json_object_get(spec, "hang")) && !json_object_get(spec, "delayMs")) {
-		snprintf(err, errlen, "a fault needs status, delayMs, hang or reset");
+	    !json_is_true(json_object_get(spec, "hang")) && !json_object_get(spec, "delayMs") &&
+	    !json_object_get(spec, "body")) {
+		snprintf(err, errlen, "a fault needs status, body, delayMs, hang or reset");
+		return NULL;
+	}
+	if (json_object_get(spec, "contentType") && !jstr(spec, "contentType")) {
+		snprintf(err, errlen, "contentType is a string");
 		return NULL;
 	}
 	ft = calloc(1, sizeof(*ft));
@@ -231,8 +245,17 @@ json_t *emu_faults_add(struct emu *emu, const json_t *spec, char *err, size_t er
 		ft->retry_after = strf("%" JSON_INTEGER_FORMAT, json_integer_value(ra));
 	else
 		ft->retry_after = dup_opt(spec, "retryAfter");
+	/* body: the reply's exact text (a string), or a JSON value written out. */
+	if (json_is_string(json_object_get(spec, "body")))
+		ft->body = dup_opt(spec, "body");
+	else if (json_object_get(spec, "body"))
+		ft->body =
+		    json_dumps(json_object_get(spec, "body"), JSON_COMPACT | JSON_ENCODE_ANY);
+	ft->content_type = dup_opt(spec, "contentType");
 	ft->port = port ? strcmp(port, "kube") == 0 : -1;
 	ft->status = (unsigned)json_integer_value(json_object_get(spec, "status"));
+	if (ft->body && !ft->status)
+		ft->status = 200;
 	ft->delay_ms = (uint64_t)json_integer_value(json_object_get(spec, "delayMs"));
 	ft->hang = json_is_true(json_object_get(spec, "hang"));
 	ft->reset = json_is_true(json_object_get(spec, "reset"));
@@ -308,8 +331,8 @@ static void count(struct emu_faults *f, const struct emu_request *req)
 json_t *emu_stats(struct emu *emu, bool reset)
 {
 	struct emu_faults *f = faults_of(emu);
-	json_t *doc = json_pack("{s:I, s:{s:I, s:I}, s:O}", "total", (json_int_t)f->total,
-				"byPort", "cloud", (json_int_t)f->by_port[0], "kube",
+	json_t *doc = json_pack("{s:I, s:{s:I, s:I}, s:O}", "total", (json_int_t)f->total, "byPort",
+				"cloud", (json_int_t)f->by_port[0], "kube",
 				(json_int_t)f->by_port[1], "requests", f->by_request);
 
 	if (reset) {
@@ -338,6 +361,8 @@ static void action_free(struct action *a)
 	free(a->reason);
 	free(a->message);
 	free(a->retry_after);
+	free(a->body);
+	free(a->content_type);
 	free(a);
 }
 
@@ -406,15 +431,22 @@ static void act(struct action *a)
 	}
 	if (a->retry_after)
 		emu_reply_header(req, "Retry-After", a->retry_after);
+	if (a->body) {
+		/* A canned answer: malformed JSON, odd shapes, whatever the test needs. */
+		emu_reply(req, a->status,
+			  a->content_type ? a->content_type : "application/json; charset=UTF-8",
+			  a->body, strlen(a->body));
+		return;
+	}
 	if (req->port == EMU_PORT_KUBE) {
 		body = json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status",
 				 "apiVersion", "v1", "metadata", "status", "Failure", "message",
 				 msg, "reason", a->reason ? a->reason : kube_reason(a->status),
 				 "code", (int)a->status);
 		if (body && a->retry_after)
-			json_object_set_new(body, "details",
-					    json_pack("{s:i}", "retryAfterSeconds",
-						      atoi(a->retry_after)));
+			json_object_set_new(
+			    body, "details",
+			    json_pack("{s:i}", "retryAfterSeconds", atoi(a->retry_after)));
 	} else {
 		body = json_pack("{s:{s:i, s:s, s:[{s:s, s:s, s:s}], s:s}}", "error", "code",
 				 (int)a->status, "message", msg, "errors", "message", msg, "domain",
@@ -485,10 +517,13 @@ int emu_faults_intercept(struct emu_request *req)
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return 0;
-	*a = (struct action){.req = req, .status = ft->status, .reset = ft->reset, .hang = ft->hang};
+	*a =
+	    (struct action){.req = req, .status = ft->status, .reset = ft->reset, .hang = ft->hang};
 	a->reason = ft->reason ? strdup(ft->reason) : NULL;
 	a->message = ft->message ? strdup(ft->message) : NULL;
 	a->retry_after = ft->retry_after ? strdup(ft->retry_after) : NULL;
+	a->body = ft->body ? strdup(ft->body) : NULL;
+	a->content_type = ft->content_type ? strdup(ft->content_type) : NULL;
 	delay = ft->delay_ms;
 	log_debug("fault %ld fires on %s %s", ft->id, req->method, req->path);
 	ft->hits++;

@@ -36,7 +36,7 @@ static const char usage[] =
 	"  --ccm-allocator MODE        cloud (CloudAllocator), range (RangeAllocator: split-brain)\n"
 	"                              or off (default cloud)\n"
 	"  --operation-delay DURATION  how long Operations stay RUNNING (default 0s)\n"
-	"  --operation-wait-max DURATION  longest operations/wait answer (default 2m, as GCP)\n"
+	"  --operation-wait-max DUR    longest operations/wait answer (default 2m, as GCP)\n"
 	"  --require-auth              refuse Compute requests without a valid access token\n"
 	"  --state FILE                load the state from FILE and keep it there (atomic writes)\n"
 	"  --log-level LEVEL           error, warn, info (default) or debug\n"

@@ -467,6 +467,21 @@ class TestLists(ComputeWorld):
         st, err = self.get("zones/us-east1-b/instances", filter="name = (")
         self.assertEqual(st, 400)
 
+    def test_partial_response_fields(self):
+        st, agg = self.get("aggregated/instances", maxResults="3",
+                           fields="items/*/instances(name,networkInterfaces/networkIP),nextPageToken")
+        self.assertEqual(st, 200)
+        self.assertEqual(set(agg), {"items", "nextPageToken"})
+        got = [i for v in agg["items"].values() for i in v.get("instances", [])]
+        self.assertEqual(len(got), 3)
+        for inst in got:
+            self.assertEqual(set(inst), {"name", "networkInterfaces"})
+            self.assertEqual(set(inst["networkInterfaces"][0]), {"networkIP"})
+        st, z = self.get("zones/us-east1-b", fields="name,region")
+        self.assertEqual(set(z), {"name", "region"})
+        st, err = self.get("zones/us-east1-b", fields="name,(")
+        self.assertEqual(st, 400)
+
     def test_operations_list(self):
         st, lst = self.get("zones/us-east1-b/operations")
         self.assertEqual(st, 200)

@@ -68,6 +68,18 @@ class TestFaults(FaultWorld):
         self.assertEqual((status, hdrs["Retry-After"], body["error"]["status"]),
                          (429, "1", "RESOURCE_EXHAUSTED"))
 
+    def test_canned_body(self):
+        self.emu.add_fault(path=ZONES, body='{"items": {', count=1)
+        req = urllib.request.Request(self.emu.cloud_url + ZONES)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            self.assertEqual((r.status, r.read()), (200, b'{"items": {'))
+        self.emu.add_fault(path=ZONES, status=502, body="<html>bad gateway</html>",
+                           contentType="text/html", count=1)
+        status, hdrs, body = self.get()
+        self.assertEqual((status, hdrs["Content-Type"], body), (502, "text/html", b"<html>bad gateway</html>"))
+        self.emu.add_fault(path=ZONES, body={"kind": "compute#zoneList"}, count=1)
+        self.assertEqual(self.get()[2], {"kind": "compute#zoneList"})
+
     def test_skip_then_fire(self):
         self.emu.add_fault(path=ZONES, status=500, skip=1, count=1)
         self.assertEqual([self.get()[0] for _ in range(3)], [200, 500, 200])
