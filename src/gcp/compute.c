@@ -10,6 +10,7 @@
 
 #include "common/base64.h"
 #include "common/json.h"
+#include "common/json_stream.h"
 #include "common/log.h"
 
 #define OPERATION_TIMEOUT_MS 300000
@@ -335,35 +336,52 @@ static int resolve_url(struct gcp_compute *c, const char *path, char **out, stru
 }
 
 /*
+ * method url [body]: 0 for a 2xx answer, its body in *resp (to be freed with
+ * http_response_free() in every case), or the API error mapped. what: "METHOD URL".
+ */
+static int send_request(struct gcp_compute *c, const char *method, const char *url,
+			const json_t *body, enum http_idempotency idem, uint64_t timeout_ms,
+			const char *what, struct http_response *resp, struct error *err)
+{
+	struct http_request req = {
+	    .method = method, .url = url, .idempotent = idem, .timeout_ms = timeout_ms};
+	char *text = NULL;
+	int ret;
+
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT);
+		if (!text) {
+			memset(resp, 0, sizeof(*resp));
+			return error_set(err, ENOMEM, "out of memory");
+		}
+		req.body = text;
+		req.body_len = strlen(text);
+	}
+	ret = http_do(c->http, &req, resp, err);
+	free(text);
+	if (ret < 0)
+		return ret;
+	if (resp->status < 200 || resp->status >= 300)
+		return gcp_api_error(resp->status, resp->body, resp->body_len, what, err);
+	return 0;
+}
+
+/*
  * method url [body] -> *out (parsed JSON of a 2xx answer, may be NULL to discard), or the
  * API error mapped.
  */
 static int call(struct gcp_compute *c, const char *method, const char *url, const json_t *body,
 		enum http_idempotency idem, uint64_t timeout_ms, json_t **out, struct error *err)
 {
-	struct http_request req = {
-	    .method = method, .url = url, .idempotent = idem, .timeout_ms = timeout_ms};
 	struct http_response resp;
-	char *text = NULL, what[600];
+	char what[600];
 	json_t *root = NULL;
 	int ret;
 
 	snprintf(what, sizeof(what), "%s %s", method, url);
-	if (body) {
-		text = json_dumps(body, JSON_COMPACT);
-		if (!text)
-			return error_set(err, ENOMEM, "out of memory");
-		req.body = text;
-		req.body_len = strlen(text);
-	}
-	ret = http_do(c->http, &req, &resp, err);
-	free(text);
+	ret = send_request(c, method, url, body, idem, timeout_ms, what, &resp, err);
 	if (ret < 0)
 		goto cleanup;
-	if (resp.status < 200 || resp.status >= 300) {
-		ret = gcp_api_error(resp.status, resp.body, resp.body_len, what, err);
-		goto cleanup;
-	}
 	if (out) {
 		ret = json_parse(resp.body, resp.body_len, what, &root, err);
 		if (ret < 0)
@@ -438,46 +456,40 @@ static int url_add(char **url, const char *key, const char *value)
 	return 0;
 }
 
-/* Hands each item of one page to fn. resource NULL: a plain list ("items" is an array). */
-static int page_items(json_t *page, const char *resource, gcp_item_fn fn, void *arg,
-		      const char *what, struct error *err)
-{
-	json_t *items = json_object_get(page, "items"), *unreachables, *scoped, *item, *list;
-	const char *scope;
-	size_t i;
-	int ret;
+struct page_items {
+	gcp_item_fn fn;
+	void *arg;
+};
 
-	unreachables = json_object_get(page, "unreachables");
+/* json_stream_item_fn: the scope is the key the "*" of "items.*.RESOURCE" matched. */
+static int page_item(void *arg, json_t *item, const struct json_stream_at *at)
+{
+	struct page_items *pi = arg;
+
+	return pi->fn(pi->arg, at->n_keys ? at->keys[0] : NULL, item);
+}
+
+/*
+ * What a page (reduced to nextPageToken, unreachables and the scopes' warnings) says about
+ * its completeness: a scope that could not be read fails the listing, since a partial
+ * answer would pass for a complete one.
+ */
+static int page_check(const json_t *page, bool aggregated, const char *what, struct error *err)
+{
+	json_t *unreachables = json_object_get(page, "unreachables"), *scoped;
+	const char *scope;
+
 	if (json_is_array(unreachables) && json_array_size(unreachables) > 0)
 		return error_set(err, EIO, "%s: %s unreachable: the list would be incomplete", what,
 				 json_string_value(json_array_get(unreachables, 0))
 				     ? json_string_value(json_array_get(unreachables, 0))
 				     : "a scope");
-	if (!items || json_is_null(items))
+	if (!aggregated)
 		return 0;
-	if (!resource) {
-		if (!json_is_array(items))
-			return error_set(err, EBADMSG, "%s: \"items\" is not an array", what);
-		json_array_foreach(items, i, item)
-		{
-			if (!json_is_object(item))
-				return error_set(err, EBADMSG, "%s: items[%zu] is not an object",
-						 what, i);
-			ret = fn(arg, NULL, item);
-			if (ret)
-				return ret;
-		}
-		return 0;
-	}
-	if (!json_is_object(items))
-		return error_set(err, EBADMSG, "%s: \"items\" is not an object of scopes", what);
-	json_object_foreach(items, scope, scoped)
+	json_object_foreach(json_object_get(page, "items"), scope, scoped)
 	{
 		const char *code = json_path_str(scoped, "warning.code");
 
-		if (!json_is_object(scoped))
-			return error_set(err, EBADMSG, "%s: items[\"%s\"] is not an object", what,
-					 scope);
 		if (code && !strcmp(code, "UNREACHABLE"))
 			return error_set(err, EIO, "%s: %s unreachable: %.200s", what, scope,
 					 json_path_str(scoped, "warning.message")
@@ -485,37 +497,66 @@ static int page_items(json_t *page, const char *resource, gcp_item_fn fn, void *
 					     : "no message");
 		if (code && strcmp(code, "NO_RESULTS_ON_PAGE"))
 			log_debug("compute: %s: warning %s", scope, code);
-		list = json_object_get(scoped, resource);
-		if (!list || json_is_null(list))
-			continue;
-		if (!json_is_array(list))
-			return error_set(err, EBADMSG, "%s: items[\"%s\"].%s is not an array", what,
-					 scope, resource);
-		json_array_foreach(list, i, item)
-		{
-			if (!json_is_object(item))
-				return error_set(err, EBADMSG,
-						 "%s: items[\"%s\"].%s[%zu] is not an object", what,
-						 scope, resource, i);
-			ret = fn(arg, scope, item);
-			if (ret)
-				return ret;
-		}
 	}
 	return 0;
 }
 
+/*
+ * The caller's partial-response selector plus what paging needs: the token to follow
+ * pages, and for aggregated lists the scopes' warnings and unreachables that say whether a
+ * page is complete. Selector syntax: https://cloud.google.com/compute/docs/api/how-tos/
+ * performance ("a/b" nested, "a(b,c)" sub-selection, "*" any key). NULL on ENOMEM.
+ */
+static char *page_fields(const char *fields, bool aggregated)
+{
+	static const struct {
+		const char *present, *add;
+		bool aggregated_only;
+	} need[] = {
+	    {"nextPageToken", "nextPageToken", false},
+	    {"warning", "items/*/warning", true},
+	    {"unreachables", "unreachables", true},
+	};
+	char *out = strdup(fields);
+
+	for (size_t i = 0; out && i < sizeof(need) / sizeof(need[0]); i++) {
+		char *n;
+
+		if ((need[i].aggregated_only && !aggregated) || strstr(out, need[i].present))
+			continue;
+		if (asprintf(&n, "%s,%s", out, need[i].add) < 0)
+			n = NULL;
+		free(out);
+		out = n;
+	}
+	return out;
+}
+
+/* resource NULL: a plain list ("items" is an array); else "items" is an object of scopes. */
 static int list_pages(struct gcp_compute *c, const char *path, const char *resource,
 		      const struct gcp_list_options *opt, gcp_item_fn fn, void *arg,
 		      struct error *err)
 {
-	char *base = NULL, *url = NULL, *token = NULL, maxr[16], what[600];
+	static const char *const plain_fields[] = {"nextPageToken", "unreachables", NULL};
+	static const char *const aggregated_fields[] = {"nextPageToken", "unreachables",
+							"items.*.warning", NULL};
+	char *base = NULL, *url = NULL, *token = NULL, maxr[16], what[600], items[160];
 	unsigned max_results = opt && opt->max_results ? opt->max_results : GCP_MAX_RESULTS;
+	struct json_stream_options sopt = {
+	    .items = items,
+	    .fields = opt ? opt->projection : NULL,
+	    .extras = resource ? aggregated_fields : plain_fields,
+	    .flags = JSON_STREAM_OBJECT_ITEMS,
+	};
+	struct page_items pi = {.fn = fn, .arg = arg};
+	struct http_response resp = {0};
 	json_t *page = NULL;
 	int ret;
 
 	if (max_results > GCP_MAX_RESULTS)
 		max_results = GCP_MAX_RESULTS;
+	snprintf(items, sizeof(items), "items%s%s", resource ? ".*." : "",
+		 resource ? resource : "");
 	ret = resolve_url(c, path, &base, err);
 	if (ret < 0)
 		return ret;
@@ -524,14 +565,8 @@ static int list_pages(struct gcp_compute *c, const char *path, const char *resou
 	if (!ret && opt && opt->filter)
 		ret = url_add(&base, "filter", opt->filter);
 	if (!ret && opt && opt->fields) {
-		char *f = NULL;
+		char *f = page_fields(opt->fields, resource != NULL);
 
-		/* Pages cannot be followed without the token. */
-		if (!strstr(opt->fields, "nextPageToken") &&
-		    asprintf(&f, "%s,nextPageToken", opt->fields) < 0)
-			f = NULL;
-		else if (strstr(opt->fields, "nextPageToken"))
-			f = strdup(opt->fields);
 		ret = f ? url_add(&base, "fields", f) : -ENOMEM;
 		free(f);
 	}
@@ -553,11 +588,22 @@ static int list_pages(struct gcp_compute *c, const char *path, const char *resou
 			ret = error_set(err, ENOMEM, "out of memory");
 			goto cleanup;
 		}
-		ret = call(c, "GET", url, NULL, HTTP_IDEMPOTENT_AUTO, 0, &page, err);
+		snprintf(what, sizeof(what), "GET %s", url);
+		json_decref(page);
+		page = NULL;
+		http_response_free(&resp);
+		ret = send_request(c, "GET", url, NULL, HTTP_IDEMPOTENT_AUTO, 0, what, &resp, err);
 		if (ret < 0)
 			goto cleanup;
-		snprintf(what, sizeof(what), "GET %s", url);
-		ret = page_items(page, resource, fn, arg, what, err);
+		/*
+		 * Items one at a time, reduced to opt->projection even when the server ignored
+		 * opt->fields; of the page itself only what paging needs.
+		 */
+		ret = json_stream_parse(resp.body, resp.body_len, what, &sopt, page_item, &pi,
+					&page, err);
+		if (ret)
+			goto cleanup;
+		ret = page_check(page, resource != NULL, what, err);
 		if (ret)
 			goto cleanup;
 		next = json_str(page, "nextPageToken");
@@ -569,8 +615,6 @@ static int list_pages(struct gcp_compute *c, const char *path, const char *resou
 		}
 		free(token);
 		token = strdup(next);
-		json_decref(page);
-		page = NULL;
 		if (!token) {
 			ret = error_set(err, ENOMEM, "out of memory");
 			goto cleanup;
@@ -578,6 +622,7 @@ static int list_pages(struct gcp_compute *c, const char *path, const char *resou
 	}
 	ret = 0;
 cleanup:
+	http_response_free(&resp);
 	json_decref(page);
 	free(token);
 	free(url);
@@ -591,7 +636,8 @@ int gcp_compute_aggregated_list(struct gcp_compute *c, const char *resource,
 {
 	char path[512];
 
-	if (!safe_segment(resource))
+	/* A '.' would read as a path step in "items.*.RESOURCE". */
+	if (!safe_segment(resource) || strchr(resource, '.'))
 		return error_set(err, EINVAL, "aggregated list of \"%s\": invalid resource",
 				 resource ? resource : "");
 	snprintf(path, sizeof(path), "projects/%s/aggregated/%s", c->project, resource);

@@ -74,15 +74,29 @@ typedef int (*gcp_item_fn)(void *arg, const char *scope, json_t *item);
 struct gcp_list_options {
 	const char *filter;   /* the API's filter expression, NULL: none */
 	unsigned max_results; /* page size, 0: GCP_MAX_RESULTS (the API caps it at 500) */
-	const char *fields;   /* partial response selector, NULL: whole items */
+	/*
+	 * Partial response selector sent as the "fields" parameter, e.g.
+	 * "items/\*\/instances(name,zone),nextPageToken" (NULL: none). What paging needs is
+	 * added when missing: nextPageToken, and for aggregated lists items/\*\/warning and
+	 * unreachables. A server may ignore it (the emulator does): set projection too.
+	 */
+	const char *fields;
+	/*
+	 * NULL-terminated dotted paths of each item to keep ("name", "networkInterfaces"),
+	 * applied here whatever the server sent; the callback sees the item reduced to them,
+	 * as common/json_stream.h defines. NULL: whole items.
+	 */
+	const char *const *projection;
 };
 
 /*
  * GET projects/P/aggregated/RESOURCE (e.g. "instances"), following nextPageToken, and
  * calls fn for each item of each scope. Scopes with a NO_RESULTS_ON_PAGE warning are
  * skipped; a scope with an UNREACHABLE warning, or a non-empty "unreachables", fails the
- * listing with -EIO (a partial answer would pass for a complete one). One page is held
- * in memory at a time.
+ * listing with -EIO (a partial answer would pass for a complete one). Pages are read with
+ * the streaming reader (common/json_stream.h): one item is built at a time, and a page's
+ * warnings are only known once it has been read, so items handed over before a failure
+ * (that page's included) stay handed over; the caller drops what it collected.
  */
 int gcp_compute_aggregated_list(struct gcp_compute *c, const char *resource,
 				const struct gcp_list_options *opt, gcp_item_fn fn, void *arg,

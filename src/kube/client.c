@@ -8,6 +8,7 @@
 
 #include "common/fileio.h"
 #include "common/json.h"
+#include "common/json_stream.h"
 #include "common/log.h"
 
 #define WATCH_DEFAULT_TIMEOUT_S 300
@@ -203,31 +204,48 @@ static int make_url(struct kube_client *c, const char *path, char **out, struct 
 	return 0;
 }
 
+/*
+ * Sends a request; 0 only for a 2xx answer, whose body is then in *resp (always to be
+ * freed with http_response_free()). what: "METHOD URL" for messages.
+ */
+static int send_request(struct kube_client *c, const char *method, const char *url,
+			const char *content_type, const json_t *body, const char *what,
+			struct http_response *resp, struct error *err)
+{
+	struct http_request req = {.method = method, .url = url, .content_type = content_type};
+	char *text = NULL;
+	int ret;
+
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!text) {
+			memset(resp, 0, sizeof(*resp));
+			return error_set(err, ENOMEM, "out of memory");
+		}
+		req.body = text;
+		req.body_len = strlen(text);
+	}
+	ret = http_do(c->http, &req, resp, err);
+	free(text);
+	if (ret < 0)
+		return ret;
+	if (resp->status < 200 || resp->status >= 300)
+		return kube_status_error(resp->status, resp->body, resp->body_len, what, err);
+	return 0;
+}
+
 static int do_request(struct kube_client *c, const char *method, const char *url,
 		      const char *content_type, const json_t *body, json_t **out, struct error *err)
 {
-	struct http_request req = {.method = method, .url = url, .content_type = content_type};
 	struct http_response resp;
-	char *text = NULL, what[600];
+	char what[600];
 	json_t *root = NULL;
 	int ret;
 
 	snprintf(what, sizeof(what), "%s %s", method, url);
-	if (body) {
-		text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!text)
-			return error_set(err, ENOMEM, "out of memory");
-		req.body = text;
-		req.body_len = strlen(text);
-	}
-	ret = http_do(c->http, &req, &resp, err);
-	free(text);
+	ret = send_request(c, method, url, content_type, body, what, &resp, err);
 	if (ret < 0)
 		goto cleanup;
-	if (resp.status < 200 || resp.status >= 300) {
-		ret = kube_status_error(resp.status, resp.body, resp.body_len, what, err);
-		goto cleanup;
-	}
 	if (out) {
 		if (resp.body_len == 0) {
 			root = json_null();
@@ -277,12 +295,35 @@ static int url_add(char **url, const char *key, const char *value)
 	return 0;
 }
 
+struct list_items {
+	kube_item_fn fn;
+	void *arg;
+};
+
+static int list_item(void *arg, json_t *item, const struct json_stream_at *at)
+{
+	struct list_items *li = arg;
+
+	(void)at;
+	return li->fn(li->arg, item);
+}
+
 int kube_list(struct kube_client *c, const char *path, const struct kube_list_options *opt,
 	      kube_item_fn fn, void *arg, char *resource_version, size_t rv_len, struct error *err)
 {
+	static const char *const page_fields[] = {"metadata.continue", "metadata.resourceVersion",
+						  NULL};
 	unsigned limit = opt && opt->limit ? opt->limit : KUBE_DEFAULT_LIMIT;
-	char *base = NULL, *url = NULL, *cont = NULL, num[16];
-	json_t *page = NULL, *items, *item;
+	struct json_stream_options sopt = {
+	    .items = "items",
+	    .fields = opt ? opt->fields : NULL,
+	    .extras = page_fields,
+	    .flags = JSON_STREAM_OBJECT_ITEMS,
+	};
+	struct list_items li = {.fn = fn, .arg = arg};
+	char *base = NULL, *url = NULL, *cont = NULL, num[16], what[600];
+	struct http_response resp = {0};
+	json_t *page = NULL;
 	int ret;
 
 	ret = make_url(c, path, &base, err);
@@ -299,7 +340,6 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 	}
 	for (unsigned pages = 0;; pages++) {
 		const char *next, *rv;
-		size_t i;
 
 		if (pages >= MAX_PAGES) {
 			ret = error_set(err, EBADMSG, "GET %s: too many pages", base);
@@ -314,29 +354,18 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 			ret = error_set(err, ENOMEM, "out of memory");
 			goto cleanup;
 		}
+		snprintf(what, sizeof(what), "GET %s", url);
 		json_decref(page);
 		page = NULL;
-		ret = do_request(c, "GET", url, NULL, NULL, &page, err);
+		http_response_free(&resp);
+		ret = send_request(c, "GET", url, NULL, NULL, what, &resp, err);
 		if (ret < 0)
 			goto cleanup;
-		items = json_object_get(page, "items");
-		if (!json_is_object(page) ||
-		    (items && !json_is_array(items) && !json_is_null(items))) {
-			ret =
-			    error_set(err, EBADMSG, "GET %s: not a list (no \"items\" array)", url);
+		/* Items one at a time; of the page itself only what paging needs. */
+		ret = json_stream_parse(resp.body, resp.body_len, what, &sopt, list_item, &li,
+					&page, err);
+		if (ret)
 			goto cleanup;
-		}
-		json_array_foreach(items, i, item)
-		{
-			if (!json_is_object(item)) {
-				ret = error_set(err, EBADMSG, "GET %s: items[%zu] is not an object",
-						url, i);
-				goto cleanup;
-			}
-			ret = fn(arg, item);
-			if (ret)
-				goto cleanup;
-		}
 		rv = json_path_str(page, "metadata.resourceVersion");
 		if (resource_version && rv_len) {
 			if (rv && strlen(rv) >= rv_len) {
@@ -362,6 +391,7 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 	}
 	ret = 0;
 cleanup:
+	http_response_free(&resp);
 	json_decref(page);
 	free(cont);
 	free(url);

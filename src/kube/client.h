@@ -63,13 +63,21 @@ struct kube_list_options {
 	const char *field_selector;   /* "metadata.name=n1", NULL: none */
 	unsigned limit;               /* page size, 0: KUBE_DEFAULT_LIMIT */
 	const char *resource_version; /* NULL: most recent */
+	/*
+	 * NULL-terminated dotted paths of each item to keep ("metadata.name", "spec.podCIDR";
+	 * a path keeps its whole subtree); the callback sees the item reduced to them, as
+	 * common/json_stream.h defines. NULL: whole items.
+	 */
+	const char *const *fields;
 };
 
 /*
  * Lists path page by page and calls fn for each item. resource_version (if not NULL,
  * rv_len bytes) receives the list's metadata.resourceVersion, the point to watch from.
- * A continue token that expired mid-list is -EKEYEXPIRED (items already delivered stay
- * delivered: the caller restarts).
+ * Pages are read with the streaming reader (common/json_stream.h): one item is built at a
+ * time, and with opt->fields only those fields are. Items already handed over stay handed
+ * over when a later page, or the rest of the same page, fails: a continue token that
+ * expired mid-list is -EKEYEXPIRED (the caller restarts); a malformed page is -EBADMSG.
  */
 int kube_list(struct kube_client *c, const char *path, const struct kube_list_options *opt,
 	      kube_item_fn fn, void *arg, char *resource_version, size_t rv_len, struct error *err);

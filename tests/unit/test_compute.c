@@ -323,6 +323,117 @@ static void test_list_failures(void **state)
 	gcp_compute_free(c);
 }
 
+/* Instances with more than the caller wants, as a server that ignores "fields" sends them. */
+static const char *full_pages[] = {
+    "{\"items\":{\"zones/a\":{\"instances\":[{\"name\":\"i1\",\"zone\":\"https://x/zones/a\","
+    "\"id\":\"18446744073709551615\",\"networkInterfaces\":[{\"name\":\"nic0\",\"aliasIpRanges\":"
+    "[{\"ipCidrRange\":\"10.0.0.0/24\"}]}],\"disks\":[{\"boot\":true}],\"metadata\":{\"items\":[{"
+    "\"key\":\"user-data\",\"value\":\"...\"}]}}]},\"zones/b\":{\"warning\":{\"code\":"
+    "\"NO_RESULTS_ON_PAGE\"}}},\"nextPageToken\":\"p2\"}",
+    "{\"items\":{\"zones/b\":{\"instances\":[{\"name\":\"i2\",\"status\":\"RUNNING\"}]}}}",
+};
+
+static void full_pages_handler(void *arg, const struct mock_request *req, struct mock_response *out)
+{
+	(void)arg;
+	out->status = 200;
+	out->body = strstr(req->url, "pageToken=p2") ? full_pages[1] : full_pages[0];
+}
+
+struct dumped {
+	char text[4][200];
+	char scope[4][32];
+	int n;
+};
+
+static int dump_item(void *arg, const char *scope, json_t *item)
+{
+	struct dumped *d = arg;
+	char *s = json_dumps(item, JSON_COMPACT | JSON_SORT_KEYS);
+
+	snprintf(d->text[d->n % 4], sizeof(d->text[0]), "%s", s);
+	snprintf(d->scope[d->n++ % 4], sizeof(d->scope[0]), "%s", scope ? scope : "-");
+	free(s);
+	return 0;
+}
+
+/*
+ * projection reduces items whatever the server sent; fields goes to the server with what
+ * paging needs added (the token; for aggregated lists the warnings and unreachables).
+ */
+static void test_list_projection_and_fields(void **state)
+{
+	static const char *const projection[] = {"name", "networkInterfaces", NULL};
+	struct gcp_compute *c = client();
+	struct error err = {0};
+	struct dumped d = {0};
+
+	(void)state;
+	mock_set_handler(srv, full_pages_handler, NULL);
+	assert_int_equal(
+	    gcp_compute_list_instances(
+		c,
+		&(struct gcp_list_options){.fields = "items/*/instances(name,networkInterfaces)",
+					   .projection = projection},
+		dump_item, &d, &err),
+	    0);
+	assert_int_equal(d.n, 2);
+	assert_string_equal(d.text[0], "{\"name\":\"i1\",\"networkInterfaces\":[{\"aliasIpRanges\":"
+				       "[{\"ipCidrRange\":\"10.0.0.0/24\"}],\"name\":\"nic0\"}]}");
+	assert_string_equal(d.scope[0], "zones/a");
+	assert_string_equal(d.text[1], "{\"name\":\"i2\"}");
+	assert_string_equal(d.scope[1], "zones/b");
+	assert_int_equal(mock_count(srv), 2);
+	/* (The mock server shows the query decoded.) */
+	assert_string_equal(mock_req(srv, 0)->url,
+			    "/compute/v1/projects/demo-project/aggregated/instances?maxResults=500&"
+			    "fields=items/*/instances(name,networkInterfaces),"
+			    "nextPageToken,items/*/warning,unreachables");
+	assert_string_equal(mock_req(srv, 1)->url,
+			    "/compute/v1/projects/demo-project/aggregated/instances?maxResults=500&"
+			    "fields=items/*/instances(name,networkInterfaces),"
+			    "nextPageToken,items/*/warning,unreachables&pageToken=p2");
+
+	/* What is there already is not added twice; a plain list only needs the token. */
+	mock_reset(srv);
+	mock_push(srv, &(struct mock_response){.status = 200, .body = "{}"});
+	mock_push(srv, &(struct mock_response){.status = 200, .body = "{\"items\":[]}"});
+	assert_int_equal(
+	    gcp_compute_list_instances(
+		c,
+		&(struct gcp_list_options){
+		    .fields = "nextPageToken,unreachables,items/*/warning,items/*/instances/name"},
+		dump_item, &d, &err),
+	    0);
+	assert_int_equal(gcp_compute_list(c, "projects/demo-project/global/networks",
+					  &(struct gcp_list_options){.fields = "items/name"},
+					  dump_item, &d, &err),
+			 0);
+	assert_string_equal(mock_req(srv, 0)->url,
+			    "/compute/v1/projects/demo-project/aggregated/instances?maxResults=500&"
+			    "fields=nextPageToken,unreachables,items/*/warning,"
+			    "items/*/instances/name");
+	assert_string_equal(mock_req(srv, 1)->url,
+			    "/compute/v1/projects/demo-project/global/networks?maxResults=500&"
+			    "fields=items/name,nextPageToken");
+
+	/* A projection does not hide an unreachable scope. */
+	mock_push(srv, &(struct mock_response){
+			   .status = 200,
+			   .body = "{\"items\":{\"zones/a\":{\"instances\":[{\"name\":\"i1\"}]},"
+				   "\"zones/x\":{\"warning\":{\"code\":\"UNREACHABLE\",\"message\":"
+				   "\"zone down\"}}}}"});
+	d.n = 0;
+	assert_int_equal(
+	    gcp_compute_list_instances(c, &(struct gcp_list_options){.projection = projection},
+				       dump_item, &d, &err),
+	    -EIO);
+	assert_non_null(strstr(err.msg, "zones/x unreachable: zone down"));
+	/* Handed over before the page was known to be incomplete: the caller drops it. */
+	assert_int_equal(d.n, 1);
+	gcp_compute_free(c);
+}
+
 static void test_get_and_self_links(void **state)
 {
 	struct gcp_compute *c = client();
@@ -565,6 +676,7 @@ int main(void)
 	    cmocka_unit_test(test_fingerprints_and_helpers),
 	    cmocka_unit_test_setup(test_aggregated_pages, setup),
 	    cmocka_unit_test_setup(test_list_failures, setup),
+	    cmocka_unit_test_setup(test_list_projection_and_fields, setup),
 	    cmocka_unit_test_setup(test_get_and_self_links, setup),
 	    cmocka_unit_test_setup(test_set_alias_ranges_and_wait, setup),
 	    cmocka_unit_test_setup(test_done_operation, setup),

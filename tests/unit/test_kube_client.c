@@ -220,6 +220,117 @@ static void test_list_pages(void **state)
 	kube_client_free(c);
 }
 
+/* Pages with more in them than the caller asked for. */
+static const char *full_pages[] = {
+    "{\"kind\":\"NodeList\",\"metadata\":{\"resourceVersion\":\"7\",\"continue\":\"c2\"},"
+    "\"items\":[{\"metadata\":{\"name\":\"n1\",\"labels\":{\"a\":\"b\"}},\"spec\":{\"podCIDR\":"
+    "\"10.0.0.0/24\",\"taints\":[{\"key\":\"k\"}]},\"status\":{\"images\":[{\"names\":[\"x\"]}]}},"
+    "{\"metadata\":{\"name\":\"n2\"},\"spec\":{}}]}",
+    "{\"kind\":\"NodeList\",\"metadata\":{\"resourceVersion\":\"8\"},\"items\":[{\"metadata\":"
+    "{\"name\":\"n3\"},\"spec\":{\"podCIDR\":\"10.0.1.0/24\"},\"status\":{}}]}",
+};
+
+static void full_pages_handler(void *arg, const struct mock_request *req, struct mock_response *out)
+{
+	(void)arg;
+	out->status = 200;
+	out->body = strstr(req->url, "continue=c2") ? full_pages[1] : full_pages[0];
+}
+
+struct dumped {
+	char text[4][160];
+	int n;
+};
+
+static int dump_item(void *arg, json_t *item)
+{
+	struct dumped *d = arg;
+	char *s = json_dumps(item, JSON_COMPACT | JSON_SORT_KEYS);
+
+	snprintf(d->text[d->n++ % 4], sizeof(d->text[0]), "%s", s);
+	free(s);
+	return 0;
+}
+
+/* With fields, each item is reduced to them; the page's continue and resourceVersion work. */
+static void test_list_fields(void **state)
+{
+	static const char *const fields[] = {"metadata.name", "spec.podCIDR", NULL};
+	struct kube_client *c = client_for("cert", true, false);
+	struct error err = {0};
+	struct dumped d = {0};
+	char rv[32];
+
+	(void)state;
+	mock_set_handler(srv, full_pages_handler, NULL);
+	assert_int_equal(kube_list(c, "/api/v1/nodes",
+				   &(struct kube_list_options){.fields = fields}, dump_item, &d, rv,
+				   sizeof(rv), &err),
+			 0);
+	assert_int_equal(d.n, 3);
+	assert_string_equal(d.text[0], "{\"metadata\":{\"name\":\"n1\"},\"spec\":{\"podCIDR\":"
+				       "\"10.0.0.0/24\"}}");
+	assert_string_equal(d.text[1], "{\"metadata\":{\"name\":\"n2\"},\"spec\":{}}");
+	assert_string_equal(d.text[2], "{\"metadata\":{\"name\":\"n3\"},\"spec\":{\"podCIDR\":"
+				       "\"10.0.1.0/24\"}}");
+	assert_string_equal(rv, "8");
+	assert_int_equal(mock_count(srv), 2);
+	assert_string_equal(mock_req(srv, 1)->url, "/api/v1/nodes?limit=500&continue=c2");
+
+	/* Without fields, whole items, as before. */
+	mock_reset(srv);
+	mock_set_handler(srv, full_pages_handler, NULL);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(kube_list(c, "/api/v1/nodes", NULL, dump_item, &d, NULL, 0, &err), 0);
+	assert_int_equal(d.n, 3);
+	assert_non_null(strstr(d.text[0], "\"taints\":[{\"key\":\"k\"}]"));
+	kube_client_free(c);
+}
+
+/* Pages that are not lists, or not JSON: one-line errors naming the request. */
+static void test_list_bad_pages(void **state)
+{
+	static const char *const fields[] = {"metadata.name", NULL};
+	struct kube_client *c = client_for("cert", true, false);
+	struct kube_list_options opt = {.fields = fields};
+	struct error err = {0};
+	char want[300];
+	int n = 0;
+
+	(void)state;
+	mock_push(srv, &(struct mock_response){.status = 200, .body = "{\"items\":{}}"});
+	assert_int_equal(kube_list(c, "/api/v1/nodes", &opt, count_items, &n, NULL, 0, &err),
+			 -EBADMSG);
+	snprintf(want, sizeof(want), "GET %s/api/v1/nodes?limit=500: items is not an array",
+		 mock_url(srv));
+	assert_string_equal(err.msg, want);
+	mock_push(srv, &(struct mock_response){.status = 200, .body = "{\"items\":[1]}"});
+	assert_int_equal(kube_list(c, "/api/v1/nodes", &opt, count_items, &n, NULL, 0, &err),
+			 -EBADMSG);
+	snprintf(want, sizeof(want), "GET %s/api/v1/nodes?limit=500: items[0] is not an object",
+		 mock_url(srv));
+	assert_string_equal(err.msg, want);
+	mock_push(srv, &(struct mock_response){.status = 200, .body = ""});
+	assert_int_equal(kube_list(c, "/api/v1/nodes", NULL, count_items, &n, NULL, 0, &err),
+			 -EBADMSG);
+	snprintf(want, sizeof(want),
+		 "GET %s/api/v1/nodes?limit=500:1:1: invalid JSON (byte 0): parse error: "
+		 "premature EOF",
+		 mock_url(srv));
+	assert_string_equal(err.msg, want);
+	assert_int_equal(n, 0);
+	/* A page cut short: the items before the cut were handed over, then the error. */
+	mock_push(srv, &(struct mock_response){
+			   .status = 200,
+			   .body = "{\"items\":[{\"metadata\":{\"name\":\"n1\"}},{\"metadata\":"});
+	assert_int_equal(kube_list(c, "/api/v1/nodes", &opt, count_items, &n, NULL, 0, &err),
+			 -EBADMSG);
+	assert_int_equal(n, 1);
+	assert_non_null(
+	    strstr(err.msg, ":1:50: invalid JSON (byte 49): parse error: premature EOF"));
+	kube_client_free(c);
+}
+
 static void test_status_errors(void **state)
 {
 	static const struct {
@@ -421,6 +532,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_tls_and_client_cert, setup),
 	    cmocka_unit_test_setup(test_token_reread_on_401, setup),
 	    cmocka_unit_test_setup(test_list_pages, setup),
+	    cmocka_unit_test_setup(test_list_fields, setup),
+	    cmocka_unit_test_setup(test_list_bad_pages, setup),
 	    cmocka_unit_test(test_status_errors),
 	    cmocka_unit_test_setup(test_create_patch_delete, setup),
 	    cmocka_unit_test_setup(test_watch, setup),
