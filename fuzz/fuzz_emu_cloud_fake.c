@@ -350,7 +350,7 @@ static void start_one(struct emu *emu, struct one *o, const char *text, size_t l
 		parse_query(&o->conn, q + 1);
 		target[q - target] = '\0';
 	}
-	o->path = target[0] == '/' ? strdup(target) : strf("%s%s", prefix, target);
+	o->path = target[0] == '/' ? strdup(target) : str_printf("%s%s", prefix, target);
 	free(target);
 	if (!o->path)
 		abort();
@@ -509,7 +509,7 @@ struct emu *cloud_fake_world(bool require_auth)
 	    "\"secondaryIpRanges\":[{\"rangeName\":\"pods\",\"ipCidrRange\":\"172.20.0.0/14\"},"
 	    "{\"rangeName\":\"services\",\"ipCidrRange\":\"172.24.0.0/16\"}]}");
 	for (int i = 0; i < 2; i++) {
-		char *req = strf(
+		char *req = str_printf(
 		    "POST /compute/v1/projects/demo-project/zones/us-central1-a/instances\n\n"
 		    "{\"name\":\"node-%c\",\"machineType\":\"zones/us-central1-a/machineTypes/e2-small\","
 		    "\"disks\":[{\"boot\":true,\"initializeParams\":{\"sourceImage\":\"x\"}}],"

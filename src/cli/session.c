@@ -7,20 +7,7 @@
 #include <strings.h>
 
 #include "common/log.h"
-
-static bool env_true(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
-}
-
-static const char *env_nonempty(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
-}
+#include "common/str.h"
 
 int session_open(struct session *s, const struct api_opts *o, unsigned needs, struct error *err)
 {

@@ -307,6 +307,22 @@ char *http_escape(const char *s)
 	return out;
 }
 
+int http_url_add_query(char **url, const char *key, const char *value)
+{
+	char *esc = http_escape(value), *n = NULL;
+
+	if (!esc)
+		return -ENOMEM;
+	if (asprintf(&n, "%s%c%s=%s", *url, strchr(*url, '?') ? '&' : '?', key, esc) < 0)
+		n = NULL;
+	free(esc);
+	if (!n)
+		return -ENOMEM;
+	free(*url);
+	*url = n;
+	return 0;
+}
+
 int http_parse_retry_after(const char *value, time_t now, uint64_t *out_ms)
 {
 	/* IMF-fixdate, then the two obsolete forms recipients must accept (RFC 9110 §5.6.7). */

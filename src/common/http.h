@@ -164,6 +164,9 @@ int http_status_errno(long status);
  */
 char *http_escape(const char *s);
 
+/* Appends "?key=value" (or "&key=value") to the malloc'd *url, value percent-encoded. */
+int http_url_add_query(char **url, const char *key, const char *value);
+
 /*
  * True when url's host is a loopback name or address (localhost, 127.0.0.0/8, [::1]): the
  * only hosts clients may send credentials to over plain http://.

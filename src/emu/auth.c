@@ -164,7 +164,7 @@ static int ensure_credentials(struct emu *emu)
 		a->key = EVP_RSA_gen(2048);
 		a->key_pem = a->key ? pem_of(a->key) : NULL;
 		a->key_id = random_hex(20);
-		a->sa_email = strf("talos-gcp-emu@%s.iam.gserviceaccount.com", emu->opt.project);
+		a->sa_email = str_printf("talos-gcp-emu@%s.iam.gserviceaccount.com", emu->opt.project);
 		a->sa_client_id = random_digits(21);
 		if (!a->key || !a->key_pem || !a->key_id || !a->sa_email || !a->sa_client_id)
 			return -ENOMEM;
@@ -173,9 +173,9 @@ static int ensure_credentials(struct emu *emu)
 	if (!a->user_refresh_token) {
 		char *n = random_digits(12), *h = random_hex(16);
 
-		a->user_client_id = n ? strf("%s-emu.apps.googleusercontent.com", n) : NULL;
+		a->user_client_id = n ? str_printf("%s-emu.apps.googleusercontent.com", n) : NULL;
 		a->user_client_secret = random_hex(12);
-		a->user_refresh_token = h ? strf("1//emu-%s", h) : NULL;
+		a->user_refresh_token = h ? str_printf("1//emu-%s", h) : NULL;
 		free(n);
 		free(h);
 		if (!a->user_client_id || !a->user_client_secret || !a->user_refresh_token)
@@ -274,7 +274,7 @@ static json_t *issue_token(struct emu *emu, const char *email, const char *scope
 		return NULL;
 	if (life_s == 0)
 		life_s = 1;
-	tok = strf("ya29.emu-%s", hex);
+	tok = str_printf("ya29.emu-%s", hex);
 	free(hex);
 	if (!tok)
 		return NULL;
@@ -605,7 +605,7 @@ static int metadata(struct emu_request *req)
 	if (strcmp(p, "instance/") == 0)
 		return md_text(req, 200, "service-accounts/\n");
 	if (strcmp(p, "instance/service-accounts/") == 0) {
-		text = strf("default/\n%s/\n", email);
+		text = str_printf("default/\n%s/\n", email);
 		ret = md_text(req, 200, text ? text : "");
 		free(text);
 		return ret;

@@ -60,7 +60,7 @@ static char *vurl(struct compute *c, const char *fmt, va_list ap)
 
 	if (vasprintf(&path, fmt, ap) < 0)
 		return NULL;
-	url = strf("%s%s%s", c->emu->cloud_url, COMPUTE_PREFIX, path);
+	url = str_printf("%s%s%s", c->emu->cloud_url, COMPUTE_PREFIX, path);
 	free(path);
 	return url;
 }
@@ -596,7 +596,7 @@ static void rebase_json(json_t *j, const char *old, size_t oldlen, const char *n
 		json_object_foreach(j, key, v)
 		{
 			if (json_is_string(v) && strncmp(json_string_value(v), old, oldlen) == 0) {
-				char *s = strf("%s%s", new, json_string_value(v) + oldlen);
+				char *s = str_printf("%s%s", new, json_string_value(v) + oldlen);
 
 				if (s)
 					json_object_set_new(j, key, json_string(s));
@@ -610,7 +610,7 @@ static void rebase_json(json_t *j, const char *old, size_t oldlen, const char *n
 		json_array_foreach(j, i, v)
 		{
 			if (json_is_string(v) && strncmp(json_string_value(v), old, oldlen) == 0) {
-				char *s = strf("%s%s", new, json_string_value(v) + oldlen);
+				char *s = str_printf("%s%s", new, json_string_value(v) + oldlen);
 
 				if (s)
 					json_array_set_new(j, i, json_string(s));
@@ -631,7 +631,7 @@ static void rebase(struct compute *c)
 
 	if (!c->old_base || !c->emu->cloud_url[0])
 		return;
-	base = strf("%s%s", c->emu->cloud_url, COMPUTE_PREFIX);
+	base = str_printf("%s%s", c->emu->cloud_url, COMPUTE_PREFIX);
 	if (base && strcmp(base, c->old_base) != 0) {
 		size_t oldlen = strlen(c->old_base);
 

@@ -18,6 +18,8 @@
 #define TALOS_GCP_EMU_COMPUTE_H
 
 #include <jansson.h>
+
+#include "common/str.h"
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -72,7 +74,6 @@ bool valid_uuid(const char *s);
 const char *jstr(const json_t *o, const char *k);
 /* "%s" formatting into a json_t string. */
 json_t *jsonf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Wall clock as "2026-11-26T05:04:03.123-08:00"-style text (GCP prints -07:00/-08:00; we use
  * -00:00). */
 json_t *json_now(void);

@@ -233,7 +233,7 @@ static int parse_cmp(struct parser *p, struct filter **out)
 			    p,
 			    "unsupported regular expression (repeated repetition operators or large bounds)");
 		}
-		pat = strf("^(%s)$", f->value);
+		pat = str_printf("^(%s)$", f->value);
 
 		if (!pat || regcomp(&f->re, pat, REG_EXTENDED | REG_NOSUB) != 0) {
 			free(pat);

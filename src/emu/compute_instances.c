@@ -36,7 +36,7 @@
 /* The owner key of an instance in the ip index. */
 static char *owner_of(const char *scope, const char *name)
 {
-	return strf("%s/instances/%s", scope, name);
+	return str_printf("%s/instances/%s", scope, name);
 }
 
 static const char *zone_of_scope(const char *scope)
@@ -76,7 +76,7 @@ static int parse_alias(const char *text, struct alias *a)
 	}
 	a->netmask_only = false;
 	if (!strchr(text, '/')) {
-		char *withmask = strf("%s/32", text);
+		char *withmask = str_printf("%s/32", text);
 		int ret = withmask ? cidr4_parse(withmask, &a->lo, &a->hi, &a->prefix) : -ENOMEM;
 
 		free(withmask);
@@ -198,7 +198,7 @@ static int index_instance(struct compute *c, struct item *it, struct api_error *
 
 		if (!net)
 			continue;
-		ip = strf("%s/32", jstr(nic, "networkIP") ?: "");
+		ip = str_printf("%s/32", jstr(nic, "networkIP") ?: "");
 		if (ip && cidr4_parse(ip, &lo, &hi, &p) == 0)
 			ret = ipindex_add(c->ipidx, net, lo, hi, owner);
 		free(ip);
@@ -426,7 +426,7 @@ static int prepare_disks(struct call *k, json_t *res, struct api_error *e)
 		if (init) {
 			const char *dn = jstr(init, "diskName");
 			char *dname =
-			    dn ? strdup(dn) : (i == 0 ? strdup(name) : strf("%s-%zu", name, i));
+			    dn ? strdup(dn) : (i == 0 ? strdup(name) : str_printf("%s-%zu", name, i));
 
 			json_object_set_new(d, "source",
 					    compute_url(c, "projects/%s/%s/disks/%s",

@@ -110,7 +110,7 @@ static int address_prepare(struct call *k, json_t *res, struct api_error *e)
 			    "Invalid value for field 'resource.addressType': 'INTERNAL'. Global internal addresses need a purpose.");
 		if (addr) {
 			uint32_t a;
-			char *cidr = strf("%s/32", addr);
+			char *cidr = str_printf("%s/32", addr);
 			uint32_t lo, hi;
 			unsigned p;
 
@@ -523,7 +523,7 @@ static int firewall_prepare(struct call *k, json_t *res, struct api_error *e)
 		const char *s = json_string_value(r);
 
 		if (s && !strchr(s, '/'))
-			s = withmask = strf("%s/32", s);
+			s = withmask = str_printf("%s/32", s);
 		ret = s ? cidr4_parse(s, &lo, &hi, &p) : -EINVAL;
 		free(withmask);
 		if (ret < 0)
@@ -580,7 +580,7 @@ static int instance_group_check_delete(struct compute *c, struct item *it, struc
 
 static char *group_key(const struct item *g)
 {
-	return strf("%s/%s", g->scope, g->name);
+	return str_printf("%s/%s", g->scope, g->name);
 }
 
 /* The member list of a group (created on demand when create is set). Borrowed. */

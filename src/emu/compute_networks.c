@@ -33,13 +33,13 @@ int cidr4_parse(const char *s, uint32_t *lo, uint32_t *hi, unsigned *prefix)
 
 char *cidr4_format(uint32_t lo, unsigned prefix)
 {
-	return strf("%u.%u.%u.%u/%u", lo >> 24, (lo >> 16) & 255, (lo >> 8) & 255, lo & 255,
+	return str_printf("%u.%u.%u.%u/%u", lo >> 24, (lo >> 16) & 255, (lo >> 8) & 255, lo & 255,
 		    prefix);
 }
 
 char *ip4_format(uint32_t ip)
 {
-	return strf("%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+	return str_printf("%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
 }
 
 int subnet_range(const json_t *subnet, const char *range_name, uint32_t *lo, uint32_t *hi,

@@ -169,7 +169,7 @@ static int parse_token(const char *tok, struct list_params *p)
 
 static json_t *make_token(const struct item *it)
 {
-	char *key = strf("v1 %s\n%s", it->scope, it->name), *tok;
+	char *key = str_printf("v1 %s\n%s", it->scope, it->name), *tok;
 	json_t *j;
 
 	if (!key)

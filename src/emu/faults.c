@@ -242,7 +242,7 @@ json_t *emu_faults_add(struct emu *emu, const json_t *spec, char *err, size_t er
 	ft->reason = dup_opt(spec, "reason");
 	ft->message = dup_opt(spec, "message");
 	if (json_is_integer(ra))
-		ft->retry_after = strf("%" JSON_INTEGER_FORMAT, json_integer_value(ra));
+		ft->retry_after = str_printf("%" JSON_INTEGER_FORMAT, json_integer_value(ra));
 	else
 		ft->retry_after = dup_opt(spec, "retryAfter");
 	/* body: the reply's exact text (a string), or a JSON value written out. */
@@ -313,7 +313,7 @@ int emu_faults_delete(struct emu *emu, long id)
 
 static void count(struct emu_faults *f, const struct emu_request *req)
 {
-	char *key = strf("%s %s", req->method, req->path);
+	char *key = str_printf("%s %s", req->method, req->path);
 	json_t *v;
 
 	f->total++;

@@ -22,6 +22,8 @@
 #define TALOS_GCP_EMU_KUBE_H
 
 #include <jansson.h>
+
+#include "common/str.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -323,7 +325,6 @@ const char *kj_str(const json_t *o, const char *path); /* dotted path, NULL if n
 json_t *kj_path(const json_t *o, const char *path);
 json_t *kj_obj(json_t *o, const char *key); /* gets or creates an object member */
 json_t *kj_now(void);                       /* metav1.Time now */
-char *kj_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* kube_tls.c */
 int kube_pki_generate(struct kube_pki *p);

@@ -294,7 +294,7 @@ int kube_write_kubeconfig(struct emu_kube *k, const char *path)
 
 	if (!ca || !crt || !key)
 		goto cleanup;
-	text = kj_strf("apiVersion: v1\n"
+	text = str_printf("apiVersion: v1\n"
 		       "kind: Config\n"
 		       "clusters:\n"
 		       "- name: talos-gcp-emu\n"

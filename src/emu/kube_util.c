@@ -257,14 +257,3 @@ json_t *kj_now(void)
 	return json_string(emu_rfc3339(buf, sizeof(buf)));
 }
 
-char *kj_strf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}

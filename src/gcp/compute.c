@@ -439,23 +439,6 @@ int gcp_compute_get_subnetwork(struct gcp_compute *c, const char *region, const 
 	return gcp_compute_get(c, path, out, err);
 }
 
-/* Appends "&key=escaped(value)" (or '?' first) to *url. */
-static int url_add(char **url, const char *key, const char *value)
-{
-	char *esc = http_escape(value), *n = NULL;
-
-	if (!esc)
-		return -ENOMEM;
-	if (asprintf(&n, "%s%c%s=%s", *url, strchr(*url, '?') ? '&' : '?', key, esc) < 0)
-		n = NULL;
-	free(esc);
-	if (!n)
-		return -ENOMEM;
-	free(*url);
-	*url = n;
-	return 0;
-}
-
 struct page_items {
 	gcp_item_fn fn;
 	void *arg;
@@ -561,13 +544,13 @@ static int list_pages(struct gcp_compute *c, const char *path, const char *resou
 	if (ret < 0)
 		return ret;
 	snprintf(maxr, sizeof(maxr), "%u", max_results);
-	ret = url_add(&base, "maxResults", maxr);
+	ret = http_url_add_query(&base, "maxResults", maxr);
 	if (!ret && opt && opt->filter)
-		ret = url_add(&base, "filter", opt->filter);
+		ret = http_url_add_query(&base, "filter", opt->filter);
 	if (!ret && opt && opt->fields) {
 		char *f = page_fields(opt->fields, resource != NULL);
 
-		ret = f ? url_add(&base, "fields", f) : -ENOMEM;
+		ret = f ? http_url_add_query(&base, "fields", f) : -ENOMEM;
 		free(f);
 	}
 	if (ret < 0) {
@@ -584,7 +567,7 @@ static int list_pages(struct gcp_compute *c, const char *path, const char *resou
 		}
 		free(url);
 		url = strdup(base);
-		if (!url || (token && url_add(&url, "pageToken", token) < 0)) {
+		if (!url || (token && http_url_add_query(&url, "pageToken", token) < 0)) {
 			ret = error_set(err, ENOMEM, "out of memory");
 			goto cleanup;
 		}
@@ -695,7 +678,7 @@ int gcp_compute_mutate(struct gcp_compute *c, const char *method, const char *pa
 	if (ret < 0)
 		return ret;
 	gcp_request_id(rid);
-	if (url_add(&url, "requestId", rid) < 0) {
+	if (http_url_add_query(&url, "requestId", rid) < 0) {
 		ret = error_set(err, ENOMEM, "out of memory");
 		goto cleanup;
 	}

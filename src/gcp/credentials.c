@@ -16,6 +16,7 @@
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/str.h"
 
 #define CREDENTIALS_MAX_BYTES (1 << 20)
 #define TOKEN_FILE_MAX_BYTES  (64 << 10)
@@ -375,20 +376,6 @@ static int load_file(const char *path, const struct gcp_credentials_options *opt
 	if (ret == 0)
 		log_debug("credentials: %s (%s)", gcp_credentials_describe(*out), what);
 	return ret;
-}
-
-static bool env_true(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
-}
-
-static const char *env_nonempty(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
 }
 
 /* Reads and trims an access-token file. -errno with err naming the file. */

@@ -278,23 +278,6 @@ int kube_request(struct kube_client *c, const char *method, const char *path,
 	return ret;
 }
 
-/* Appends "&key=escaped(value)" (or '?' first). */
-static int url_add(char **url, const char *key, const char *value)
-{
-	char *esc = http_escape(value), *n = NULL;
-
-	if (!esc)
-		return -ENOMEM;
-	if (asprintf(&n, "%s%c%s=%s", *url, strchr(*url, '?') ? '&' : '?', key, esc) < 0)
-		n = NULL;
-	free(esc);
-	if (!n)
-		return -ENOMEM;
-	free(*url);
-	*url = n;
-	return 0;
-}
-
 struct list_items {
 	kube_item_fn fn;
 	void *arg;
@@ -330,11 +313,11 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 	if (ret < 0)
 		return ret;
 	snprintf(num, sizeof(num), "%u", limit);
-	if (url_add(&base, "limit", num) < 0 ||
+	if (http_url_add_query(&base, "limit", num) < 0 ||
 	    (opt && opt->label_selector &&
-	     url_add(&base, "labelSelector", opt->label_selector) < 0) ||
+	     http_url_add_query(&base, "labelSelector", opt->label_selector) < 0) ||
 	    (opt && opt->field_selector &&
-	     url_add(&base, "fieldSelector", opt->field_selector) < 0)) {
+	     http_url_add_query(&base, "fieldSelector", opt->field_selector) < 0)) {
 		ret = error_set(err, ENOMEM, "out of memory");
 		goto cleanup;
 	}
@@ -348,9 +331,9 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 		free(url);
 		url = strdup(base);
 		/* resourceVersion goes with the first page only; continue carries it after. */
-		if (!url || (cont && url_add(&url, "continue", cont) < 0) ||
+		if (!url || (cont && http_url_add_query(&url, "continue", cont) < 0) ||
 		    (!cont && opt && opt->resource_version &&
-		     url_add(&url, "resourceVersion", opt->resource_version) < 0)) {
+		     http_url_add_query(&url, "resourceVersion", opt->resource_version) < 0)) {
 			ret = error_set(err, ENOMEM, "out of memory");
 			goto cleanup;
 		}
@@ -561,14 +544,14 @@ int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_
 	if (ret < 0)
 		return ret;
 	snprintf(num, sizeof(num), "%u", timeout_s);
-	if (url_add(&url, "watch", "true") < 0 || url_add(&url, "timeoutSeconds", num) < 0 ||
+	if (http_url_add_query(&url, "watch", "true") < 0 || http_url_add_query(&url, "timeoutSeconds", num) < 0 ||
 	    (opt && opt->resource_version &&
-	     url_add(&url, "resourceVersion", opt->resource_version) < 0) ||
+	     http_url_add_query(&url, "resourceVersion", opt->resource_version) < 0) ||
 	    (opt && opt->label_selector &&
-	     url_add(&url, "labelSelector", opt->label_selector) < 0) ||
+	     http_url_add_query(&url, "labelSelector", opt->label_selector) < 0) ||
 	    (opt && opt->field_selector &&
-	     url_add(&url, "fieldSelector", opt->field_selector) < 0) ||
-	    (opt && opt->allow_bookmarks && url_add(&url, "allowWatchBookmarks", "true") < 0)) {
+	     http_url_add_query(&url, "fieldSelector", opt->field_selector) < 0) ||
+	    (opt && opt->allow_bookmarks && http_url_add_query(&url, "allowWatchBookmarks", "true") < 0)) {
 		free(url);
 		return error_set(err, ENOMEM, "out of memory");
 	}
