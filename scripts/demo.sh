@@ -36,7 +36,7 @@ export KUBECONFIG="$work/kubeconfig"
 # Credentials the ADC way, as on a GCE VM: the emulator also plays the metadata server.
 export GCE_METADATA_HOST="${cloud#http://}"
 
-python3 scripts/emu_cluster.py --endpoint "$TALOS_GCP_COMPUTE_ENDPOINT" \
+/usr/bin/python3 scripts/emu_cluster.py --endpoint "$TALOS_GCP_COMPUTE_ENDPOINT" \
   --kubeconfig "$KUBECONFIG" --nodes 3 --want-podcidr
 
 rc=0

@@ -26,7 +26,7 @@ for arg in sys.argv[1:]:
         continue
     for e in entries:
         result = e.get("result")
-        out = e.get("stdo") or ""
+        out = e.get("stdout") or e.get("stdo") or ""
         tap = [m for m in (TAP.match(l) for l in out.splitlines()) if m]
         if tap:
             for m in tap:

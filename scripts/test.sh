@@ -18,6 +18,9 @@ logs=()
 
 run_build() { # name dir setup-args...
   local name=$1 dir=$2; shift 2
+  # Registered first: a build that fails leaves no test log, which tally.py counts as a failure.
+  logs+=("$name=$dir/meson-logs/testlog.json")
+  rm -f "$dir/meson-logs/testlog.json"
   echo "== $name: configure and build ($dir)" >&2
   mkdir -p "$dir"
   if [ ! -f "$dir/build.ninja" ]; then
@@ -31,7 +34,6 @@ run_build() { # name dir setup-args...
   echo "== $name: test" >&2
   # Each test binary gets a 10-minute ceiling; benchmarks are not part of the suite.
   meson test -C "$dir" --print-errorlogs --num-processes 2 --timeout-multiplier 1 >&2 || status=1
-  logs+=("$name=$dir/meson-logs/testlog.json")
 }
 
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
