@@ -77,24 +77,6 @@ void session_close(struct session *s)
 	memset(s, 0, sizeof(*s));
 }
 
-unsigned long long session_requests(const struct session *s)
-{
-	struct http_stats st;
-	unsigned long long n = 0;
-
-	if (s->compute) {
-		gcp_compute_stats(s->compute, &st);
-		n += st.requests;
-	}
-	if (s->kube) {
-		kube_client_stats(s->kube, &st);
-		n += st.requests;
-	}
-	if (s->creds)
-		n += gcp_credentials_requests(s->creds);
-	return n;
-}
-
 void session_log_stats(const struct session *s)
 {
 	struct http_stats st;

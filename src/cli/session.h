@@ -36,7 +36,5 @@ int session_open(struct session *s, const struct api_opts *o, unsigned needs, st
 void session_close(struct session *s);
 /* Logs (debug) the requests each API received: the benchmark and -v read it. */
 void session_log_stats(const struct session *s);
-/* Total HTTP requests sent to every API, token endpoints included. */
-unsigned long long session_requests(const struct session *s);
 
 #endif
