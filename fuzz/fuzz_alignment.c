@@ -55,7 +55,8 @@ static void check_plan(const struct cluster_view *v, const struct alignment *a,
 		const struct repair_step *st = &p->steps[s];
 		const struct view_node *node = &v->nodes[st->node];
 
-		if (st->kind == STEP_SET && (!has[st->instance] || !cidr_equal(&cur[st->instance], &node->pod)))
+		if (st->kind == STEP_SET &&
+		    (!has[st->instance] || !cidr_equal(&cur[st->instance], &node->pod)))
 			abort();
 	}
 	(void)a;
@@ -105,9 +106,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct controller_flags f = {0}, ccm = {0}, kcm = {0};
 		char why[256];
 
-		controller_flags_from_container(json_array_get(arr, i), "cloud-controller-manager", &f);
+		controller_flags_from_container(json_array_get(arr, i), "cloud-controller-manager",
+						&f);
 		ccm = f;
-		controller_flags_from_container(json_array_get(arr, i), "kube-controller-manager", &kcm);
+		controller_flags_from_container(json_array_get(arr, i), "kube-controller-manager",
+						&kcm);
 		controllers_cloud_allocator(&ccm, &kcm, why, sizeof(why));
 	}
 cleanup:

@@ -10,7 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const unsigned flag_sets[] = {0, CIDR_STRICT, CIDR_ALLOW_BARE_IP, CIDR_MASK_HOST_BITS};
+	static const unsigned flag_sets[] = {0, CIDR_STRICT, CIDR_ALLOW_BARE_IP,
+					     CIDR_MASK_HOST_BITS};
 	struct cidr c, again, sub;
 	char text[CIDR_STRLEN];
 

@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	parse_duration_ms(s, &v);
 	if (parse_u64(s, 65535, &v) == 0 && v > 65535)
 		abort();
-	if (parse_listen_addr(s, &ss, &len) == 0 && ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+	if (parse_listen_addr(s, &ss, &len) == 0 && ss.ss_family != AF_INET &&
+	    ss.ss_family != AF_INET6)
 		abort();
 	free(s);
 	return 0;

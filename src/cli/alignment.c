@@ -9,12 +9,12 @@
 #include <sys/socket.h>
 
 static const char *const status_names[] = {
-	[ALIGN_OK] = "ok",
-	[ALIGN_MISMATCH] = "mismatch",
-	[ALIGN_NO_ALIAS] = "no-alias",
-	[ALIGN_NO_PODCIDR] = "no-podcidr",
-	[ALIGN_NO_INSTANCE] = "no-instance",
-	[ALIGN_DUPLICATE] = "duplicate",
+    [ALIGN_OK] = "ok",
+    [ALIGN_MISMATCH] = "mismatch",
+    [ALIGN_NO_ALIAS] = "no-alias",
+    [ALIGN_NO_PODCIDR] = "no-podcidr",
+    [ALIGN_NO_INSTANCE] = "no-instance",
+    [ALIGN_DUPLICATE] = "duplicate",
 };
 
 const char *align_status_name(enum align_status s)
@@ -129,7 +129,7 @@ static int interval_cmp(const void *x, const void *y)
 }
 
 static void set_row(struct align_row *row, enum align_status status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_row(struct align_row *row, enum align_status status, const char *fmt, ...)
 {
@@ -180,19 +180,21 @@ int alignment_compute(struct cluster_view *view, struct alignment *out)
 			set_row(&rows[i], ALIGN_NO_INSTANCE, "the Node has no spec.providerID");
 			continue;
 		}
-		if (provider_id_parse(n->provider_id, buf, sizeof(buf), &project, &zone, &name) < 0) {
-			set_row(&rows[i], ALIGN_NO_INSTANCE, "providerID '%s' is not gce://project/zone/name",
-				n->provider_id);
+		if (provider_id_parse(n->provider_id, buf, sizeof(buf), &project, &zone, &name) <
+		    0) {
+			set_row(&rows[i], ALIGN_NO_INSTANCE,
+				"providerID '%s' is not gce://project/zone/name", n->provider_id);
 			continue;
 		}
 		if (strcmp(project, view->project) != 0) {
-			set_row(&rows[i], ALIGN_NO_INSTANCE, "providerID names project '%s', not '%s'",
-				project, view->project);
+			set_row(&rows[i], ALIGN_NO_INSTANCE,
+				"providerID names project '%s', not '%s'", project, view->project);
 			continue;
 		}
 		rows[i].instance = view_find_instance(view, zone, name);
 		if (rows[i].instance < 0)
-			set_row(&rows[i], ALIGN_NO_INSTANCE, "no instance %s in zone %s", name, zone);
+			set_row(&rows[i], ALIGN_NO_INSTANCE, "no instance %s in zone %s", name,
+				zone);
 	}
 
 	/* Two Nodes claiming one instance: sort row indices by instance and compare neighbours. */
@@ -225,7 +227,8 @@ int alignment_compute(struct cluster_view *view, struct alignment *out)
 					view->nodes[b->node].name, view->nodes[b->node].pod_cidr);
 			if (b->status != ALIGN_DUPLICATE)
 				set_row(b, ALIGN_DUPLICATE, "podCIDR %s overlaps Node %s's %s",
-					view->nodes[b->node].pod_cidr, view->nodes[a->node].name, pa);
+					view->nodes[b->node].pod_cidr, view->nodes[a->node].name,
+					pa);
 		}
 		if (pods[k].family != pods[reach].family || pods[k].last > pods[reach].last)
 			reach = k;
@@ -242,16 +245,18 @@ int alignment_compute(struct cluster_view *view, struct alignment *out)
 		if (!n->pod_cidr[0]) {
 			set_row(row, ALIGN_NO_PODCIDR, "the Node has no spec.podCIDR yet");
 		} else if (!n->pod_cidr_valid) {
-			set_row(row, ALIGN_MISMATCH, "podCIDR '%s' is not a CIDR range", n->pod_cidr);
+			set_row(row, ALIGN_MISMATCH, "podCIDR '%s' is not a CIDR range",
+				n->pod_cidr);
 		} else if (!inst->aliases_valid) {
 			set_row(row, ALIGN_MISMATCH, "an alias range of %s/%s is not a CIDR range",
 				inst->zone, inst->name);
 		} else if (!inst->n_aliases) {
-			set_row(row, ALIGN_NO_ALIAS, "instance %s has no alias IP range on %s", inst->name,
-				inst->nic_name);
+			set_row(row, ALIGN_NO_ALIAS, "instance %s has no alias IP range on %s",
+				inst->name, inst->nic_name);
 		} else if (!cidr_equal(&inst->aliases[0].range, &n->pod)) {
-			set_row(row, ALIGN_MISMATCH, "the VPC routes %s to this node, the Node uses %s",
-				cidr_format(&inst->aliases[0].range, text, sizeof(text)), n->pod_cidr);
+			set_row(
+			    row, ALIGN_MISMATCH, "the VPC routes %s to this node, the Node uses %s",
+			    cidr_format(&inst->aliases[0].range, text, sizeof(text)), n->pod_cidr);
 		}
 	}
 
@@ -354,17 +359,17 @@ void cluster_view_free(struct cluster_view *view)
 /* ---- repair planning ---- */
 
 struct move {
-	size_t row;	      /* row being fixed */
-	size_t instance;      /* its instance */
-	struct cidr target;   /* the Node's podCIDR */
+	size_t row;         /* row being fixed */
+	size_t instance;    /* its instance */
+	struct cidr target; /* the Node's podCIDR */
 	const char *range_name;
-	bool has_current;     /* aliases[0] present: must be cleared first */
-	ssize_t blocker;      /* move index whose current alias overlaps our target, -1 if none */
+	bool has_current; /* aliases[0] present: must be cleared first */
+	ssize_t blocker;  /* move index whose current alias overlaps our target, -1 if none */
 	bool cleared, done, refused;
 };
 
 static int add_refusal(struct repair_plan *p, size_t node, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int add_refusal(struct repair_plan *p, size_t node, const char *fmt, ...)
 {
@@ -469,7 +474,8 @@ int repair_plan_gcp(const struct cluster_view *view, const struct alignment *a,
 	for (size_t i = 0; i < view->n_instances; i++) {
 		move_of_instance[i] = -1;
 		for (size_t k = 0; k < view->instances[i].n_aliases; k++)
-			aliases[n_aliases++] = to_interval(&view->instances[i].aliases[k].range, i, k);
+			aliases[n_aliases++] =
+			    to_interval(&view->instances[i].aliases[k].range, i, k);
 	}
 	qsort(aliases, n_aliases, sizeof(*aliases), interval_cmp);
 
@@ -488,8 +494,9 @@ int repair_plan_gcp(const struct cluster_view *view, const struct alignment *a,
 		case ALIGN_NO_ALIAS:
 			break;
 		case ALIGN_NO_PODCIDR:
-			ret = add_refusal(out, row->node,
-					  "the Node has no podCIDR to copy; with the CCM in CloudAllocator mode it gets its alias range");
+			ret = add_refusal(
+			    out, row->node,
+			    "the Node has no podCIDR to copy; with the CCM in CloudAllocator mode it gets its alias range");
 			goto next;
 		default:
 			ret = add_refusal(out, row->node, "%s: %s", align_status_name(row->status),
@@ -503,10 +510,12 @@ int repair_plan_gcp(const struct cluster_view *view, const struct alignment *a,
 		}
 		range_name = range_for(view, inst, &n->pod, &subnet_known);
 		if (!range_name) {
-			ret = add_refusal(out, row->node,
-					  subnet_known ? "podCIDR %s lies outside every secondary range of the instance's subnetwork; moving the alias there is impossible"
-						       : "podCIDR %s: the instance's subnetwork could not be read, so the target range is unknown",
-					  n->pod_cidr);
+			ret = add_refusal(
+			    out, row->node,
+			    subnet_known
+				? "podCIDR %s lies outside every secondary range of the instance's subnetwork; moving the alias there is impossible"
+				: "podCIDR %s: the instance's subnetwork could not be read, so the target range is unknown",
+			    n->pod_cidr);
 			goto next;
 		}
 		moves[n_moves] = (struct move){.row = r,
@@ -553,17 +562,25 @@ next:
 			if (a->rows[r].instance == (ssize_t)owner)
 				holder_node = view->nodes[a->rows[r].node].name;
 		if (count > 1)
-			ret = add_refusal(out, node, "podCIDR %s overlaps %zu alias ranges; refusing to guess which to free",
-					  text, count);
+			ret = add_refusal(
+			    out, node,
+			    "podCIDR %s overlaps %zu alias ranges; refusing to guess which to free",
+			    text, count);
 		else if (owner == mv->instance)
-			ret = add_refusal(out, node, "podCIDR %s overlaps another alias range (%s) of the same instance",
-					  text, holder->aliases[aliases[k].sub].text);
+			ret = add_refusal(
+			    out, node,
+			    "podCIDR %s overlaps another alias range (%s) of the same instance",
+			    text, holder->aliases[aliases[k].sub].text);
 		else if (!holder_node)
-			ret = add_refusal(out, node, "podCIDR %s is held by instance %s (zone %s), which is not a node of this cluster; refusing to touch it",
-					  text, holder->name, holder->zone);
+			ret = add_refusal(
+			    out, node,
+			    "podCIDR %s is held by instance %s (zone %s), which is not a node of this cluster; refusing to touch it",
+			    text, holder->name, holder->zone);
 		else
-			ret = add_refusal(out, node, "podCIDR %s is held by instance %s of Node %s, which is not being moved",
-					  text, holder->name, holder_node);
+			ret = add_refusal(
+			    out, node,
+			    "podCIDR %s is held by instance %s of Node %s, which is not being moved",
+			    text, holder->name, holder_node);
 		if (ret < 0)
 			goto cleanup;
 		mv->done = mv->refused = true;
@@ -576,10 +593,11 @@ next:
 
 			if (mv->done || mv->blocker < 0 || !moves[mv->blocker].refused)
 				continue;
-			ret = add_refusal(out, a->rows[mv->row].node,
-					  "podCIDR %s is held by instance %s, whose own move was refused",
-					  cidr_format(&mv->target, text, sizeof(text)),
-					  view->instances[moves[mv->blocker].instance].name);
+			ret = add_refusal(
+			    out, a->rows[mv->row].node,
+			    "podCIDR %s is held by instance %s, whose own move was refused",
+			    cidr_format(&mv->target, text, sizeof(text)),
+			    view->instances[moves[mv->blocker].instance].name);
 			if (ret < 0)
 				goto cleanup;
 			mv->done = mv->refused = true;
@@ -628,8 +646,8 @@ next:
 
 			if (mv->done || mv->cleared || !mv->has_current)
 				continue;
-			ret = add_step(out, STEP_CLEAR, mv, &view->instances[mv->instance].aliases[0].range,
-				       a);
+			ret = add_step(out, STEP_CLEAR, mv,
+				       &view->instances[mv->instance].aliases[0].range, a);
 			if (ret < 0)
 				goto cleanup;
 			mv->cleared = true;

@@ -19,7 +19,7 @@
 struct view_node {
 	char *name;
 	char *provider_id; /* gce://project/zone/instance, "" when unset */
-	char *pod_cidr;	   /* spec.podCIDR as served, "" when unset */
+	char *pod_cidr;    /* spec.podCIDR as served, "" when unset */
 	bool pod_cidr_valid;
 	struct cidr pod;
 	char *uid;
@@ -28,16 +28,16 @@ struct view_node {
 
 struct view_alias {
 	struct cidr range;
-	char *text;	  /* ipCidrRange as served */
+	char *text;       /* ipCidrRange as served */
 	char *range_name; /* subnetworkRangeName, "" for the primary range */
 };
 
 struct view_instance {
 	char *zone;
 	char *name;
-	char *nic_name;	   /* nic0 */
-	char *fingerprint; /* nic0's fingerprint as served (base64) */
-	char *subnetwork;  /* nic0's subnetwork URL */
+	char *nic_name;             /* nic0 */
+	char *fingerprint;          /* nic0's fingerprint as served (base64) */
+	char *subnetwork;           /* nic0's subnetwork URL */
 	struct view_alias *aliases; /* nic0's aliasIpRanges, in order */
 	size_t n_aliases;
 	bool aliases_valid; /* false when an ipCidrRange could not be parsed */
@@ -49,7 +49,7 @@ struct view_subnet {
 	struct {
 		char *name;
 		struct cidr range;
-	} *secondary;
+	} * secondary;
 	size_t n_secondary;
 };
 
@@ -65,8 +65,8 @@ struct cluster_view {
 
 enum align_status {
 	ALIGN_OK = 0,
-	ALIGN_MISMATCH,	   /* podCIDR and aliasIpRanges[0] differ */
-	ALIGN_NO_ALIAS,	   /* the instance has no alias range on nic0 */
+	ALIGN_MISMATCH,    /* podCIDR and aliasIpRanges[0] differ */
+	ALIGN_NO_ALIAS,    /* the instance has no alias range on nic0 */
 	ALIGN_NO_PODCIDR,  /* the Node has no spec.podCIDR (yet) */
 	ALIGN_NO_INSTANCE, /* no instance matches the providerID */
 	ALIGN_DUPLICATE,   /* another Node claims the same instance or the same podCIDR */

@@ -112,14 +112,16 @@ static void scan_containers(struct scan *sc, const json_t *obj, const json_t *co
 		struct controller_flags f = {0};
 		struct controller_flags *dst = NULL;
 
-		if (!sc->ccm->found && controller_flags_from_container(c, "cloud-controller-manager", &f))
+		if (!sc->ccm->found &&
+		    controller_flags_from_container(c, "cloud-controller-manager", &f))
 			dst = sc->ccm;
 		else if (!sc->kcm->found &&
 			 controller_flags_from_container(c, "kube-controller-manager", &f))
 			dst = sc->kcm;
 		if (!dst)
 			continue;
-		snprintf(f.where, sizeof(f.where), "kube-system/%s/%s", sc->kind, name ? name : "?");
+		snprintf(f.where, sizeof(f.where), "kube-system/%s/%s", sc->kind,
+			 name ? name : "?");
 		*dst = f;
 	}
 }
@@ -143,9 +145,9 @@ int controllers_read(struct kube_client *kube, struct controller_flags *ccm,
 		const char *kind, *path;
 		kube_item_fn fn;
 	} sources[] = {
-		{"deployment", "/apis/apps/v1/namespaces/kube-system/deployments", on_workload},
-		{"daemonset", "/apis/apps/v1/namespaces/kube-system/daemonsets", on_workload},
-		{"pod", "/api/v1/namespaces/kube-system/pods", on_pod},
+	    {"deployment", "/apis/apps/v1/namespaces/kube-system/deployments", on_workload},
+	    {"daemonset", "/apis/apps/v1/namespaces/kube-system/daemonsets", on_workload},
+	    {"pod", "/api/v1/namespaces/kube-system/pods", on_pod},
 	};
 	struct kube_list_options opt = {.limit = KUBE_DEFAULT_LIMIT};
 
@@ -169,18 +171,21 @@ bool controllers_cloud_allocator(const struct controller_flags *ccm,
 		return false;
 	}
 	if (!ccm->allocate_node_cidrs) {
-		snprintf(why, why_len, "the CCM (%s) runs without --allocate-node-cidrs=true", ccm->where);
+		snprintf(why, why_len, "the CCM (%s) runs without --allocate-node-cidrs=true",
+			 ccm->where);
 		return false;
 	}
 	if (strcmp(ccm->cidr_allocator_type, "CloudAllocator") != 0) {
-		snprintf(why, why_len, "the CCM (%s) runs --cidr-allocator-type=%s, not CloudAllocator",
+		snprintf(why, why_len,
+			 "the CCM (%s) runs --cidr-allocator-type=%s, not CloudAllocator",
 			 ccm->where, ccm->cidr_allocator_type);
 		return false;
 	}
 	if (kcm->found && kcm->allocate_node_cidrs) {
-		snprintf(why, why_len,
-			 "the kube-controller-manager (%s) also allocates node CIDRs (--allocate-node-cidrs=true)",
-			 kcm->where);
+		snprintf(
+		    why, why_len,
+		    "the kube-controller-manager (%s) also allocates node CIDRs (--allocate-node-cidrs=true)",
+		    kcm->where);
 		return false;
 	}
 	snprintf(why, why_len, "the CCM (%s) allocates with CloudAllocator", ccm->where);

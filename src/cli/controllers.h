@@ -15,11 +15,11 @@
 
 struct controller_flags {
 	bool found;
-	char where[160];	 /* "kube-system/deployment/gcp-cloud-controller-manager" */
-	bool allocate_node_cidrs; /* --allocate-node-cidrs (default false) */
+	char where[160];              /* "kube-system/deployment/gcp-cloud-controller-manager" */
+	bool allocate_node_cidrs;     /* --allocate-node-cidrs (default false) */
 	char cidr_allocator_type[32]; /* --cidr-allocator-type (default RangeAllocator) */
-	char cluster_cidr[64];	 /* --cluster-cidr, "" when unset */
-	bool configure_cloud_routes; /* --configure-cloud-routes (CCM default true) */
+	char cluster_cidr[64];        /* --cluster-cidr, "" when unset */
+	bool configure_cloud_routes;  /* --configure-cloud-routes (CCM default true) */
 };
 
 /* What is running in kube-system. 0 or -errno (listing failed). */

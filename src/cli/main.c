@@ -11,10 +11,10 @@ static const struct {
 	int (*main)(int argc, char **argv);
 	const char *summary;
 } subcommands[] = {
-	{"verify", verify_main, "check that every Node's podCIDR equals its instance's alias range"},
-	{"repair", repair_main, "plan (and with --apply, make) the changes that restore alignment"},
-	{"doctor", doctor_main, "find configurations that make traffic fail silently on GCP"},
-	{"render", render_main, "write the cluster's Talos patches and manifests"},
+    {"verify", verify_main, "check that every Node's podCIDR equals its instance's alias range"},
+    {"repair", repair_main, "plan (and with --apply, make) the changes that restore alignment"},
+    {"doctor", doctor_main, "find configurations that make traffic fail silently on GCP"},
+    {"render", render_main, "write the cluster's Talos patches and manifests"},
 };
 
 static void show_usage(FILE *f)

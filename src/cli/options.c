@@ -34,7 +34,8 @@ int api_opts_handle(struct api_opts *o, int c, const char *arg, char **argv)
 		return 1;
 	case OPT_TIMEOUT:
 		if (parse_duration_ms(arg, &o->timeout_ms) < 0 || o->timeout_ms == 0) {
-			log_error("--timeout '%s': want a positive duration such as 30s or 500ms", arg);
+			log_error("--timeout '%s': want a positive duration such as 30s or 500ms",
+				  arg);
 			return -EINVAL;
 		}
 		return 1;

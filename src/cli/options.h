@@ -23,12 +23,12 @@ enum {
 
 #define API_LONG_OPTIONS                                                                           \
 	{"project", required_argument, NULL, OPT_PROJECT},                                         \
-		{"compute-endpoint", required_argument, NULL, OPT_COMPUTE_ENDPOINT},               \
-		{"access-token-file", required_argument, NULL, OPT_ACCESS_TOKEN_FILE},             \
-		{"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},                           \
-		{"context", required_argument, NULL, OPT_CONTEXT},                                 \
-		{"timeout", required_argument, NULL, OPT_TIMEOUT},                                 \
-		{"output", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},     \
+	    {"compute-endpoint", required_argument, NULL, OPT_COMPUTE_ENDPOINT},                   \
+	    {"access-token-file", required_argument, NULL, OPT_ACCESS_TOKEN_FILE},                 \
+	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},                               \
+	    {"context", required_argument, NULL, OPT_CONTEXT},                                     \
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},                                     \
+	    {"output", required_argument, NULL, 'o'}, {"verbose", no_argument, NULL, 'v'},         \
 	{                                                                                          \
 		"help", no_argument, NULL, 'h'                                                     \
 	}
@@ -36,17 +36,17 @@ enum {
 /* The short options API_LONG_OPTIONS implies, for getopt_long's optstring. */
 #define API_SHORT_OPTIONS "o:vh"
 
-#define API_OPTIONS_HELP                                                                           \
-	"  --project ID              GCP project (default: $CLOUDSDK_CORE_PROJECT,\n"             \
-	"                            $GOOGLE_CLOUD_PROJECT, the credentials' project)\n"          \
-	"  --compute-endpoint URL    Compute API root (default: $TALOS_GCP_COMPUTE_ENDPOINT or\n"   \
-	"                            https://compute.googleapis.com/compute/v1/)\n"               \
-	"  --access-token-file FILE  use the OAuth2 access token in FILE (else ADC)\n"             \
+#define API_OPTIONS_HELP                                                                              \
+	"  --project ID              GCP project (default: $CLOUDSDK_CORE_PROJECT,\n"                 \
+	"                            $GOOGLE_CLOUD_PROJECT, the credentials' project)\n"              \
+	"  --compute-endpoint URL    Compute API root (default: $TALOS_GCP_COMPUTE_ENDPOINT or\n"     \
+	"                            https://compute.googleapis.com/compute/v1/)\n"                   \
+	"  --access-token-file FILE  use the OAuth2 access token in FILE (else ADC)\n"                \
 	"  --kubeconfig FILE         kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)\n" \
-	"  --context NAME            kubeconfig context (default: its current-context)\n"        \
-	"  --timeout DURATION        per-request timeout (default 30s)\n"                         \
-	"  -o, --output FORMAT       output format\n"                                             \
-	"  -v, --verbose             log requests and decisions to stderr\n"                      \
+	"  --context NAME            kubeconfig context (default: its current-context)\n"             \
+	"  --timeout DURATION        per-request timeout (default 30s)\n"                             \
+	"  -o, --output FORMAT       output format\n"                                                 \
+	"  -v, --verbose             log requests and decisions to stderr\n"                          \
 	"  -h, --help                this text\n"
 
 struct api_opts {

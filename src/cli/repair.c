@@ -33,24 +33,24 @@
 #include "common/parse.h"
 
 static const char usage[] =
-	"Usage: talos-gcp repair [options]\n"
-	"\n"
-	"Plans the changes that make every Node's podCIDR equal its instance's alias IP range,\n"
-	"and with --apply makes them, then verifies again.\n"
-	"\n"
-	"Options:\n"
-	"  --strategy gcp|node       gcp (default): move the instance's `pods` alias to the Node's\n"
-	"                            podCIDR (clear, then set); node: cordon and delete the Node so\n"
-	"                            that it re-registers and the CCM copies the alias\n"
-	"  --apply                   make the changes (default: print the plan only)\n"
-	"  --force                   --strategy node even when the CCM is not seen to run\n"
-	"                            CloudAllocator as the only PodCIDR allocator\n"
-	"  --node NAME               repair only this Node\n"
-	"  --wait-timeout DURATION   per operation / re-registration (default 5m)\n" API_OPTIONS_HELP
-	"                            repair: table (default) or json\n"
-	"\n"
-	"Exit status: 0 aligned (or nothing to do), 1 changes pending, refused or still not\n"
-	"aligned, 2 could not check or a change failed.\n";
+    "Usage: talos-gcp repair [options]\n"
+    "\n"
+    "Plans the changes that make every Node's podCIDR equal its instance's alias IP range,\n"
+    "and with --apply makes them, then verifies again.\n"
+    "\n"
+    "Options:\n"
+    "  --strategy gcp|node       gcp (default): move the instance's `pods` alias to the Node's\n"
+    "                            podCIDR (clear, then set); node: cordon and delete the Node so\n"
+    "                            that it re-registers and the CCM copies the alias\n"
+    "  --apply                   make the changes (default: print the plan only)\n"
+    "  --force                   --strategy node even when the CCM is not seen to run\n"
+    "                            CloudAllocator as the only PodCIDR allocator\n"
+    "  --node NAME               repair only this Node\n"
+    "  --wait-timeout DURATION   per operation / re-registration (default 5m)\n" API_OPTIONS_HELP
+    "                            repair: table (default) or json\n"
+    "\n"
+    "Exit status: 0 aligned (or nothing to do), 1 changes pending, refused or still not\n"
+    "aligned, 2 could not check or a change failed.\n";
 
 enum {
 	OPT_STRATEGY = OPT_API_LAST,
@@ -81,7 +81,8 @@ struct repair {
 
 static void sleep_ms(uint64_t ms)
 {
-	struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+			      .tv_nsec = (long)(ms % 1000) * 1000000};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -127,7 +128,8 @@ static int plan_node_refuse(struct node_plan *p, size_t node, const char *why)
 	return 0;
 }
 
-static int plan_node(const struct cluster_view *view, const struct alignment *a, struct node_plan *p)
+static int plan_node(const struct cluster_view *view, const struct alignment *a,
+		     struct node_plan *p)
 {
 	char why[sizeof(((struct repair_refusal *)0)->reason)];
 	int ret = 0;
@@ -151,15 +153,18 @@ static int plan_node(const struct cluster_view *view, const struct alignment *a,
 			p->nodes[p->n++] = row->node;
 			break;
 		case ALIGN_NO_ALIAS:
-			ret = plan_node_refuse(p, row->node,
-					       "the instance has no alias range: a re-registered Node would get no podCIDR (CIDRNotAvailable); use --strategy gcp");
+			ret = plan_node_refuse(
+			    p, row->node,
+			    "the instance has no alias range: a re-registered Node would get no podCIDR (CIDRNotAvailable); use --strategy gcp");
 			break;
 		case ALIGN_NO_PODCIDR:
-			ret = plan_node_refuse(p, row->node,
-					       "the Node has no podCIDR yet: the CCM assigns one; nothing to delete");
+			ret = plan_node_refuse(
+			    p, row->node,
+			    "the Node has no podCIDR yet: the CCM assigns one; nothing to delete");
 			break;
 		default:
-			snprintf(why, sizeof(why), "%s: %s", align_status_name(row->status), row->reason);
+			snprintf(why, sizeof(why), "%s: %s", align_status_name(row->status),
+				 row->reason);
 			ret = plan_node_refuse(p, row->node, why);
 			break;
 		}
@@ -176,7 +181,8 @@ static void node_plan_free(struct node_plan *p)
 
 /* ---- printing ---- */
 
-static void print_refusals(const struct cluster_view *view, const struct repair_refusal *r, size_t n)
+static void print_refusals(const struct cluster_view *view, const struct repair_refusal *r,
+			   size_t n)
 {
 	if (!n)
 		return;
@@ -200,8 +206,8 @@ static void print_gcp_plan(const struct cluster_view *view, const struct repair_
 			printf("  %2zu. clear  %s (%s) %s alias %s\n", i + 1, in->name, in->zone,
 			       in->nic_name, text);
 		else
-			printf("  %2zu. set    %s (%s) %s alias %s:%s  = Node %s's podCIDR\n", i + 1,
-			       in->name, in->zone, in->nic_name, st->range_name, text,
+			printf("  %2zu. set    %s (%s) %s alias %s:%s  = Node %s's podCIDR\n",
+			       i + 1, in->name, in->zone, in->nic_name, st->range_name, text,
 			       view->nodes[st->node].name);
 	}
 	print_refusals(view, p->refusals, p->n_refusals);
@@ -227,8 +233,9 @@ static json_t *refusals_json(const struct cluster_view *view, const struct repai
 	json_t *arr = json_array();
 
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:s, s:s}", "node", view->nodes[r[i].node].name,
-						     "reason", r[i].reason));
+		json_array_append_new(arr,
+				      json_pack("{s:s, s:s}", "node", view->nodes[r[i].node].name,
+						"reason", r[i].reason));
 	return arr;
 }
 
@@ -242,11 +249,11 @@ static json_t *gcp_plan_json(const struct cluster_view *view, const struct repai
 		const struct view_instance *in = &view->instances[st->instance];
 
 		json_array_append_new(
-			steps, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?}", "action",
-					 st->kind == STEP_CLEAR ? "clear" : "set", "instance", in->name,
-					 "zone", in->zone, "node", view->nodes[st->node].name, "range",
-					 cidr_format(&st->range, text, sizeof(text)), "rangeName",
-					 st->kind == STEP_SET ? st->range_name : NULL));
+		    steps, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?}", "action",
+				     st->kind == STEP_CLEAR ? "clear" : "set", "instance", in->name,
+				     "zone", in->zone, "node", view->nodes[st->node].name, "range",
+				     cidr_format(&st->range, text, sizeof(text)), "rangeName",
+				     st->kind == STEP_SET ? st->range_name : NULL));
 	}
 	return json_pack("{s:s, s:o, s:o}", "strategy", "gcp", "steps", steps, "refused",
 			 refusals_json(view, p->refusals, p->n_refusals));
@@ -257,15 +264,16 @@ static json_t *node_plan_json(const struct cluster_view *view, const struct node
 	json_t *steps = json_array();
 
 	for (size_t i = 0; i < p->n; i++)
-		json_array_append_new(steps, json_pack("{s:s, s:s}", "action", "delete-node", "node",
-						       view->nodes[p->nodes[i]].name));
+		json_array_append_new(steps, json_pack("{s:s, s:s}", "action", "delete-node",
+						       "node", view->nodes[p->nodes[i]].name));
 	return json_pack("{s:s, s:o, s:o}", "strategy", "node", "steps", steps, "refused",
 			 refusals_json(view, p->refusals, p->n_refusals));
 }
 
 /* ---- --strategy gcp: one step ---- */
 
-static bool same_ranges(const struct view_alias *a, size_t na, const struct view_alias *b, size_t nb)
+static bool same_ranges(const struct view_alias *a, size_t na, const struct view_alias *b,
+			size_t nb)
 {
 	if (na != nb)
 		return false;
@@ -296,7 +304,8 @@ static int apply_step(struct repair *r, struct view_instance *planned, const str
 		size_t n = 0;
 
 		view_instance_free(&cur);
-		ret = gcp_compute_get_instance(r->s.compute, planned->zone, planned->name, &inst, err);
+		ret = gcp_compute_get_instance(r->s.compute, planned->zone, planned->name, &inst,
+					       err);
 		if (ret == 0)
 			ret = view_instance_from_json(NULL, inst, &cur, err);
 		json_decref(inst);
@@ -308,25 +317,32 @@ static int apply_step(struct repair *r, struct view_instance *planned, const str
 			goto cleanup;
 		}
 		/* Crash-safe re-runs: a step already done is not done twice. */
-		if (st->kind == STEP_SET && cur.n_aliases && cidr_equal(&cur.aliases[0].range, &st->range) &&
-		    same_ranges(cur.aliases + 1, cur.n_aliases - 1, planned->aliases, planned->n_aliases))
+		if (st->kind == STEP_SET && cur.n_aliases &&
+		    cidr_equal(&cur.aliases[0].range, &st->range) &&
+		    same_ranges(cur.aliases + 1, cur.n_aliases - 1, planned->aliases,
+				planned->n_aliases))
 			goto done;
-		if (!same_ranges(cur.aliases, cur.n_aliases, planned->aliases, planned->n_aliases)) {
-			log_warn("instance %s changed since it was read (its alias ranges differ): planning again",
-				 cur.name);
+		if (!same_ranges(cur.aliases, cur.n_aliases, planned->aliases,
+				 planned->n_aliases)) {
+			log_warn(
+			    "instance %s changed since it was read (its alias ranges differ): planning again",
+			    cur.name);
 			ret = REPLAN;
 			goto cleanup;
 		}
 		if (cur.n_aliases + 1 > sizeof(ranges) / sizeof(ranges[0])) {
-			ret = error_set(err, E2BIG, "instance %s has too many alias ranges", cur.name);
+			ret = error_set(err, E2BIG, "instance %s has too many alias ranges",
+					cur.name);
 			goto cleanup;
 		}
 		/* The new list: the first range removed (clear), or the target put first (set). */
 		if (st->kind == STEP_SET)
-			ranges[n++] = (struct gcp_alias_range){target, st->range_name[0] ? st->range_name : NULL};
+			ranges[n++] = (struct gcp_alias_range){
+			    target, st->range_name[0] ? st->range_name : NULL};
 		for (size_t i = st->kind == STEP_CLEAR ? 1 : 0; i < cur.n_aliases; i++)
 			ranges[n++] = (struct gcp_alias_range){
-				cur.aliases[i].text, cur.aliases[i].range_name[0] ? cur.aliases[i].range_name : NULL};
+			    cur.aliases[i].text,
+			    cur.aliases[i].range_name[0] ? cur.aliases[i].range_name : NULL};
 
 		ret = gcp_compute_set_alias_ranges(r->s.compute, cur.zone, cur.name, cur.nic_name,
 						   cur.fingerprint, ranges, n, &op, err);
@@ -334,8 +350,9 @@ static int apply_step(struct repair *r, struct view_instance *planned, const str
 			ret = gcp_compute_wait(r->s.compute, &op, r->wait_ms, err);
 		if (ret == -ESTALE && ++stale < MAX_STALE) {
 			/* The fingerprint changed between our read and our write: read again. */
-			log_warn("instance %s: fingerprint changed under us (412); re-reading (%u/%d)",
-				 cur.name, stale, MAX_STALE);
+			log_warn(
+			    "instance %s: fingerprint changed under us (412); re-reading (%u/%d)",
+			    cur.name, stale, MAX_STALE);
 			continue;
 		}
 		if (ret == -EADDRINUSE && st->kind == STEP_SET && now_ms() + backoff < deadline) {
@@ -344,8 +361,8 @@ static int apply_step(struct repair *r, struct view_instance *planned, const str
 			 * minute before the range can be used by another VM" (GCP alias IP
 			 * documentation): the range we freed may not be usable yet.
 			 */
-			log_warn("instance %s: %s is still in use (%s); retrying in %llus", cur.name,
-				 target, err->msg, (unsigned long long)backoff / 1000);
+			log_warn("instance %s: %s is still in use (%s); retrying in %llus",
+				 cur.name, target, err->msg, (unsigned long long)backoff / 1000);
 			sleep_ms(backoff);
 			backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
 			continue;
@@ -414,9 +431,10 @@ static int wait_reregistered(struct repair *r, const char *name, const char *old
 			return ret;
 		}
 		if (now_ms() > deadline)
-			return error_set(err, ETIMEDOUT,
-					 "Node %s did not re-register with a podCIDR within --wait-timeout",
-					 name);
+			return error_set(
+			    err, ETIMEDOUT,
+			    "Node %s did not re-register with a podCIDR within --wait-timeout",
+			    name);
 		sleep_ms(500);
 	}
 }
@@ -445,7 +463,8 @@ static int apply_node(struct repair *r, const struct cluster_view *view, const s
 			ret = kube_patch(r->s.kube, path, KUBE_PATCH_STRATEGIC, patch, &node, err);
 		json_decref(patch);
 		if (ret == 0) {
-			/* Delete exactly what we cordoned: uid and resourceVersion preconditions. */
+			/* Delete exactly what we cordoned: uid and resourceVersion preconditions.
+			 */
 			dopt.resource_version = json_path_str(node, "metadata.resourceVersion");
 			ret = kube_delete(r->s.kube, path, &dopt, err);
 		}
@@ -457,8 +476,8 @@ static int apply_node(struct repair *r, const struct cluster_view *view, const s
 		if (ret < 0)
 			return ret;
 		log_info("Node %s cordoned and deleted; waiting for it to re-register", n->name);
-		json_array_append_new(r->applied, json_pack("{s:s, s:s}", "action", "delete-node",
-							    "node", n->name));
+		json_array_append_new(
+		    r->applied, json_pack("{s:s, s:s}", "action", "delete-node", "node", n->name));
 		ret = wait_reregistered(r, n->name, n->uid, err);
 		if (ret < 0)
 			return ret;
@@ -471,13 +490,13 @@ static int apply_node(struct repair *r, const struct cluster_view *view, const s
 static int parse_args(struct repair *r, int argc, char **argv)
 {
 	static const struct option long_options[] = {
-		API_LONG_OPTIONS,
-		{"strategy", required_argument, NULL, OPT_STRATEGY},
-		{"apply", no_argument, NULL, OPT_APPLY},
-		{"force", no_argument, NULL, OPT_FORCE},
-		{"node", required_argument, NULL, OPT_NODE},
-		{"wait-timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
-		{NULL, 0, NULL, 0},
+	    API_LONG_OPTIONS,
+	    {"strategy", required_argument, NULL, OPT_STRATEGY},
+	    {"apply", no_argument, NULL, OPT_APPLY},
+	    {"force", no_argument, NULL, OPT_FORCE},
+	    {"node", required_argument, NULL, OPT_NODE},
+	    {"wait-timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
+	    {NULL, 0, NULL, 0},
 	};
 	static const char *const formats[] = {"table", "json", NULL};
 	int c;
@@ -514,7 +533,9 @@ static int parse_args(struct repair *r, int argc, char **argv)
 			break;
 		case OPT_WAIT_TIMEOUT:
 			if (parse_duration_ms(optarg, &r->wait_ms) < 0 || !r->wait_ms) {
-				log_error("--wait-timeout '%s': want a positive duration such as 5m", optarg);
+				log_error(
+				    "--wait-timeout '%s': want a positive duration such as 5m",
+				    optarg);
 				return -EINVAL;
 			}
 			break;
@@ -551,7 +572,8 @@ static int round_once(struct repair *r, int round, json_t **plan_out, bool *pend
 	int ret;
 
 	*did_something = false;
-	ret = cluster_view_load(&r->s, r->strategy == STRATEGY_GCP ? VIEW_LOAD_SUBNETS : 0, &view, err);
+	ret = cluster_view_load(&r->s, r->strategy == STRATEGY_GCP ? VIEW_LOAD_SUBNETS : 0, &view,
+				err);
 	if (ret < 0)
 		goto cleanup;
 	if (!report_has_node(&view, r->node)) {
@@ -589,11 +611,13 @@ static int round_once(struct repair *r, int round, json_t **plan_out, bool *pend
 			ret = controllers_read(r->s.kube, &ccm, &kcm, err);
 			if (ret < 0)
 				goto cleanup;
-			if (!controllers_cloud_allocator(&ccm, &kcm, ccm_why, sizeof(ccm_why)) && !r->force) {
+			if (!controllers_cloud_allocator(&ccm, &kcm, ccm_why, sizeof(ccm_why)) &&
+			    !r->force) {
 				/* A refusal, not a failure to check: exit 1 like other refusals. */
-				ret = error_set(err, EPERM,
-						"refusing --strategy node: %s, so a re-registered Node would come back with another wrong podCIDR (fix the CCM, or pass --force)",
-						ccm_why);
+				ret = error_set(
+				    err, EPERM,
+				    "refusing --strategy node: %s, so a re-registered Node would come back with another wrong podCIDR (fix the CCM, or pass --force)",
+				    ccm_why);
 				goto cleanup;
 			}
 		}
@@ -602,7 +626,8 @@ static int round_once(struct repair *r, int round, json_t **plan_out, bool *pend
 				json_decref(*plan_out);
 				*plan_out = node_plan_json(&view, &np);
 			} else if (np.n || np.n_refusals) {
-				print_node_plan(&view, &np, ccm_why[0] ? ccm_why : "nothing to delete");
+				print_node_plan(&view, &np,
+						ccm_why[0] ? ccm_why : "nothing to delete");
 				fflush(stdout);
 			}
 		}
@@ -686,8 +711,9 @@ int repair_main(int argc, char **argv)
 		if ((ret == REPLAN || did) && round + 1 < MAX_ROUNDS)
 			continue;
 		if (ret == REPLAN) {
-			log_error("the cluster kept changing under the repair; gave up after %d rounds",
-				  MAX_ROUNDS);
+			log_error(
+			    "the cluster kept changing under the repair; gave up after %d rounds",
+			    MAX_ROUNDS);
 			goto cleanup;
 		}
 		break;

@@ -42,22 +42,24 @@ static bool report_json(FILE *out, const struct cluster_view *view, const struct
 	for (size_t i = 0; i < a->n_rows; i++) {
 		const struct align_row *row = &a->rows[i];
 		const struct view_node *n = &view->nodes[row->node];
-		const struct view_instance *in = row->instance >= 0 ? &view->instances[row->instance] : NULL;
+		const struct view_instance *in =
+		    row->instance >= 0 ? &view->instances[row->instance] : NULL;
 
 		if (!selected(view, row, node_filter))
 			continue;
 		counts[row->status]++;
 		aligned &= row->status == ALIGN_OK;
 		json_array_append_new(
-			nodes, json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?}", "node", n->name,
-					 "instance", in ? in->name : NULL, "zone", in ? in->zone : NULL,
-					 "podCIDR", n->pod_cidr[0] ? n->pod_cidr : NULL, "aliasRange",
-					 row_alias(view, row)[0] ? row_alias(view, row) : NULL, "status",
-					 align_status_name(row->status), "reason",
-					 row->reason[0] ? row->reason : NULL));
+		    nodes, json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?}", "node", n->name,
+				     "instance", in ? in->name : NULL, "zone", in ? in->zone : NULL,
+				     "podCIDR", n->pod_cidr[0] ? n->pod_cidr : NULL, "aliasRange",
+				     row_alias(view, row)[0] ? row_alias(view, row) : NULL,
+				     "status", align_status_name(row->status), "reason",
+				     row->reason[0] ? row->reason : NULL));
 	}
 	for (int s = ALIGN_OK; s <= ALIGN_DUPLICATE; s++)
-		json_object_set_new(summary, align_status_name(s), json_integer((json_int_t)counts[s]));
+		json_object_set_new(summary, align_status_name(s),
+				    json_integer((json_int_t)counts[s]));
 	json_object_set_new(doc, "aligned", json_boolean(aligned));
 	json_object_set_new(doc, "nodes", nodes);
 	json_object_set_new(doc, "summary", summary);
@@ -81,7 +83,8 @@ static bool report_table(FILE *out, const struct cluster_view *view, const struc
 
 	for (size_t i = 0; i < a->n_rows; i++) {
 		const struct align_row *row = &a->rows[i];
-		const struct view_instance *in = row->instance >= 0 ? &view->instances[row->instance] : NULL;
+		const struct view_instance *in =
+		    row->instance >= 0 ? &view->instances[row->instance] : NULL;
 
 		if (!selected(view, row, node_filter))
 			continue;
@@ -96,7 +99,8 @@ static bool report_table(FILE *out, const struct cluster_view *view, const struc
 	for (size_t i = 0; i < a->n_rows; i++) {
 		const struct align_row *row = &a->rows[i];
 		const struct view_node *n = &view->nodes[row->node];
-		const struct view_instance *in = row->instance >= 0 ? &view->instances[row->instance] : NULL;
+		const struct view_instance *in =
+		    row->instance >= 0 ? &view->instances[row->instance] : NULL;
 		const char *alias = row_alias(view, row);
 
 		if (!selected(view, row, node_filter))

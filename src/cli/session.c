@@ -21,8 +21,9 @@ int session_open(struct session *s, const struct api_opts *o, unsigned needs, st
 
 		if (env_true("CLOUDSDK_AUTH_DISABLE_CREDENTIALS")) {
 			if (o->access_token_file) {
-				ret = error_set(err, EINVAL,
-						"--access-token-file conflicts with CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true");
+				ret = error_set(
+				    err, EINVAL,
+				    "--access-token-file conflicts with CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true");
 				goto cleanup;
 			}
 			log_debug("credentials disabled by CLOUDSDK_AUTH_DISABLE_CREDENTIALS");
@@ -40,8 +41,9 @@ int session_open(struct session *s, const struct api_opts *o, unsigned needs, st
 		if (!s->project && s->creds)
 			s->project = gcp_credentials_project(s->creds);
 		if (!s->project) {
-			ret = error_set(err, EINVAL,
-					"--project: not given, and neither CLOUDSDK_CORE_PROJECT, GOOGLE_CLOUD_PROJECT nor the credentials name one");
+			ret = error_set(
+			    err, EINVAL,
+			    "--project: not given, and neither CLOUDSDK_CORE_PROJECT, GOOGLE_CLOUD_PROJECT nor the credentials name one");
 			goto cleanup;
 		}
 		gopt.project = s->project;
@@ -51,7 +53,8 @@ int session_open(struct session *s, const struct api_opts *o, unsigned needs, st
 			goto cleanup;
 	}
 	if (needs & SESSION_KUBE) {
-		struct kube_config_options kopt = {.kubeconfig = o->kubeconfig, .context = o->context};
+		struct kube_config_options kopt = {.kubeconfig = o->kubeconfig,
+						   .context = o->context};
 
 		ret = kube_config_load(&kopt, &s->kube_config, err);
 		if (ret < 0)
@@ -85,13 +88,15 @@ void session_log_stats(const struct session *s)
 		gcp_compute_stats(s->compute, &st);
 		log_debug("compute: %llu requests (%llu retries, %llu connections, %llu bytes)",
 			  (unsigned long long)st.requests, (unsigned long long)st.retries,
-			  (unsigned long long)st.connections, (unsigned long long)st.bytes_received);
+			  (unsigned long long)st.connections,
+			  (unsigned long long)st.bytes_received);
 	}
 	if (s->kube) {
 		kube_client_stats(s->kube, &st);
 		log_debug("kubernetes: %llu requests (%llu retries, %llu connections, %llu bytes)",
 			  (unsigned long long)st.requests, (unsigned long long)st.retries,
-			  (unsigned long long)st.connections, (unsigned long long)st.bytes_received);
+			  (unsigned long long)st.connections,
+			  (unsigned long long)st.bytes_received);
 	}
 	if (s->creds)
 		log_debug("token endpoint: %llu requests",

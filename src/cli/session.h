@@ -19,7 +19,7 @@ enum session_needs {
 };
 
 struct session {
-	const char *project; /* resolved: --project, env, or the credentials' project */
+	const char *project;           /* resolved: --project, env, or the credentials' project */
 	struct gcp_credentials *creds; /* NULL with CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true */
 	struct gcp_compute *compute;
 	struct kube_config *kube_config;

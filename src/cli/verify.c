@@ -17,27 +17,27 @@
 #include "common/log.h"
 
 static const char usage[] =
-	"Usage: talos-gcp verify [options]\n"
-	"\n"
-	"Checks that every Node's spec.podCIDR equals nic0's first alias IP range of its\n"
-	"instance (found by spec.providerID gce://PROJECT/ZONE/NAME), the single source of\n"
-	"truth the CCM's CloudAllocator keeps. Per node: ok, mismatch, no-alias, no-podcidr,\n"
-	"no-instance or duplicate.\n"
-	"\n"
-	"Options:\n"
-	"  --node NAME               report only this Node\n" API_OPTIONS_HELP
-	"                            verify: table (default) or json\n"
-	"\n"
-	"Exit status: 0 aligned, 1 not aligned, 2 could not check.\n";
+    "Usage: talos-gcp verify [options]\n"
+    "\n"
+    "Checks that every Node's spec.podCIDR equals nic0's first alias IP range of its\n"
+    "instance (found by spec.providerID gce://PROJECT/ZONE/NAME), the single source of\n"
+    "truth the CCM's CloudAllocator keeps. Per node: ok, mismatch, no-alias, no-podcidr,\n"
+    "no-instance or duplicate.\n"
+    "\n"
+    "Options:\n"
+    "  --node NAME               report only this Node\n" API_OPTIONS_HELP
+    "                            verify: table (default) or json\n"
+    "\n"
+    "Exit status: 0 aligned, 1 not aligned, 2 could not check.\n";
 
 enum { OPT_NODE = OPT_API_LAST };
 
 int verify_main(int argc, char **argv)
 {
 	static const struct option long_options[] = {
-		API_LONG_OPTIONS,
-		{"node", required_argument, NULL, OPT_NODE},
-		{NULL, 0, NULL, 0},
+	    API_LONG_OPTIONS,
+	    {"node", required_argument, NULL, OPT_NODE},
+	    {NULL, 0, NULL, 0},
 	};
 	static const char *const formats[] = {"table", "json", NULL};
 	struct api_opts o = {0};

@@ -32,9 +32,11 @@ int view_node_from_json(const json_t *node, struct view_node *out, struct error 
 		view_node_free(out);
 		return -ENOMEM;
 	}
-	out->pod_cidr_valid = out->pod_cidr[0] && cidr_parse(out->pod_cidr, &out->pod, CIDR_STRICT) == 0;
+	out->pod_cidr_valid =
+	    out->pod_cidr[0] && cidr_parse(out->pod_cidr, &out->pod, CIDR_STRICT) == 0;
 	if (out->pod_cidr[0] && !out->pod_cidr_valid) {
-		/* Kubernetes validates podCIDR: a value that does not parse is not ours to judge. */
+		/* Kubernetes validates podCIDR: a value that does not parse is not ours to judge.
+		 */
 		int ret = error_set(err, EBADMSG, "Node %s: spec.podCIDR '%s' is not a CIDR range",
 				    out->name, out->pod_cidr);
 		view_node_free(out);
@@ -91,9 +93,10 @@ int view_instance_from_json(const char *scope, const json_t *inst, struct view_i
 		}
 		/* GCP prints a single address as "10.1.2.3/32", older answers as "10.1.2.3". */
 		if (cidr_parse(va->text, &va->range, CIDR_STRICT | CIDR_ALLOW_BARE_IP) < 0) {
-			ret = error_set(err, EBADMSG,
-					"instance %s: networkInterfaces[0].aliasIpRanges[%zu].ipCidrRange '%s' is not a CIDR range",
-					out->name, i, va->text);
+			ret = error_set(
+			    err, EBADMSG,
+			    "instance %s: networkInterfaces[0].aliasIpRanges[%zu].ipCidrRange '%s' is not a CIDR range",
+			    out->name, i, va->text);
 			goto cleanup;
 		}
 	}
@@ -190,8 +193,9 @@ static int load_subnet(struct session *s, const char *url, struct view_subnet *o
 
 		if (!name || !range ||
 		    cidr_parse(range, &out->secondary[out->n_secondary].range, CIDR_STRICT) < 0) {
-			ret = error_set(err, EBADMSG, "subnetwork %s: secondaryIpRanges[%zu] is malformed",
-					url, i);
+			ret =
+			    error_set(err, EBADMSG,
+				      "subnetwork %s: secondaryIpRanges[%zu] is malformed", url, i);
 			goto cleanup;
 		}
 		out->secondary[out->n_secondary].name = strdup(name);
@@ -357,7 +361,8 @@ int cluster_view_load(struct session *s, unsigned flags, struct cluster_view *vi
 		goto cleanup;
 	/* Lookups (view_find_instance) need the instances sorted by zone/name. */
 	if (view->n_instances)
-		qsort(view->instances, view->n_instances, sizeof(*view->instances), instance_sort_cmp);
+		qsort(view->instances, view->n_instances, sizeof(*view->instances),
+		      instance_sort_cmp);
 	if (flags & VIEW_LOAD_SUBNETS) {
 		ret = load_subnets(s, view, err);
 		if (ret < 0) {

@@ -29,8 +29,8 @@ static int ip_parse_n(const char *s, size_t len, struct ip_addr *out)
 	/* inet_pton would stop at nothing odd, but be explicit: only hex digits, '.' and ':'. */
 	for (size_t i = 0; i < len; i++) {
 		char ch = buf[i];
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
-		      ch == '.' || ch == ':'))
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+		      (ch >= 'A' && ch <= 'F') || ch == '.' || ch == ':'))
 			return -EINVAL;
 	}
 	if (memchr(buf, ':', len)) {

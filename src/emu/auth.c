@@ -164,7 +164,8 @@ static int ensure_credentials(struct emu *emu)
 		a->key = EVP_RSA_gen(2048);
 		a->key_pem = a->key ? pem_of(a->key) : NULL;
 		a->key_id = random_hex(20);
-		a->sa_email = str_printf("talos-gcp-emu@%s.iam.gserviceaccount.com", emu->opt.project);
+		a->sa_email =
+		    str_printf("talos-gcp-emu@%s.iam.gserviceaccount.com", emu->opt.project);
 		a->sa_client_id = random_digits(21);
 		if (!a->key || !a->key_pem || !a->key_id || !a->sa_email || !a->sa_client_id)
 			return -ENOMEM;

@@ -425,8 +425,8 @@ static int prepare_disks(struct call *k, json_t *res, struct api_error *e)
 					i);
 		if (init) {
 			const char *dn = jstr(init, "diskName");
-			char *dname =
-			    dn ? strdup(dn) : (i == 0 ? strdup(name) : str_printf("%s-%zu", name, i));
+			char *dname = dn ? strdup(dn)
+					 : (i == 0 ? strdup(name) : str_printf("%s-%zu", name, i));
 
 			json_object_set_new(d, "source",
 					    compute_url(c, "projects/%s/%s/disks/%s",

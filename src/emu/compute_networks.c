@@ -34,7 +34,7 @@ int cidr4_parse(const char *s, uint32_t *lo, uint32_t *hi, unsigned *prefix)
 char *cidr4_format(uint32_t lo, unsigned prefix)
 {
 	return str_printf("%u.%u.%u.%u/%u", lo >> 24, (lo >> 16) & 255, (lo >> 8) & 255, lo & 255,
-		    prefix);
+			  prefix);
 }
 
 char *ip4_format(uint32_t ip)

@@ -29,28 +29,30 @@ struct emu_faults;
 
 enum emu_ccm_allocator {
 	EMU_CCM_CLOUD = 0, /* CloudAllocator: podCIDR copied from nic0 aliasIpRanges[0] */
-	EMU_CCM_RANGE,	   /* RangeAllocator: allocates on its own from --cluster-cidr (split-brain) */
-	EMU_CCM_OFF,	   /* node IPAM off: nobody sets podCIDR */
+	EMU_CCM_RANGE, /* RangeAllocator: allocates on its own from --cluster-cidr (split-brain) */
+	EMU_CCM_OFF,   /* node IPAM off: nobody sets podCIDR */
 };
 
 struct emu_options {
-	const char *listen;	    /* "127.0.0.1:8080" */
+	const char *listen;         /* "127.0.0.1:8080" */
 	const char *kube_listen;    /* NULL: no Kubernetes API */
 	const char *kubeconfig_out; /* written 0600 */
-	const char *project;	    /* "demo-project" */
-	const char *state_path;	    /* NULL: state lives in memory only */
+	const char *project;        /* "demo-project" */
+	const char *state_path;     /* NULL: state lives in memory only */
 	enum emu_ccm_allocator ccm_allocator;
-	bool require_auth;	    /* Compute API rejects requests without a valid token */
+	bool require_auth;           /* Compute API rejects requests without a valid token */
 	uint64_t operation_delay_ms; /* how long an Operation stays RUNNING */
 	/* Module flags: each module documents its own (see main.c usage). */
-	const char *sa_key_out;	       /* auth.c: service-account key file for the token endpoint */
-	const char *adc_user_out;      /* auth.c: authorized_user credentials (refresh token) */
-	uint64_t token_lifetime_ms;    /* auth.c: access tokens expire after this (default 1h) */
-	uint64_t operation_wait_max_ms; /* compute: operations/wait returns by then (default 2 min) */
-	const char *serviceaccount_out; /* kube.c: in-cluster token, ca.crt and namespace in a dir */
-	const char *cluster_cidr;	/* kube: RangeAllocator's --cluster-cidr (NULL: the pods range) */
-	uint64_t kubelet_delay_ms;	/* kube: kubelet (re-)registration delay */
-	uint64_t ccm_delay_ms;		/* kube: CCM reaction delay (init, IPAM, lifecycle) */
+	const char *sa_key_out;     /* auth.c: service-account key file for the token endpoint */
+	const char *adc_user_out;   /* auth.c: authorized_user credentials (refresh token) */
+	uint64_t token_lifetime_ms; /* auth.c: access tokens expire after this (default 1h) */
+	uint64_t
+	    operation_wait_max_ms; /* compute: operations/wait returns by then (default 2 min) */
+	const char
+	    *serviceaccount_out;  /* kube.c: in-cluster token, ca.crt and namespace in a dir */
+	const char *cluster_cidr; /* kube: RangeAllocator's --cluster-cidr (NULL: the pods range) */
+	uint64_t kubelet_delay_ms; /* kube: kubelet (re-)registration delay */
+	uint64_t ccm_delay_ms;     /* kube: CCM reaction delay (init, IPAM, lifecycle) */
 };
 
 struct emu {
@@ -61,8 +63,8 @@ struct emu {
 	struct emu_faults *faults;
 	bool state_dirty;
 	uint64_t requests_total; /* every request either daemon answered */
-	char cloud_url[80];	 /* "http://127.0.0.1:PORT" once bound */
-	char kube_url[80];	 /* "https://127.0.0.1:PORT" once bound, else "" */
+	char cloud_url[80];      /* "http://127.0.0.1:PORT" once bound */
+	char kube_url[80];       /* "https://127.0.0.1:PORT" once bound, else "" */
 	bool stopping;
 };
 
@@ -94,7 +96,7 @@ struct emu_request {
 	enum emu_port port;
 	const char *method; /* "GET", "POST", ... */
 	const char *path;   /* URL path without the query string, percent-decoded by MHD */
-	char *body;	    /* NUL-terminated; body_len bytes */
+	char *body;         /* NUL-terminated; body_len bytes */
 	size_t body_len;
 	bool responded;
 	/* Kubernetes authentication result (kube port only): user name and groups. */

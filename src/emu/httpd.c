@@ -36,7 +36,8 @@ int emu_reply_header(struct emu_request *req, const char *name, const char *valu
 {
 	if (!req->reply_headers)
 		req->reply_headers = json_object();
-	if (!req->reply_headers || json_object_set_new(req->reply_headers, name, json_string(value)))
+	if (!req->reply_headers ||
+	    json_object_set_new(req->reply_headers, name, json_string(value)))
 		return -ENOMEM;
 	return 0;
 }
@@ -53,7 +54,7 @@ static int queue(struct emu_request *req, unsigned status, struct MHD_Response *
 	if (content_type)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	json_object_foreach(req->reply_headers, name, value)
-		MHD_add_response_header(resp, name, json_string_value(value));
+	    MHD_add_response_header(resp, name, json_string_value(value));
 	r = MHD_queue_response(req->conn, status, resp);
 	MHD_destroy_response(resp);
 	req->responded = true;
@@ -180,10 +181,10 @@ bool emu_httpd_resume_pending(void)
 static int reply_not_found(struct emu_request *req)
 {
 	/* Google's error body shape for an unknown path on the cloud port. */
-	json_t *body = json_pack("{s:{s:i, s:s, s:[{s:s, s:s, s:s}]}}", "error", "code", 404,
-				 "message", "The requested URL was not found on this server.",
-				 "errors", "message", "Not Found", "domain", "global", "reason",
-				 "notFound");
+	json_t *body =
+	    json_pack("{s:{s:i, s:s, s:[{s:s, s:s, s:s}]}}", "error", "code", 404, "message",
+		      "The requested URL was not found on this server.", "errors", "message",
+		      "Not Found", "domain", "global", "reason", "notFound");
 	return emu_reply_json(req, 404, body);
 }
 
@@ -324,7 +325,8 @@ static int bind_listen(const char *listen_addr, char *bound, size_t bound_len, c
 		snprintf(errbuf, errlen, "%s: socket: %s", listen_addr, strerror(errno));
 		return -errno;
 	}
-	/* SO_REUSEADDR lets a restart reuse TIME_WAIT ports; it never lets two servers share one. */
+	/* SO_REUSEADDR lets a restart reuse TIME_WAIT ports; it never lets two servers share one.
+	 */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/*
 	 * Accepted sockets inherit TCP_NODELAY: without it the small writes of a TLS handshake
@@ -352,8 +354,8 @@ static int bind_listen(const char *listen_addr, char *bound, size_t bound_len, c
 }
 
 int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen_addr,
-		    const struct emu_tls *tls, struct emu_httpd **out, char *bound, size_t bound_len,
-		    char *errbuf, size_t errlen)
+		    const struct emu_tls *tls, struct emu_httpd **out, char *bound,
+		    size_t bound_len, char *errbuf, size_t errlen)
 {
 	struct emu_httpd *h;
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -373,16 +375,15 @@ int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen_addr
 	if (tls) {
 		flags |= MHD_USE_TLS;
 		h->daemon = MHD_start_daemon(
-			flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
-			MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
-			(unsigned)0, MHD_OPTION_HTTPS_MEM_KEY, tls->key_pem, MHD_OPTION_HTTPS_MEM_CERT,
-			tls->cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, tls->client_ca_pem,
-			MHD_OPTION_END);
+		    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
+		    (unsigned)0, MHD_OPTION_HTTPS_MEM_KEY, tls->key_pem, MHD_OPTION_HTTPS_MEM_CERT,
+		    tls->cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, tls->client_ca_pem, MHD_OPTION_END);
 	} else {
-		h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
-					     MHD_OPTION_LISTEN_SOCKET, fd,
-					     MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-					     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0, MHD_OPTION_END);
+		h->daemon =
+		    MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+				     fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0, MHD_OPTION_END);
 	}
 	if (!h->daemon) {
 		snprintf(errbuf, errlen, "%s: cannot start the HTTP%s server", listen_addr,
@@ -409,8 +410,7 @@ void emu_httpd_stop(struct emu_httpd *h)
 
 int emu_httpd_epoll_fd(const struct emu_httpd *h)
 {
-	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
 
 	return info ? info->epoll_fd : -1;
 }

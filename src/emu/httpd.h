@@ -22,8 +22,8 @@ struct emu_tls {
  * On failure writes a one-line reason into errbuf. bound receives "127.0.0.1:PORT".
  */
 int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen,
-		    const struct emu_tls *tls, struct emu_httpd **out, char *bound, size_t bound_len,
-		    char *errbuf, size_t errlen);
+		    const struct emu_tls *tls, struct emu_httpd **out, char *bound,
+		    size_t bound_len, char *errbuf, size_t errlen);
 void emu_httpd_stop(struct emu_httpd *h);
 int emu_httpd_epoll_fd(const struct emu_httpd *h);
 uint64_t emu_httpd_timeout_ms(const struct emu_httpd *h);

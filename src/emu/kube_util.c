@@ -256,4 +256,3 @@ json_t *kj_now(void)
 
 	return json_string(emu_rfc3339(buf, sizeof(buf)));
 }
-

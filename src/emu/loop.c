@@ -127,7 +127,7 @@ long emu_timer_add(struct emu *emu, uint64_t delay_ms, emu_timer_fn fn, void *ar
 		timers.cap = ncap;
 	}
 	timers.heap[timers.len] = (struct timer){
-		.due_ms = emu_now_ms() + delay_ms, .id = ++timers.next_id, .fn = fn, .arg = arg};
+	    .due_ms = emu_now_ms() + delay_ms, .id = ++timers.next_id, .fn = fn, .arg = arg};
 	heap_up(timers.len++);
 	return timers.next_id;
 }

@@ -15,36 +15,36 @@
 #include "emu/loop.h"
 
 static const char usage[] =
-	"Usage: talos-gcp-emu [options]\n"
-	"\n"
-	"A local emulation of the Compute Engine v1 API, the OAuth2 token and metadata\n"
-	"endpoints, and the Kubernetes API of an emulated Talos cluster, sharing one state.\n"
-	"\n"
-	"  --listen HOST:PORT          Compute API, token endpoint, metadata server and\n"
-	"                              /_emu control endpoint (default 127.0.0.1:8080; port 0 picks one)\n"
-	"  --kube-listen HOST:PORT     serve the Kubernetes API over HTTPS there\n"
-	"  --kubeconfig-out FILE       write a kubeconfig for the Kubernetes API (0600)\n"
-	"  --serviceaccount-out DIR    write token, ca.crt and namespace as a pod sees them\n"
-	"  --cluster-cidr CIDR         the CCM's --cluster-cidr (RangeAllocator's pool; default the\n"
-	"                              nodes' subnetwork `pods` range, else 172.20.0.0/16)\n"
-	"  --kubelet-delay DURATION    emulated kubelets (re-)register Nodes after this (default 250ms)\n"
-	"  --ccm-delay DURATION        emulated CCM reacts to Nodes and instances after this (default 100ms)\n"
-	"  --sa-key-out FILE           write a service-account key whose token_uri is this emulator (0600)\n"
-	"  --adc-user-out FILE         write authorized_user credentials (refresh token) for it (0600)\n"
-	"  --token-lifetime DURATION   lifetime of the access tokens it issues (default 1h)\n"
-	"  --project ID                project id (default demo-project)\n"
-	"  --ccm-allocator MODE        cloud (CloudAllocator), range (RangeAllocator: split-brain)\n"
-	"                              or off (default cloud)\n"
-	"  --operation-delay DURATION  how long Operations stay RUNNING (default 0s)\n"
-	"  --operation-wait-max DUR    longest operations/wait answer (default 2m, as GCP)\n"
-	"  --require-auth              refuse Compute requests without a valid access token\n"
-	"  --state FILE                load the state from FILE and keep it there (atomic writes)\n"
-	"  --log-level LEVEL           error, warn, info (default) or debug\n"
-	"  -v, --verbose               same as --log-level debug\n"
-	"  -h, --help                  this text\n"
-	"      --version               print the version\n"
-	"\n"
-	"Prints 'ready cloud=URL [kube=URL]' on stdout once both ports listen.\n";
+    "Usage: talos-gcp-emu [options]\n"
+    "\n"
+    "A local emulation of the Compute Engine v1 API, the OAuth2 token and metadata\n"
+    "endpoints, and the Kubernetes API of an emulated Talos cluster, sharing one state.\n"
+    "\n"
+    "  --listen HOST:PORT          Compute API, token endpoint, metadata server and\n"
+    "                              /_emu control endpoint (default 127.0.0.1:8080; port 0 picks one)\n"
+    "  --kube-listen HOST:PORT     serve the Kubernetes API over HTTPS there\n"
+    "  --kubeconfig-out FILE       write a kubeconfig for the Kubernetes API (0600)\n"
+    "  --serviceaccount-out DIR    write token, ca.crt and namespace as a pod sees them\n"
+    "  --cluster-cidr CIDR         the CCM's --cluster-cidr (RangeAllocator's pool; default the\n"
+    "                              nodes' subnetwork `pods` range, else 172.20.0.0/16)\n"
+    "  --kubelet-delay DURATION    emulated kubelets (re-)register Nodes after this (default 250ms)\n"
+    "  --ccm-delay DURATION        emulated CCM reacts to Nodes and instances after this (default 100ms)\n"
+    "  --sa-key-out FILE           write a service-account key whose token_uri is this emulator (0600)\n"
+    "  --adc-user-out FILE         write authorized_user credentials (refresh token) for it (0600)\n"
+    "  --token-lifetime DURATION   lifetime of the access tokens it issues (default 1h)\n"
+    "  --project ID                project id (default demo-project)\n"
+    "  --ccm-allocator MODE        cloud (CloudAllocator), range (RangeAllocator: split-brain)\n"
+    "                              or off (default cloud)\n"
+    "  --operation-delay DURATION  how long Operations stay RUNNING (default 0s)\n"
+    "  --operation-wait-max DUR    longest operations/wait answer (default 2m, as GCP)\n"
+    "  --require-auth              refuse Compute requests without a valid access token\n"
+    "  --state FILE                load the state from FILE and keep it there (atomic writes)\n"
+    "  --log-level LEVEL           error, warn, info (default) or debug\n"
+    "  -v, --verbose               same as --log-level debug\n"
+    "  -h, --help                  this text\n"
+    "      --version               print the version\n"
+    "\n"
+    "Prints 'ready cloud=URL [kube=URL]' on stdout once both ports listen.\n";
 
 enum {
 	OPT_LISTEN = 256,
@@ -68,30 +68,31 @@ enum {
 };
 
 static const struct option long_options[] = {
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"kube-listen", required_argument, NULL, OPT_KUBE_LISTEN},
-	{"kubeconfig-out", required_argument, NULL, OPT_KUBECONFIG_OUT},
-	{"serviceaccount-out", required_argument, NULL, OPT_SERVICEACCOUNT_OUT},
-	{"cluster-cidr", required_argument, NULL, OPT_CLUSTER_CIDR},
-	{"kubelet-delay", required_argument, NULL, OPT_KUBELET_DELAY},
-	{"ccm-delay", required_argument, NULL, OPT_CCM_DELAY},
-	{"sa-key-out", required_argument, NULL, OPT_SA_KEY_OUT},
-	{"adc-user-out", required_argument, NULL, OPT_ADC_USER_OUT},
-	{"token-lifetime", required_argument, NULL, OPT_TOKEN_LIFETIME},
-	{"operation-wait-max", required_argument, NULL, OPT_OPERATION_WAIT_MAX},
-	{"project", required_argument, NULL, OPT_PROJECT},
-	{"ccm-allocator", required_argument, NULL, OPT_CCM_ALLOCATOR},
-	{"operation-delay", required_argument, NULL, OPT_OPERATION_DELAY},
-	{"require-auth", no_argument, NULL, OPT_REQUIRE_AUTH},
-	{"state", required_argument, NULL, OPT_STATE},
-	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{NULL, 0, NULL, 0},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"kube-listen", required_argument, NULL, OPT_KUBE_LISTEN},
+    {"kubeconfig-out", required_argument, NULL, OPT_KUBECONFIG_OUT},
+    {"serviceaccount-out", required_argument, NULL, OPT_SERVICEACCOUNT_OUT},
+    {"cluster-cidr", required_argument, NULL, OPT_CLUSTER_CIDR},
+    {"kubelet-delay", required_argument, NULL, OPT_KUBELET_DELAY},
+    {"ccm-delay", required_argument, NULL, OPT_CCM_DELAY},
+    {"sa-key-out", required_argument, NULL, OPT_SA_KEY_OUT},
+    {"adc-user-out", required_argument, NULL, OPT_ADC_USER_OUT},
+    {"token-lifetime", required_argument, NULL, OPT_TOKEN_LIFETIME},
+    {"operation-wait-max", required_argument, NULL, OPT_OPERATION_WAIT_MAX},
+    {"project", required_argument, NULL, OPT_PROJECT},
+    {"ccm-allocator", required_argument, NULL, OPT_CCM_ALLOCATOR},
+    {"operation-delay", required_argument, NULL, OPT_OPERATION_DELAY},
+    {"require-auth", no_argument, NULL, OPT_REQUIRE_AUTH},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
 };
 
-/* GCP project ids: 6-30 characters, lowercase letters, digits and hyphens, starting with a letter. */
+/* GCP project ids: 6-30 characters, lowercase letters, digits and hyphens, starting with a letter.
+ */
 static bool valid_project(const char *p)
 {
 	size_t n = strlen(p);
@@ -109,9 +110,12 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 	enum log_level level = LOG_LEVEL_INFO;
 	int c;
 
-	*o = (struct emu_options){.listen = "127.0.0.1:8080", .project = "demo-project",
-				   .token_lifetime_ms = 3600 * 1000, .operation_wait_max_ms = 120 * 1000,
-				   .kubelet_delay_ms = 250, .ccm_delay_ms = 100};
+	*o = (struct emu_options){.listen = "127.0.0.1:8080",
+				  .project = "demo-project",
+				  .token_lifetime_ms = 3600 * 1000,
+				  .operation_wait_max_ms = 120 * 1000,
+				  .kubelet_delay_ms = 250,
+				  .ccm_delay_ms = 100};
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vh", long_options, NULL)) != -1) {
 		switch (c) {
@@ -131,7 +135,9 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 			struct cidr cc;
 			if (cidr_parse(optarg, &cc, CIDR_STRICT) < 0 || cc.addr.family != AF_INET ||
 			    cc.prefix > 24) {
-				log_error("--cluster-cidr '%s': want an IPv4 range of /24 or wider, such as 172.20.0.0/16", optarg);
+				log_error(
+				    "--cluster-cidr '%s': want an IPv4 range of /24 or wider, such as 172.20.0.0/16",
+				    optarg);
 				return -EINVAL;
 			}
 			o->cluster_cidr = optarg;
@@ -139,13 +145,16 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 		}
 		case OPT_KUBELET_DELAY:
 			if (parse_duration_ms(optarg, &o->kubelet_delay_ms) < 0) {
-				log_error("--kubelet-delay '%s': want a duration such as 250ms or 2s", optarg);
+				log_error(
+				    "--kubelet-delay '%s': want a duration such as 250ms or 2s",
+				    optarg);
 				return -EINVAL;
 			}
 			break;
 		case OPT_CCM_DELAY:
 			if (parse_duration_ms(optarg, &o->ccm_delay_ms) < 0) {
-				log_error("--ccm-delay '%s': want a duration such as 100ms or 1s", optarg);
+				log_error("--ccm-delay '%s': want a duration such as 100ms or 1s",
+					  optarg);
 				return -EINVAL;
 			}
 			break;
@@ -158,19 +167,25 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 		case OPT_TOKEN_LIFETIME:
 			if (parse_duration_ms(optarg, &o->token_lifetime_ms) < 0 ||
 			    o->token_lifetime_ms < 1000) {
-				log_error("--token-lifetime '%s': want a duration of at least 1s, such as 60s or 1h", optarg);
+				log_error(
+				    "--token-lifetime '%s': want a duration of at least 1s, such as 60s or 1h",
+				    optarg);
 				return -EINVAL;
 			}
 			break;
 		case OPT_OPERATION_WAIT_MAX:
 			if (parse_duration_ms(optarg, &o->operation_wait_max_ms) < 0) {
-				log_error("--operation-wait-max '%s': want a duration such as 2m or 500ms", optarg);
+				log_error(
+				    "--operation-wait-max '%s': want a duration such as 2m or 500ms",
+				    optarg);
 				return -EINVAL;
 			}
 			break;
 		case OPT_PROJECT:
 			if (!valid_project(optarg)) {
-				log_error("--project '%s': want 6-30 lowercase letters, digits or hyphens, starting with a letter", optarg);
+				log_error(
+				    "--project '%s': want 6-30 lowercase letters, digits or hyphens, starting with a letter",
+				    optarg);
 				return -EINVAL;
 			}
 			o->project = optarg;
@@ -189,7 +204,9 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 			break;
 		case OPT_OPERATION_DELAY:
 			if (parse_duration_ms(optarg, &o->operation_delay_ms) < 0) {
-				log_error("--operation-delay '%s': want a duration such as 0s, 250ms or 2s", optarg);
+				log_error(
+				    "--operation-delay '%s': want a duration such as 0s, 250ms or 2s",
+				    optarg);
 				return -EINVAL;
 			}
 			break;
@@ -201,7 +218,8 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &level) < 0) {
-				log_error("--log-level '%s': want error, warn, info or debug", optarg);
+				log_error("--log-level '%s': want error, warn, info or debug",
+					  optarg);
 				return -EINVAL;
 			}
 			break;
@@ -248,7 +266,8 @@ static int load_state(struct emu *emu)
 		return 0;
 	doc = json_load_file(emu->opt.state_path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
-		/* A missing file is a first start; anything else is an error, not a silent reset. */
+		/* A missing file is a first start; anything else is an error, not a silent reset.
+		 */
 		FILE *f = fopen(emu->opt.state_path, "r");
 		if (!f && errno == ENOENT)
 			return 0;

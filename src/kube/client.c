@@ -544,14 +544,16 @@ int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_
 	if (ret < 0)
 		return ret;
 	snprintf(num, sizeof(num), "%u", timeout_s);
-	if (http_url_add_query(&url, "watch", "true") < 0 || http_url_add_query(&url, "timeoutSeconds", num) < 0 ||
+	if (http_url_add_query(&url, "watch", "true") < 0 ||
+	    http_url_add_query(&url, "timeoutSeconds", num) < 0 ||
 	    (opt && opt->resource_version &&
 	     http_url_add_query(&url, "resourceVersion", opt->resource_version) < 0) ||
 	    (opt && opt->label_selector &&
 	     http_url_add_query(&url, "labelSelector", opt->label_selector) < 0) ||
 	    (opt && opt->field_selector &&
 	     http_url_add_query(&url, "fieldSelector", opt->field_selector) < 0) ||
-	    (opt && opt->allow_bookmarks && http_url_add_query(&url, "allowWatchBookmarks", "true") < 0)) {
+	    (opt && opt->allow_bookmarks &&
+	     http_url_add_query(&url, "allowWatchBookmarks", "true") < 0)) {
 		free(url);
 		return error_set(err, ENOMEM, "out of memory");
 	}

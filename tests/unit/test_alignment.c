@@ -26,7 +26,8 @@ static struct cluster_view *view_new(void)
 	v->subnets[0].secondary = calloc(1, sizeof(*v->subnets[0].secondary));
 	v->subnets[0].n_secondary = 1;
 	v->subnets[0].secondary[0].name = strdup("pods");
-	assert_int_equal(cidr_parse("172.20.0.0/16", &v->subnets[0].secondary[0].range, CIDR_STRICT), 0);
+	assert_int_equal(
+	    cidr_parse("172.20.0.0/16", &v->subnets[0].secondary[0].range, CIDR_STRICT), 0);
 	return v;
 }
 
@@ -67,7 +68,8 @@ static void add_instance(struct cluster_view *v, const char *zone, const char *n
 		in->aliases = realloc(in->aliases, (in->n_aliases + 1) * sizeof(*in->aliases));
 		in->aliases[in->n_aliases].text = strdup(alias);
 		in->aliases[in->n_aliases].range_name = strdup("pods");
-		assert_int_equal(cidr_parse(alias, &in->aliases[in->n_aliases].range, CIDR_STRICT), 0);
+		assert_int_equal(cidr_parse(alias, &in->aliases[in->n_aliases].range, CIDR_STRICT),
+				 0);
 		in->n_aliases++;
 	}
 	va_end(ap);
@@ -173,11 +175,13 @@ static void test_provider_id(void **state)
 	const char *p, *z, *n;
 
 	(void)state;
-	assert_int_equal(provider_id_parse("gce://proj/europe-west1-b/cp-0", buf, sizeof(buf), &p, &z, &n), 0);
+	assert_int_equal(
+	    provider_id_parse("gce://proj/europe-west1-b/cp-0", buf, sizeof(buf), &p, &z, &n), 0);
 	assert_string_equal(p, "proj");
 	assert_string_equal(z, "europe-west1-b");
 	assert_string_equal(n, "cp-0");
-	assert_int_equal(provider_id_parse("gce://proj/zone", buf, sizeof(buf), &p, &z, &n), -EINVAL);
+	assert_int_equal(provider_id_parse("gce://proj/zone", buf, sizeof(buf), &p, &z, &n),
+			 -EINVAL);
 	assert_int_equal(provider_id_parse("gce://proj//n", buf, sizeof(buf), &p, &z, &n), -EINVAL);
 	assert_int_equal(provider_id_parse("gce://p/z/n/x", buf, sizeof(buf), &p, &z, &n), -EINVAL);
 	assert_int_equal(provider_id_parse("gce:/p/z/n", buf, sizeof(buf), &p, &z, &n), -EINVAL);
@@ -209,7 +213,8 @@ static void simulate(struct cluster_view *v, const struct alignment *a, const st
 		if (st->kind == STEP_CLEAR) {
 			if (!has[i] || !cidr_equal(&cur[i], &st->range))
 				fail_msg("step %zu clears %s from %s, which does not hold it", s,
-					 cidr_format(&st->range, t1, sizeof(t1)), v->instances[i].name);
+					 cidr_format(&st->range, t1, sizeof(t1)),
+					 v->instances[i].name);
 			has[i] = false;
 			continue;
 		}
@@ -221,8 +226,9 @@ static void simulate(struct cluster_view *v, const struct alignment *a, const st
 				continue;
 			if (has[j] && cidr_overlaps(&cur[j], &st->range))
 				fail_msg("step %zu sets %s on %s while %s holds %s", s,
-					 cidr_format(&st->range, t1, sizeof(t1)), v->instances[i].name,
-					 v->instances[j].name, cidr_format(&cur[j], t2, sizeof(t2)));
+					 cidr_format(&st->range, t1, sizeof(t1)),
+					 v->instances[i].name, v->instances[j].name,
+					 cidr_format(&cur[j], t2, sizeof(t2)));
 			for (size_t k = 1; k < v->instances[j].n_aliases; k++)
 				if (cidr_overlaps(&v->instances[j].aliases[k].range, &st->range))
 					fail_msg("step %zu collides with a secondary alias", s);
@@ -240,7 +246,8 @@ static void simulate(struct cluster_view *v, const struct alignment *a, const st
 				refused = true;
 		if (row->status == ALIGN_OK || refused || row->instance < 0)
 			continue;
-		if (!has[row->instance] || !cidr_equal(&cur[row->instance], &v->nodes[row->node].pod))
+		if (!has[row->instance] ||
+		    !cidr_equal(&cur[row->instance], &v->nodes[row->node].pod))
 			fail_msg("node %s not aligned after the plan", v->nodes[row->node].name);
 	}
 	free(cur);
@@ -416,7 +423,8 @@ static void test_plan_random_permutations(void **state)
 			snprintf(name, sizeof(name), "n%02d", i);
 			snprintf(pod, sizeof(pod), "172.20.%d.0/24", perm[i]);
 			/* Some nodes have no alias; some aliases are spare ranges nobody wants. */
-			snprintf(alias, sizeof(alias), "172.20.%d.0/24", rand() % 4 == 0 ? 100 + i : i);
+			snprintf(alias, sizeof(alias), "172.20.%d.0/24",
+				 rand() % 4 == 0 ? 100 + i : i);
 			add_pair(v, name, pod, rand() % 10 == 0 ? NULL : alias);
 		}
 		plan(v, &a, &p);
@@ -430,15 +438,15 @@ static void test_plan_random_permutations(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_statuses),
-		cmocka_unit_test(test_aligned_and_empty),
-		cmocka_unit_test(test_provider_id),
-		cmocka_unit_test(test_plan_simple),
-		cmocka_unit_test(test_plan_swap),
-		cmocka_unit_test(test_plan_cycle_and_chain),
-		cmocka_unit_test(test_plan_refusals),
-		cmocka_unit_test(test_plan_unknown_subnet),
-		cmocka_unit_test(test_plan_random_permutations),
+	    cmocka_unit_test(test_statuses),
+	    cmocka_unit_test(test_aligned_and_empty),
+	    cmocka_unit_test(test_provider_id),
+	    cmocka_unit_test(test_plan_simple),
+	    cmocka_unit_test(test_plan_swap),
+	    cmocka_unit_test(test_plan_cycle_and_chain),
+	    cmocka_unit_test(test_plan_refusals),
+	    cmocka_unit_test(test_plan_unknown_subnet),
+	    cmocka_unit_test(test_plan_random_permutations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

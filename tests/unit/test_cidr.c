@@ -34,10 +34,27 @@ static void test_parse_valid(void **state)
 static void test_parse_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"", "/", "10.0.0.0", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/+8",
-		"10.0.0.0/08", "10.0.0.0/ 8", " 10.0.0.0/8", "10.0.0.0/8 ", "010.0.0.0/8",
-		"10.0.0/8", "10.0.0.0.0/8", "256.0.0.0/8", "fe80::1%eth0/64", "fd00::/129",
-		"10.0.0.0/1000", "10.0.0.0//8", "abc", "1.2.3.4/8x",
+	    "",
+	    "/",
+	    "10.0.0.0",
+	    "10.0.0.0/",
+	    "10.0.0.0/33",
+	    "10.0.0.0/-1",
+	    "10.0.0.0/+8",
+	    "10.0.0.0/08",
+	    "10.0.0.0/ 8",
+	    " 10.0.0.0/8",
+	    "10.0.0.0/8 ",
+	    "010.0.0.0/8",
+	    "10.0.0/8",
+	    "10.0.0.0.0/8",
+	    "256.0.0.0/8",
+	    "fe80::1%eth0/64",
+	    "fd00::/129",
+	    "10.0.0.0/1000",
+	    "10.0.0.0//8",
+	    "abc",
+	    "1.2.3.4/8x",
 	};
 	struct cidr c;
 
@@ -67,14 +84,14 @@ static void test_host_bits(void **state)
 	assert_int_equal(c.prefix, 128);
 }
 
-static struct cidr P(const char *s)
-{
+static struct cidr P(const char *s) {
 	struct cidr c;
 	assert_int_equal(cidr_parse(s, &c, 0), 0);
 	return c;
 }
 
-static void test_relations(void **state)
+static void
+test_relations(void **state)
 {
 	struct cidr pods = P("172.20.0.0/16"), a = P("172.20.14.0/24"), b = P("172.20.7.0/24");
 	struct cidr other = P("10.0.0.0/8"), v6 = P("::/0"), a2 = P("172.20.14.128/25");
@@ -124,9 +141,9 @@ static void test_subnet(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_parse_invalid),
-		cmocka_unit_test(test_host_bits),   cmocka_unit_test(test_relations),
-		cmocka_unit_test(test_subnet),
+	    cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_parse_invalid),
+	    cmocka_unit_test(test_host_bits),   cmocka_unit_test(test_relations),
+	    cmocka_unit_test(test_subnet),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,9 +66,9 @@ static void test_listen(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_duration),
-		cmocka_unit_test(test_u64),
-		cmocka_unit_test(test_listen),
+	    cmocka_unit_test(test_duration),
+	    cmocka_unit_test(test_u64),
+	    cmocka_unit_test(test_listen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
