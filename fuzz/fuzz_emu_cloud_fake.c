@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "emu/compute.h"
-#include "emu/faults.h"
-#include "emu/loop.h"
+#include "emu/compute/compute.h"
+#include "emu/core/faults.h"
+#include "emu/core/loop.h"
 
 #define MAX_PAIRS    32
 #define MAX_REQUESTS 8

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "emu/compute.h"
+#include "emu/compute/compute.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "emu/kube.h"
+#include "emu/kube/kube.h"
 #include "fuzz_emu_kube_fake.h"
 
 /* ---- requests ---- */

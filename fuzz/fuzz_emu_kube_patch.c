@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "emu/kube.h"
+#include "emu/kube/kube.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

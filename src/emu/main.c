@@ -11,8 +11,8 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "emu/emu.h"
-#include "emu/httpd.h"
-#include "emu/loop.h"
+#include "emu/core/httpd.h"
+#include "emu/core/loop.h"
 
 static const char usage[] =
     "Usage: talos-gcp-emu [options]\n"

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "emu/compute.h"
+#include "emu/compute/compute.h"
 
 static uint32_t ip(unsigned a, unsigned b, unsigned c, unsigned d)
 {

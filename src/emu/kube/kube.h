@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Kubernetes API of the emulated cluster: internal interfaces shared by the files of
+ * src/emu/kube/.
+ *
+ *   kube.c             module entry points, router, authentication
+ *   tls.c              PKI (CA, serving and client certificates), tokens, kubeconfig
+ *   store.c            generic object store: resource types, resourceVersion, events, GC
+ *   select.c           label and field selectors
+ *   rest.c             get/list/create/update/patch/delete handlers, Status errors
+ *   patch.c            JSON merge patch, JSON patch, strategic merge patch
+ *   watch.c            watch streams (suspend/resume, heartbeats)
+ *   table.c            Table output for kubectl get
+ *   discovery.c        /api, /apis, APIResourceLists, /version, /openapi/v2
+ *   nodes.c            per-kind admission: Node validation, Service and Namespace defaults
+ *   controllers.c      kubelet, CCM (node controller, node IPAM, lifecycle), KCM
+ *
+ * One thread (the loop's), so no locks. Objects are immutable once stored: a write builds
+ * a new version (struct kobj) and the event ring keeps references to old ones, so a watch
+ * can replay what happened after a resourceVersion.
+ */
+#ifndef TALOS_GCP_EMU_KUBE_H
+#define TALOS_GCP_EMU_KUBE_H
+
+#include <jansson.h>
+
+#include "common/str.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emu/emu.h"
+
+/* What /version and the emulated kubelets report (Talos 1.10 ships Kubernetes 1.33). */
+#define KUBE_MAJOR       "1"
+#define KUBE_MINOR       "33"
+#define KUBE_GIT_VERSION "v1.33.1"
+
+/* ---- resource types ---- */
+enum {
+	KR_NAMESPACED = 1 << 0,
+	KR_STATUS = 1 << 1,      /* a /status subresource: main writes keep status, and back */
+	KR_GENERATION = 1 << 2,  /* metadata.generation counts changes outside metadata/status */
+	KR_CREATE_ONLY = 1 << 3, /* reviews: create answers, nothing is stored */
+	KR_CUSTOM = 1 << 4,      /* defined by a CustomResourceDefinition (strings owned) */
+};
+
+enum kube_printer {
+	KP_DEFAULT = 0, /* NAME AGE */
+	KP_NODE,
+	KP_EVENT,
+	KP_POD,
+	KP_DEPLOYMENT,
+	KP_DAEMONSET,
+	KP_REPLICASET,
+	KP_SERVICE,
+	KP_NAMESPACE,
+	KP_CONFIGMAP,
+	KP_SECRET,
+	KP_SERVICEACCOUNT,
+	KP_LEASE,
+	KP_ROLEBINDING,
+	KP_CREATED_AT, /* NAME CREATED AT (roles, CRDs) */
+};
+
+struct kube_rdef {
+	const char *group;        /* "" for the core group */
+	const char *version;      /* "v1" */
+	const char *resource;     /* plural, the URL segment: "nodes" */
+	const char *singular;     /* "node" */
+	const char *kind;         /* "Node" */
+	unsigned flags;           /* KR_* */
+	const char *short_names;  /* comma-separated, "" for none */
+	const char *categories;   /* comma-separated ("all") */
+	const char *field_labels; /* fieldSelector fields besides metadata.name/namespace */
+	enum kube_printer printer;
+};
+
+struct kobj;
+
+struct kube_entry {
+	char *key; /* "name" or "namespace/name": the list (and continue token) order */
+	struct kobj *obj;
+};
+
+struct kube_res {
+	struct kube_rdef def;
+	char api_version[96]; /* "v1", "apps/v1" */
+	char list_kind[80];   /* "NodeList" */
+	struct kube_entry *items;
+	size_t len, cap;
+	size_t owned; /* objects with ownerReferences */
+	size_t index; /* position in emu_kube.res */
+	bool removed; /* a custom type whose CRD was deleted (kept: watches may point at it) */
+};
+
+/* One immutable version of an object. */
+struct kobj {
+	unsigned refs;
+	json_t *obj; /* slim: only metadata and the field-selector fields */
+	char *text;  /* compact JSON, built on first use (always there once slim) */
+	size_t text_len;
+	bool slim;
+};
+
+struct kobj *kobj_new(json_t *obj); /* steals obj */
+struct kobj *kobj_ref(struct kobj *o);
+void kobj_unref(struct kobj *o);
+const char *kobj_text(struct kobj *o, size_t *len);
+/*
+ * An old version (no longer stored, kept by the event ring) keeps its text and a small tree
+ * for watch filtering; kobj_full() parses the whole object again (new reference).
+ */
+void kobj_slim(struct kobj *o, const struct kube_res *r);
+json_t *kobj_full(struct kobj *o);
+const char *kobj_name(const struct kobj *o);
+const char *kobj_namespace(const struct kobj *o);
+const char *kobj_uid(const struct kobj *o);
+
+/* ---- events (the watch window) ---- */
+enum kube_event_type { KEV_ADDED, KEV_MODIFIED, KEV_DELETED };
+
+struct kube_event {
+	uint64_t rv;
+	enum kube_event_type type;
+	struct kube_res *res;
+	struct kobj *obj; /* the new version; DELETED: the last one, with the deletion's RV */
+	struct kobj *old; /* MODIFIED: the previous version (selector transitions) */
+};
+
+/* ---- PKI and tokens (kube/tls.c) ---- */
+struct kube_pki {
+	char *ca_key, *ca_cert;         /* PEM */
+	char *server_key, *server_cert; /* SAN IP:127.0.0.1, DNS:localhost, kubernetes.default... */
+	char *admin_key, *admin_cert;   /* CN=admin, O=system:masters */
+	char *admin_token;              /* bearer token of the admin */
+	char *sa_token; /* in-cluster service-account token (--serviceaccount-out) */
+};
+
+/* ---- errors: Kubernetes Status objects ---- */
+struct kube_err {
+	unsigned code;      /* HTTP status */
+	const char *reason; /* NotFound, AlreadyExists, Conflict, Invalid, BadRequest, ... */
+	char message[1024];
+	json_t *details; /* owned; NULL for none */
+};
+
+/* ---- the module state ---- */
+struct kube_watch;
+struct kube_ctrl;
+
+struct emu_kube {
+	struct emu *emu;
+	struct kube_pki pki;
+	bool pki_ready;
+	uint64_t rv; /* cluster-wide counter, as etcd's revision */
+	struct kube_res **res;
+	size_t nres;
+	/* Event ring: events with rv > window_rv are all retained. */
+	struct kube_event *ring;
+	size_t ring_cap, ring_start, ring_len;
+	uint64_t window_rv;
+	json_t *ns_pending; /* namespaces being emptied (namespace controller) */
+	json_t *owners;     /* owner uid -> {"RESINDEX/KEY": true}: the collector's index */
+	long ns_timer;
+	struct kube_watch *watches;
+	long watch_timer;
+	struct kube_ctrl *ctrl;
+	char cluster_cidr[64]; /* --cluster-cidr, or "" until read from the pods range */
+	uint64_t kubelet_delay_ms, ccm_delay_ms;
+};
+
+struct emu_kube *kube_of(struct emu *emu);
+
+/* kube/store.c */
+int kube_store_init(struct emu_kube *k);
+void kube_store_free(struct emu_kube *k);
+/* Drops every object and event (load); keeps resource types. */
+void kube_store_clear(struct emu_kube *k);
+struct kube_res *kube_res_find(struct emu_kube *k, const char *group, const char *version,
+			       const char *resource);
+struct kube_res *kube_res_by_kind(struct emu_kube *k, const char *api_version, const char *kind);
+/* By plural, singular, kind (case-insensitive) or short name; first match in table order. */
+struct kube_res *kube_res_lookup(struct emu_kube *k, const char *name);
+int kube_res_add_custom(struct emu_kube *k, const json_t *crd);
+void kube_res_remove_custom(struct emu_kube *k, const json_t *crd);
+/* Borrowed; NULL when absent. */
+struct kobj *kube_get(struct kube_res *r, const char *ns, const char *name);
+/* First index whose key is > after ("" = from the start), in r->items. */
+size_t kube_lower_bound(const struct kube_res *r, const char *after);
+/* Key of ns/name into buf. */
+const char *kube_key(const struct kube_res *r, const char *ns, const char *name, char *buf,
+		     size_t len);
+
+enum kube_write_mode {
+	KW_MAIN,     /* PUT/PATCH on the resource: status kept */
+	KW_STATUS,   /* PUT/PATCH on /status: everything but status kept */
+	KW_INTERNAL, /* controllers: the whole object */
+};
+
+enum {
+	KWF_DRY_RUN = 1 << 0,
+	KWF_CONTROLLER = 1 << 1, /* written by the emulated cluster itself */
+};
+
+/*
+ * Writes. obj is stolen. On success *out (may be NULL) receives a new reference to the
+ * stored version. 0 or -errno with e filled (the Status to answer).
+ */
+int kube_create(struct emu_kube *k, struct kube_res *r, const char *ns, json_t *obj, unsigned flags,
+		struct kube_err *e, struct kobj **out);
+int kube_update(struct emu_kube *k, struct kube_res *r, const char *ns, const char *name,
+		json_t *obj, enum kube_write_mode mode, unsigned flags, struct kube_err *e,
+		struct kobj **out);
+/*
+ * Delete with DeleteOptions (may be NULL): preconditions, propagationPolicy. *deleted is
+ * true when the object is gone (false: finalizers pending, *out is the updated object).
+ */
+int kube_delete(struct emu_kube *k, struct kube_res *r, const char *ns, const char *name,
+		const json_t *opts, unsigned flags, struct kube_err *e, struct kobj **out,
+		bool *deleted);
+/* Sets ns/name's object in a state file load: no events, no admission. */
+int kube_store_put_loaded(struct emu_kube *k, struct kube_res *r, json_t *obj);
+/* Sorts after a bulk load. */
+void kube_store_sort(struct emu_kube *k);
+/* The ring entry right after rv, or NULL; *too_old when rv predates the window. */
+const struct kube_event *kube_events_after(struct emu_kube *k, uint64_t rv, bool *too_old);
+
+/* Records a core/v1 Event about obj (namespace "default" for cluster-scoped objects),
+ * aggregating repeats as the client-go event correlator does (count, lastTimestamp). */
+void kube_record_event(struct emu_kube *k, struct kube_res *r, const struct kobj *obj,
+		       const char *type, const char *reason, const char *component, const char *fmt,
+		       ...) __attribute__((format(printf, 7, 8)));
+
+/* kube/select.c */
+struct kube_selector;
+int kube_label_selector_parse(const char *text, struct kube_selector **out, char *err,
+			      size_t errlen);
+int kube_field_selector_parse(const char *text, const struct kube_res *r,
+			      struct kube_selector **out, char *err, size_t errlen);
+bool kube_selector_match(const struct kube_selector *s, const json_t *obj);
+/* metadata.name=X in a field selector: X, so a get can replace a scan. */
+const char *kube_selector_name(const struct kube_selector *s);
+void kube_selector_free(struct kube_selector *s);
+/* Label keys (qualified names) and values, as ValidateLabels checks them. */
+bool kube_valid_label_key(const char *k, size_t n);
+bool kube_valid_label_value(const char *v, size_t n);
+/* A field of obj as a field selector sees it ("" when absent). buf for numbers/bools. */
+const char *kube_field_value(const json_t *obj, const char *path, char *buf, size_t len);
+
+/* kube/patch.c */
+json_t *kube_merge_patch(const json_t *target, const json_t *patch);
+int kube_json_patch(const json_t *target, const json_t *ops, json_t **out, char *err,
+		    size_t errlen);
+int kube_strategic_merge_patch(const json_t *target, const json_t *patch, json_t **out, char *err,
+			       size_t errlen);
+
+/* kube/table.c */
+json_t *kube_table(struct emu_kube *k, struct kube_res *r, struct kobj *const *objs, size_t n,
+		   const char *include_object);
+/* Human duration as kubectl prints AGE ("5m", "3h2m"). buf >= 16. */
+const char *kube_human_duration(int64_t seconds, char *buf, size_t len);
+/* Seconds since a metav1.Time ("2026-01-02T03:04:05Z"); -1 when unparsable. */
+int64_t kube_age_seconds(const char *ts);
+
+/* kube/watch.c */
+struct kube_watch_params {
+	struct kube_res *res;
+	const char *ns;                        /* NULL: all namespaces */
+	struct kube_selector *labels, *fields; /* stolen */
+	const char *rv;                        /* resourceVersion parameter, may be NULL */
+	bool table, bookmarks, send_initial;
+	const char *include_object;
+	uint64_t timeout_s; /* 0: none */
+};
+int kube_watch_start(struct emu_kube *k, struct emu_request *req, struct kube_watch_params *p);
+/* New events are in the ring: wake the streams that wait. */
+void kube_watch_notify(struct emu_kube *k);
+/* Ends every stream (state load): clients relist. */
+void kube_watch_close_all(struct emu_kube *k);
+void kube_watch_free_all(struct emu_kube *k);
+
+/* kube/discovery.c: 1 when it answered (its paths), 0 otherwise. */
+int kube_discovery_handle(struct emu_kube *k, struct emu_request *req);
+
+/* kube/rest.c */
+int kube_rest_handle(struct emu_kube *k, struct emu_request *req);
+int kube_reply_status(struct emu_request *req, struct kube_err *e);
+int kube_reply_kobj(struct emu_request *req, unsigned code, struct kobj *o);
+
+/* kube/nodes.c: admission per kind, before a write is stored. */
+/* Create: defaults and validation of a new object. 0 or -EINVAL (e filled). */
+int kube_admit_create(struct emu_kube *k, struct kube_res *r, json_t *obj, struct kube_err *e);
+/* Update: old is the stored object. 0 or -EINVAL. */
+int kube_admit_update(struct emu_kube *k, struct kube_res *r, const json_t *old, json_t *obj,
+		      struct kube_err *e);
+/* Reviews (KR_CREATE_ONLY): fills the status of the request object. */
+int kube_review(struct emu_kube *k, struct kube_res *r, struct emu_request *req, json_t *obj,
+		struct kube_err *e);
+
+/* kube/util.c */
+int kube_errf(struct kube_err *e, unsigned code, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int kube_err_not_found(struct kube_err *e, const struct kube_res *r, const char *name);
+int kube_err_exists(struct kube_err *e, const struct kube_res *r, const char *name);
+int kube_err_conflict(struct kube_err *e, const struct kube_res *r, const char *name,
+		      const char *why);
+/* 422: causes is an array of {reason, message, field}, stolen. */
+int kube_err_invalid(struct kube_err *e, const struct kube_res *r, const char *name,
+		     json_t *causes);
+/* Appends a field error to causes: reason FieldValueForbidden etc., message as kubectl prints. */
+void kube_cause(json_t *causes, const char *reason, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void kube_err_clear(struct kube_err *e);
+json_t *kube_status_json(const struct kube_err *e);
+/* "resource" or "resource.group" as Kubernetes names a group resource in messages. */
+const char *kube_qualified(const struct kube_res *r, char *buf, size_t len);
+void kube_random_bytes(void *buf, size_t len);
+void kube_uuid(char out[37]);
+/* Five characters of the alphabet generateName uses. */
+void kube_name_suffix(char out[6], unsigned n);
+bool kube_dns1123_subdomain(const char *s);
+bool kube_dns1123_label(const char *s);
+/* json helpers */
+const char *kj_str(const json_t *o, const char *path); /* dotted path, NULL if not a string */
+json_t *kj_path(const json_t *o, const char *path);
+json_t *kj_obj(json_t *o, const char *key); /* gets or creates an object member */
+json_t *kj_now(void);                       /* metav1.Time now */
+
+/* kube/tls.c */
+int kube_pki_generate(struct kube_pki *p);
+void kube_pki_free(struct kube_pki *p);
+json_t *kube_pki_dump(const struct kube_pki *p);
+int kube_pki_load(struct kube_pki *p, const json_t *state);
+int kube_write_kubeconfig(struct emu_kube *k, const char *path);
+int kube_write_serviceaccount(struct emu_kube *k, const char *dir);
+/*
+ * Client certificate signed by the CA (CN = user, O = groups) or a bearer token: sets
+ * req->user and req->groups. 0, or -EACCES when neither is valid.
+ */
+int kube_authenticate(struct emu_kube *k, struct emu_request *req);
+
+/* kube/controllers.c */
+int kube_ctrl_init(struct emu_kube *k);
+void kube_ctrl_free(struct emu_kube *k);
+/* Called for every stored event (after the write): controllers schedule their work. */
+void kube_ctrl_on_event(struct emu_kube *k, const struct kube_event *ev);
+void kube_ctrl_instance_changed(struct emu_kube *k, const char *zone, const char *name,
+				const json_t *instance);
+/* The cluster's own objects (CCM Deployment, ...) on a fresh start or after a load. */
+void kube_ctrl_bootstrap(struct emu_kube *k);
+json_t *kube_ctrl_dump(struct emu_kube *k);
+void kube_ctrl_load(struct emu_kube *k, const json_t *state);
+
+#endif
