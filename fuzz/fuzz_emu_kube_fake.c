@@ -169,11 +169,6 @@ static void fake_drop_timers(void)
 	ntimers = 0;
 }
 
-void emu_state_changed(struct emu *emu)
-{
-	(void)emu;
-}
-
 /* ---- Compute: one Talos instance with an alias, and its subnetwork ---- */
 static json_t *instance, *dump;
 

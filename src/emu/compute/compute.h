@@ -154,12 +154,14 @@ struct item {
 	char *name;
 	json_t *res;  /* the resource as served */
 	bool pending; /* insert accepted, Operation not done: invisible, name reserved */
+	const struct coll_type *type; /* its collection's (set by coll_add) */
 };
 
 struct coll {
 	const struct coll_type *type;
 	struct item **items; /* sorted by (scope, name) */
 	size_t len, cap;
+	struct compute *c; /* for --state (coll_add and coll_remove mark the rows) */
 };
 
 struct coll *coll_new(const struct coll_type *type);
@@ -306,6 +308,30 @@ const char *ipindex_overlap(const struct ipindex *x, const char *network, uint32
 int ipindex_alloc(const struct ipindex *x, const char *network, uint32_t range_lo,
 		  uint32_t range_hi, unsigned prefix, const char *ignore_owner,
 		  const uint32_t *extra, size_t nextra, uint32_t *out);
+
+/*
+ * ---- --state (state/compute.c) ----
+ *
+ * THE RULE for code that changes a stored resource: coll_add() and coll_remove() record
+ * themselves, and compute_apply() records the target of every completing Operation. Any
+ * other change in place (json_object_set* on it->res, it->pending, an item changed as a side
+ * effect of another one's Operation, a change outside an Operation) is followed by
+ *
+ *     item_changed(c, it);
+ *
+ * which makes --state save that item before the next reply leaves. Without it the change is
+ * lost at a restart (tests/integration/test_emu_state.py checks the database against memory).
+ */
+void item_changed(struct compute *c, const struct item *it);
+int compute_state_register(struct compute *c);
+/* After a load: every Compute row is rewritten. */
+void compute_state_loaded(struct compute *c);
+/* A pending Operation's mutation (NULL: it completed). */
+void compute_state_pending(struct compute *c, const char *scope, const char *name,
+			   const json_t *mutation);
+void compute_state_request_id(struct compute *c, const char *request_id, const json_t *ref);
+/* The NAT counter and instance group members may have changed. */
+void compute_state_meta(struct compute *c);
 
 /* auth/auth.c, for the Operation's "user" and the state file. */
 const char *emu_auth_principal(struct emu_request *req);

@@ -1024,7 +1024,7 @@ const char *instances_bump_fingerprint(struct compute *c, const char *zone, cons
 	if (!nic)
 		return NULL;
 	set_fingerprint(nic, "fingerprint");
-	emu_state_changed(c->emu);
+	item_changed(c, it);
 	return jstr(nic, "fingerprint");
 }
 

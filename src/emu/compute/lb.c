@@ -453,6 +453,7 @@ static int forwarding_rule_apply_insert(struct compute *c, struct item *it, stru
 	}
 	json_array_append(users, json_object_get(it->res, "selfLink"));
 	json_object_set_new(a->res, "status", json_string("IN_USE"));
+	item_changed(c, a);
 	/* Reserved by value: the rule names the address itself, as GCP shows it. */
 	json_object_set(it->res, "IPAddress", json_object_get(a->res, "address"));
 	return 0;
@@ -478,6 +479,7 @@ static void forwarding_rule_apply_delete(struct compute *c, struct item *it)
 		json_object_del(a->res, "users");
 		json_object_set_new(a->res, "status", json_string("RESERVED"));
 	}
+	item_changed(c, a);
 }
 
 const struct coll_type ct_forwarding_rules = {
@@ -628,6 +630,7 @@ void instance_groups_forget(struct compute *c, const char *instance_url)
 		if (at >= 0) {
 			json_array_remove(m, (size_t)at);
 			group_changed(groups->items[i], m);
+			item_changed(c, groups->items[i]);
 		}
 	}
 }
