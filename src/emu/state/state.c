@@ -527,37 +527,41 @@ static json_t *member(json_t *parent, const char *key, bool array)
 	return v;
 }
 
+/* Puts a row's value where its table says (value is stolen). */
 static int place(const struct emu_state_table *t, json_t *doc, const char *key, json_t *value)
 {
-	json_t *part = member(doc, t->part, false), *f, *g;
+	json_t *part = member(doc, t->part, false), *f = NULL, *g;
 	const char *slash;
 	char *group;
-	int ret;
 
 	if (!json_is_object(part))
-		return -EINVAL;
+		goto fail;
 	switch (t->shape) {
 	case EMU_STATE_MEMBERS:
-		return json_object_set_new(part, key, value) < 0 ? -ENOMEM : 0;
+		return json_object_set_new(part, key, value) < 0 ? -EINVAL : 0;
 	case EMU_STATE_LIST:
 		f = member(part, t->field, true);
-		return json_is_array(f) && json_array_append_new(f, value) == 0 ? 0 : -EINVAL;
+		if (!json_is_array(f))
+			goto fail;
+		return json_array_append_new(f, value) < 0 ? -ENOMEM : 0;
 	case EMU_STATE_MAP:
 		f = member(part, t->field, false);
-		return json_is_object(f) && json_object_set_new(f, key, value) == 0 ? 0 : -EINVAL;
+		if (!json_is_object(f))
+			goto fail;
+		return json_object_set_new(f, key, value) < 0 ? -EINVAL : 0;
 	case EMU_STATE_GROUPS:
 		slash = strchr(key, '/');
 		f = member(part, t->field, false);
-		if (!slash || slash == key || !json_is_object(f)) {
-			json_decref(value);
-			return -EINVAL;
-		}
+		if (!slash || slash == key || !json_is_object(f))
+			goto fail;
 		group = strndup(key, (size_t)(slash - key));
 		g = group ? member(f, group, true) : NULL;
 		free(group);
-		ret = json_is_array(g) && json_array_append_new(g, value) == 0 ? 0 : -EINVAL;
-		return ret;
+		if (!json_is_array(g))
+			goto fail;
+		return json_array_append_new(g, value) < 0 ? -ENOMEM : 0;
 	}
+fail:
 	json_decref(value);
 	return -EINVAL;
 }
