@@ -9,8 +9,11 @@ import http.client
 import json
 import os
 import random
+import select
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -196,6 +199,57 @@ class CrashTest(unittest.TestCase):
             emu2.stop()
 
 
+class Watch:
+    """A watch on the kube port read with a deadline (its own chunked decoding: a read that
+    times out inside http.client would break the stream)."""
+
+    def __init__(self, emu, path):
+        ca, crt, key = emu.kube_files()
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.load_cert_chain(crt, key)
+        host, port = emu.kube_url.split("//", 1)[1].rsplit(":", 1)
+        self.sock = ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=10),
+                                    server_hostname=host)
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n".encode())
+        self.raw, self.body, self.seen = b"", b"", []
+        while b"\r\n\r\n" not in self.raw:
+            self.raw += self.sock.recv(65536)
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200"), head
+
+    def _decode(self):
+        while True:
+            if b"\r\n" not in self.raw:
+                return
+            size_line, rest = self.raw.split(b"\r\n", 1)
+            size = int(size_line.split(b";")[0], 16)
+            if len(rest) < size + 2:
+                return
+            self.body += rest[:size]
+            self.raw = rest[size + 2:]
+
+    def names(self, until, timeout):
+        """The names of the objects reported so far, reading until `until` shows or timeout."""
+        deadline = time.monotonic() + timeout
+        while until not in self.seen:
+            left = deadline - time.monotonic()
+            if not self.sock.pending() and (left <= 0 or not select.select([self.sock], [], [], left)[0]):
+                break
+            data = self.sock.recv(1 << 20)
+            if not data:
+                break
+            self.raw += data
+            self._decode()
+            while b"\n" in self.body:
+                line, self.body = self.body.split(b"\n", 1)
+                if line.strip():
+                    self.seen.append(json.loads(line)["object"]["metadata"]["name"])
+        return self.seen
+
+    def close(self):
+        self.sock.close()
+
+
 class DiskFullTest(unittest.TestCase):
     """--state on a small tmpfs: errors are answered, nothing acknowledged is lost, writing
     resumes once there is space, and the exit code says when the last write failed."""
@@ -247,10 +301,14 @@ class DiskFullTest(unittest.TestCase):
             for i in range(3):
                 self.assertEqual(s.call("POST", "/api/v1/namespaces/default/configmaps", cm_body(f"before-{i}"))[0], 201)
                 acked.add(f"before-{i}")
+            # A watch from here on: it must not tell of a change that is not saved.
+            rv = s.call("GET", "/api/v1/namespaces/default/configmaps")[1]["metadata"]["resourceVersion"]
+            w = Watch(emu, f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}")
             self.fill()
             name, status, body = self.create_until_refused(s, "full", acked)
             self.assertEqual((status, body["kind"], body["reason"]), (500, "Status", "InternalError"), body)
             self.assertIn("could not be saved", body["message"])
+            self.assertNotIn(name, w.names(until=name, timeout=0.5))  # held back while unsaved
             # Until it is saved nothing is answered from the unsaved state, on either port.
             status, err = emu.compute("GET", f"{P}/zones")
             self.assertEqual((status, err["error"]["errors"][0]["reason"]), (503, "backendError"), err)
@@ -264,6 +322,8 @@ class DiskFullTest(unittest.TestCase):
                            what="state saved again")
             self.assertEqual(emu.compute("GET", f"{P}/zones")[0], 200)
             self.assertEqual(s.call("GET", f"/api/v1/namespaces/default/configmaps/{name}")[0], 200)
+            self.assertIn(name, w.names(until=name, timeout=5))  # saved: the watch goes on
+            w.close()
             self.assertEqual(s.call("POST", "/api/v1/namespaces/default/configmaps", cm_body("after"))[0], 201)
             acked.add("after")
             # Full again, and stopped while the last write fails: exit code 1.
