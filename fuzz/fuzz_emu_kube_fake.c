@@ -238,6 +238,7 @@ void fake_emu_free(struct emu *emu)
 {
 	fake_drop_timers();
 	emu_kube_free(emu);
+	emu_state_close(emu); /* the tables the kube side registered (no --state here) */
 	free(emu);
 }
 

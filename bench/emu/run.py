@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import shutil
 import ssl
-import statistics
 import sys
 import tempfile
 import time
@@ -30,42 +29,31 @@ import emu as emu_lib  # noqa: E402
 from emu import Emu  # noqa: E402
 
 
-def compute_client(url, project, tag, seconds, out):
+def client(kind, url, tag, seconds, out, project=None, files=None):
+    """One keep-alive connection making mutations for `seconds`; puts their latencies."""
     host, port = url.split("//", 1)[1].rsplit(":", 1)
-    c = http.client.HTTPConnection(host, int(port), timeout=30)
+    if kind == "compute":
+        c = http.client.HTTPConnection(host, int(port), timeout=30)
+    else:
+        ca, crt, key = files
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.load_cert_chain(crt, key)
+        c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
     lat, i, end = [], 0, time.monotonic() + seconds
     while time.monotonic() < end:
-        body = json.dumps({"name": f"n-{tag}-{i}", "autoCreateSubnetworks": False}).encode()
+        if kind == "compute":
+            path, want = f"/compute/v1/projects/{project}/global/networks?requestId={uuid.uuid4()}", 200
+            body = {"name": f"n-{tag}-{i}", "autoCreateSubnetworks": False}
+        else:
+            path, want = "/api/v1/namespaces/default/configmaps", 201
+            body = {"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": f"cm-{tag}-{i}", "namespace": "default"}, "data": {"k": "v"}}
         t0 = time.monotonic()
-        c.request("POST", f"/compute/v1/projects/{project}/global/networks?requestId={uuid.uuid4()}",
-                  body=body, headers={"Content-Type": "application/json"})
+        c.request("POST", path, body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
         r = c.getresponse()
         r.read()
-        if r.status != 200:
-            raise SystemExit(f"insert: {r.status}")
-        lat.append(time.monotonic() - t0)
-        i += 1
-    out.put(lat)
-
-
-def kube_client(url, files, tag, seconds, out):
-    ca, crt, key = files
-    ctx = ssl.create_default_context(cafile=ca)
-    ctx.load_cert_chain(crt, key)
-    host, port = url.split("//", 1)[1].rsplit(":", 1)
-    c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
-    lat, i, end = [], 0, time.monotonic() + seconds
-    while time.monotonic() < end:
-        body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
-                           "metadata": {"name": f"cm-{tag}-{i}", "namespace": "default"},
-                           "data": {"k": "v"}}).encode()
-        t0 = time.monotonic()
-        c.request("POST", "/api/v1/namespaces/default/configmaps", body=body,
-                  headers={"Content-Type": "application/json"})
-        r = c.getresponse()
-        r.read()
-        if r.status != 201:
-            raise SystemExit(f"create: {r.status}")
+        if r.status != want:
+            raise SystemExit(f"{kind}: {r.status}")
         lat.append(time.monotonic() - t0)
         i += 1
     out.put(lat)
@@ -84,12 +72,10 @@ def run(args, extra):
             procs = []
             for n in range(args.clients):
                 if n % 2 == 0:
-                    p = multiprocessing.Process(target=compute_client,
-                                                args=(emu.cloud_url, emu.project, n, args.seconds, out))
+                    a = ("compute", emu.cloud_url, n, args.seconds, out, emu.project)
                 else:
-                    p = multiprocessing.Process(target=kube_client,
-                                                args=(emu.kube_url, files, n, args.seconds, out))
-                procs.append(p)
+                    a = ("kube", emu.kube_url, n, args.seconds, out, None, files)
+                procs.append(multiprocessing.Process(target=client, args=a))
             t0 = time.monotonic()
             for p in procs:
                 p.start()

@@ -62,23 +62,16 @@ static const struct emu_state_table meta_table = {
 };
 
 static const struct emu_state_table *const tables[] = {&resources_table, &pending_table,
-						       &request_ids_table, &meta_table};
+						       &request_ids_table, &meta_table, NULL};
 
 int compute_state_register(struct compute *c)
 {
-	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		int ret = emu_state_register(c->emu, tables[i]);
-
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return emu_state_register(c->emu, tables);
 }
 
 void compute_state_loaded(struct compute *c)
 {
-	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-		emu_state_rewrite(c->emu, tables[i]);
+	emu_state_rewrite(c->emu, tables);
 }
 
 /* ---- resources ---- */

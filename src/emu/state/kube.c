@@ -53,23 +53,17 @@ static const struct emu_state_table ctrl_table = {
     .fetch = meta_fetch,
 };
 
-static const struct emu_state_table *const tables[] = {&objects_table, &meta_table, &ctrl_table};
+static const struct emu_state_table *const tables[] = {&objects_table, &meta_table, &ctrl_table,
+						       NULL};
 
 int kube_state_register(struct emu_kube *k)
 {
-	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		int ret = emu_state_register(k->emu, tables[i]);
-
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return emu_state_register(k->emu, tables);
 }
 
 void kube_state_loaded(struct emu_kube *k)
 {
-	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-		emu_state_rewrite(k->emu, tables[i]);
+	emu_state_rewrite(k->emu, tables);
 }
 
 /* ---- objects ---- */

@@ -167,13 +167,10 @@ static int slot_open(struct emu_state *s, struct slot *t)
 	return ret;
 }
 
-int emu_state_register(struct emu *emu, const struct emu_state_table *t)
+static int register_one(struct emu_state *s, const struct emu_state_table *t)
 {
-	struct emu_state *s = ensure(emu);
 	struct slot *slot;
 
-	if (!s)
-		return -ENOMEM;
 	for (size_t i = 0; i < s->nslots; i++)
 		if (s->slots[i].def == t)
 			return 0;
@@ -188,6 +185,16 @@ int emu_state_register(struct emu *emu, const struct emu_state_table *t)
 	}
 	s->nslots++;
 	return s->db ? slot_open(s, slot) : 0;
+}
+
+int emu_state_register(struct emu *emu, const struct emu_state_table *const *tables)
+{
+	struct emu_state *s = ensure(emu);
+	int ret = s ? 0 : -ENOMEM;
+
+	for (; ret == 0 && *tables; tables++)
+		ret = register_one(s, *tables);
+	return ret;
 }
 
 static struct slot *slot_of(struct emu_state *s, const struct emu_state_table *t)
@@ -239,13 +246,18 @@ static void rewrite(struct emu_state *s, struct slot *t)
 	counted(s, t);
 }
 
-void emu_state_rewrite(struct emu *emu, const struct emu_state_table *t)
+void emu_state_rewrite(struct emu *emu, const struct emu_state_table *const *tables)
 {
 	struct emu_state *s = emu->state;
-	struct slot *slot = s && s->db && !s->quiet && !s->loading ? slot_of(s, t) : NULL;
 
-	if (slot)
-		rewrite(s, slot);
+	if (!s || !s->db || s->quiet || s->loading)
+		return;
+	for (; *tables; tables++) {
+		struct slot *slot = slot_of(s, *tables);
+
+		if (slot)
+			rewrite(s, slot);
+	}
 }
 
 void emu_state_loading(struct emu *emu, bool on)

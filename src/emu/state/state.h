@@ -72,8 +72,8 @@ struct emu_state_table {
 /* For fetch(): out holds v as compact JSON (v is stolen); NULL v is -ENOENT. */
 int emu_state_value_json(struct emu_state_value *out, json_t *v);
 
-/* At module init (before or after emu_state_open). 0 or -errno. */
-int emu_state_register(struct emu *emu, const struct emu_state_table *t);
+/* A module's tables (NULL-terminated), at its init (before or after emu_state_open). */
+int emu_state_register(struct emu *emu, const struct emu_state_table *const *tables);
 
 /*
  * Marks: cheap, and no-ops without --state. key is copied. mark: fetch() gives the value at
@@ -83,7 +83,7 @@ int emu_state_register(struct emu *emu, const struct emu_state_table *t);
 void emu_state_mark(struct emu *emu, const struct emu_state_table *t, const char *key);
 void emu_state_put(struct emu *emu, const struct emu_state_table *t, const char *key,
 		   json_t *value);
-void emu_state_rewrite(struct emu *emu, const struct emu_state_table *t);
+void emu_state_rewrite(struct emu *emu, const struct emu_state_table *const *tables);
 /* Between quiet(true) and quiet(false) (they nest) marks and rewrites are ignored: a load. */
 void emu_state_quiet(struct emu *emu, bool quiet);
 /* While on, rewrites are ignored: the start-up load of what the database already holds. */
