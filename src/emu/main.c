@@ -495,7 +495,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* Nothing is announced before it is saved: the CA, keys and tokens included. */
-	if (emu_state_flush(&emu, true) < 0) {
+	if (emu_state_flush(&emu, EMU_STATE_ALL) < 0) {
 		log_error("--state %s: cannot save: %s", emu.opt.state_path, emu_state_error(&emu));
 		ret = 1;
 		goto cleanup;

@@ -143,7 +143,7 @@ static int state_put(struct emu_request *req)
 	}
 	log_info("state replaced through /_emu/state");
 	emu_state_changed(req->emu);
-	if (emu_state_flush(req->emu, true) < 0)
+	if (emu_state_flush(req->emu, EMU_STATE_REVEAL) < 0)
 		return state_unsaved(req);
 	return emu_reply_json(req, 200, json_pack("{s:b}", "loaded", 1));
 }

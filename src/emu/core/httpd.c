@@ -182,7 +182,7 @@ static int reply_busy(struct emu_request *req, const char *why)
  */
 static bool state_gate(struct emu_request *req)
 {
-	if (req->gate_off || emu_state_flush(req->emu, false) == 0)
+	if (req->gate_off || emu_state_flush(req->emu, EMU_STATE_REVEAL) == 0)
 		return false;
 	if (req->port == EMU_PORT_CLOUD && strncmp(req->path, "/_emu/", 6) == 0)
 		return false;
@@ -267,8 +267,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	struct stream *s = cls;
 	long n;
 
-	/* A watch event could tell of a change that is not saved: wait until it is. */
-	if (emu_state_unsaved(s->req->emu)) {
+	/* A watch event could tell of a change that is not saved: commit it first, or wait. */
+	if (emu_state_flush(s->req->emu, EMU_STATE_REVEAL) < 0 || emu_state_unsaved(s->req->emu)) {
 		if (!s->req->held) {
 			s->req->held = true;
 			streams_held++;

@@ -190,8 +190,9 @@ int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 		uint64_t wait_ms = run_timers(emu), t;
 		int nev, timeout;
 
-		/* What the timers changed (Operations completing, controllers) is saved now. */
-		emu_state_flush(emu, true);
+		/* What the timers changed (Operations completing, controllers) is committed with
+		 * the next reply, or when it has waited EMU_STATE_DEFER_MS. */
+		emu_state_flush(emu, EMU_STATE_TICK);
 		t = emu_state_due_in_ms(emu);
 		if (t < wait_ms)
 			wait_ms = t;
@@ -222,7 +223,7 @@ int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 		for (size_t i = 0; i < n; i++)
 			emu_httpd_run(daemons[i]);
 		/* Replies committed their changes; this catches handlers that did not reply. */
-		emu_state_flush(emu, false);
+		emu_state_flush(emu, EMU_STATE_TICK);
 	}
 cleanup:
 	if (ep >= 0)

@@ -46,13 +46,14 @@ struct emu_state {
 	enum emu_state_sync sync;
 	struct slot slots[MAX_TABLES];
 	size_t nslots;
-	unsigned quiet;    /* emu_state_quiet() nesting */
-	bool loading;      /* emu_state_loading() */
-	bool fresh;        /* no file was there */
-	json_t *import;    /* a JSON state file to import, until emu_state_read() */
-	bool importing;    /* db is path.importing until the first commit */
-	size_t pending;    /* immediate marks since the last commit */
-	size_t lazy_marks; /* lazy marks since the last lazy commit */
+	unsigned quiet;         /* emu_state_quiet() nesting */
+	bool loading;           /* emu_state_loading() */
+	bool fresh;             /* no file was there */
+	json_t *import;         /* a JSON state file to import, until emu_state_read() */
+	bool importing;         /* db is path.importing until the first commit */
+	size_t pending;         /* immediate marks since the last commit */
+	uint64_t pending_since; /* when the first of them was made */
+	size_t lazy_marks;      /* lazy marks since the last lazy commit */
 	uint64_t lazy_due;
 	int error; /* the last commit: 0 or -errno */
 	char error_text[256];
@@ -210,8 +211,8 @@ static void counted(struct emu_state *s, const struct slot *t)
 	if (t->def->lazy_ms) {
 		if (!s->lazy_marks++)
 			s->lazy_due = now_ms() + t->def->lazy_ms;
-	} else {
-		s->pending++;
+	} else if (!s->pending++) {
+		s->pending_since = now_ms();
 	}
 }
 
@@ -899,18 +900,20 @@ cleanup:
 	return ret;
 }
 
-int emu_state_flush(struct emu *emu, bool turn_end)
+int emu_state_flush(struct emu *emu, enum emu_state_when when)
 {
 	struct emu_state *s = emu->state;
 	uint64_t now;
-	bool lazy;
+	bool lazy, now_due;
 	int ret;
 
 	if (!s || !s->db)
 		return 0;
 	now = now_ms();
-	lazy = s->lazy_marks && turn_end && now >= s->lazy_due;
-	if (!s->pending && !lazy)
+	lazy = s->lazy_marks && (when == EMU_STATE_ALL || now >= s->lazy_due);
+	now_due = s->pending && (when != EMU_STATE_TICK || s->error ||
+				 now >= s->pending_since + EMU_STATE_DEFER_MS);
+	if (!now_due && !lazy)
 		return 0;
 	if (s->error && now < s->retry_at)
 		return s->error;
@@ -948,6 +951,10 @@ uint64_t emu_state_due_in_ms(const struct emu *emu)
 		return UINT64_MAX;
 	if (s->pending && s->error)
 		due = s->retry_at > now ? s->retry_at - now : 0;
+	else if (s->pending)
+		due = s->pending_since + EMU_STATE_DEFER_MS > now
+			  ? s->pending_since + EMU_STATE_DEFER_MS - now
+			  : 0;
 	if (s->lazy_marks) {
 		uint64_t l = s->lazy_due > now ? s->lazy_due - now : 0;
 
@@ -1063,8 +1070,7 @@ int emu_state_check(struct emu *emu, json_t **report)
 	*report = NULL;
 	if (!s || !s->db)
 		return -ENOENT;
-	s->lazy_due = 0;
-	ret = emu_state_flush(emu, true);
+	ret = emu_state_flush(emu, EMU_STATE_ALL);
 	if (ret < 0)
 		return ret;
 	list = json_array();
@@ -1089,9 +1095,8 @@ int emu_state_close(struct emu *emu)
 	if (!s)
 		return 0;
 	if (s->db) {
-		s->lazy_due = 0;
 		s->retry_at = 0;
-		ret = emu_state_flush(emu, true);
+		ret = emu_state_flush(emu, EMU_STATE_ALL);
 		if (ret < 0)
 			log_error("--state %s: the last changes are lost: %s", s->path,
 				  s->error_text);

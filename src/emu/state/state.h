@@ -4,10 +4,12 @@
  *
  * A module registers its tables (every table is "key TEXT PRIMARY KEY, value TEXT": the
  * value is JSON) and marks rows as they change. The marks are committed in ONE transaction
- * right before any reply leaves (core/httpd.c) and at the end of every loop turn (timers:
- * Operations completing, controllers), so whatever a client saw is on disk. A commit that
- * fails keeps its marks and is retried; meanwhile replies are errors (503 backendError on the
- * cloud port, a 500 Status on the kube port), never a silent loss.
+ * right before anything leaves for a client (a reply, watch data: core/httpd.c), so whatever
+ * a client saw is on disk; what timers changed unseen (Operations completing, controllers)
+ * goes with the next reply or EMU_STATE_DEFER_MS later (a crash before redoes it: the
+ * Operation is still pending). A commit that fails keeps its marks and is retried; meanwhile
+ * replies are errors (503 backendError on the cloud port, a 500 Status on the kube port),
+ * never a silent loss.
  *
  * The rows are the state document of GET /_emu/state cut into pieces: at start-up they are
  * assembled into that document (each table says where its rows go) and loaded through the
@@ -108,12 +110,25 @@ int emu_state_read(struct emu *emu, json_t **doc, char *err, size_t errlen);
  * new or imported (nothing to compare against). */
 void emu_state_loaded(struct emu *emu);
 
+enum emu_state_when {
+	/* Something is about to be told to a client (a reply, watch data): commit the marks. */
+	EMU_STATE_REVEAL,
+	/*
+	 * A loop turn: commit the marks that waited EMU_STATE_DEFER_MS (changes no client has
+	 * seen yet, made by timers: they are committed with the next reply, or by then) and the
+	 * lazy ones that are due.
+	 */
+	EMU_STATE_TICK,
+	/* Everything now, the lazy marks too (save, check, before 'ready', at exit). */
+	EMU_STATE_ALL,
+};
+#define EMU_STATE_DEFER_MS 50
+
 /*
- * Commits the marks; at the end of a loop turn (turn_end) also the lazy ones that are due.
- * 0, or -errno when the commit failed: the marks are kept, and until a retry is due
- * (emu_state_due_in_ms) the same error is returned without trying.
+ * Commits as `when` says. 0, or -errno when the commit failed: the marks are kept, and until
+ * a retry is due (emu_state_due_in_ms) the same error is returned without trying.
  */
-int emu_state_flush(struct emu *emu, bool turn_end);
+int emu_state_flush(struct emu *emu, enum emu_state_when when);
 /* True when changes are in memory that no commit has saved yet (after a failure). */
 bool emu_state_unsaved(const struct emu *emu);
 /* ms until the loop should flush again (a retry, lazy marks); UINT64_MAX when nothing waits. */
