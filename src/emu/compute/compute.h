@@ -87,6 +87,21 @@ json_t *json_now(void);
 /* Milliseconds since the epoch. */
 uint64_t wall_ms(void);
 
+/* ---- batch requests (batch.c) ---- */
+/* One request of a multipart/mixed batch; body points into the batch's body. */
+struct batch_part {
+	char *content_id; /* without its <>, or NULL */
+	char *method, *target;
+	char **headers; /* "Name: value" */
+	size_t nheaders;
+	const char *body;
+	size_t body_len;
+};
+/* Splits a batch body (content_type is the outer Content-Type). 0, -EINVAL with err, -ENOMEM. */
+int batch_parse(const char *content_type, const char *body, size_t len, struct batch_part **parts,
+		size_t *n, char *err, size_t errlen);
+void batch_parts_free(struct batch_part *parts, size_t n);
+
 /* ---- documented field limits (limits.c) ---- */
 /* description (2,048 characters) and labels of any resource body. */
 int limits_check_resource(const json_t *res, struct api_error *e);
