@@ -175,12 +175,6 @@ void emu_subreq_run(struct emu_request *req)
 	settle(req);
 }
 
-int emu_subreq_answer(struct emu_request *req, unsigned status, const char *content_type,
-		      const char *body, size_t len)
-{
-	return emu_subreq_reply(req, status, content_type, body, len);
-}
-
 const char *emu_subreq_query(const struct emu_request *req, const char *key)
 {
 	const struct emu_subreq *s = sub_of(req);

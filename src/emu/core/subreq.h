@@ -29,9 +29,6 @@ struct emu_request *emu_subreq_new(struct emu_request *outer, const char *method
 				   void *arg);
 /* Runs it as the server runs a request: counted, faults, then the handlers. */
 void emu_subreq_run(struct emu_request *sub);
-/* Replies without running it (done() is called). */
-int emu_subreq_answer(struct emu_request *sub, unsigned status, const char *content_type,
-		      const char *body, size_t len);
 /* Its reply once done(): status (0 when it asked for a reset), type, body, extra headers. */
 unsigned emu_subreq_status(const struct emu_request *sub);
 const char *emu_subreq_content_type(const struct emu_request *sub);
