@@ -63,9 +63,13 @@ class BatchWorld(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emu-batch-")
         cls.emu = Emu(cls.tmp, kube=False, extra=cls.extra).start()
-        if cls.world:
-            cls.emu.create_network("talos")
-            cls.emu.create_subnet("nodes")
+        try:
+            if cls.world:
+                cls.emu.create_network("talos")
+                cls.emu.create_subnet("nodes")
+        except Exception:
+            cls.emu.stop(check=False)  # tearDownClass does not run after a failed setUpClass
+            raise
         cls.host, cls.port = cls.emu.cloud_url.split("//", 1)[1].rsplit(":", 1)
 
     @classmethod
