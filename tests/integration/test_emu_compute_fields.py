@@ -21,12 +21,16 @@ class FieldWorld(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emu-fields-")
         e = cls.emu = Emu(cls.tmp, kube=False).start()
-        e.create_network("talos")
-        e.create_subnet("nodes")
-        e.insert(f"{R}/backendServices", {"name": "ext", "loadBalancingScheme": "EXTERNAL",
-                                          "protocol": "TCP"})
-        e.insert(f"{R}/backendServices", {"name": "int", "loadBalancingScheme": "INTERNAL",
-                                          "protocol": "TCP", "network": "global/networks/talos"})
+        try:
+            e.create_network("talos")
+            e.create_subnet("nodes")
+            e.insert(f"{R}/backendServices", {"name": "ext", "loadBalancingScheme": "EXTERNAL",
+                                              "protocol": "TCP"})
+            e.insert(f"{R}/backendServices", {"name": "int", "loadBalancingScheme": "INTERNAL",
+                                              "protocol": "TCP", "network": "global/networks/talos"})
+        except Exception:
+            e.stop(check=False)  # tearDownClass does not run after a failed setUpClass
+            raise
 
     @classmethod
     def tearDownClass(cls):

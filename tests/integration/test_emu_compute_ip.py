@@ -31,11 +31,15 @@ class IpWorld(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emu-ip-")
         e = cls.emu = Emu(cls.tmp, kube=False).start()
-        e.create_network("talos")
-        e.create_subnet("nodes")
-        e.create_subnet("tiny", cidr="10.9.0.0/29", pods="172.30.0.0/16", services=None)
-        e.insert(f"{R}/backendServices", {"name": "bes", "loadBalancingScheme": "INTERNAL",
-                                          "protocol": "TCP", "network": "global/networks/talos"})
+        try:
+            e.create_network("talos")
+            e.create_subnet("nodes")
+            e.create_subnet("tiny", cidr="10.9.0.0/29", pods="172.30.0.0/16", services=None)
+            e.insert(f"{R}/backendServices", {"name": "bes", "loadBalancingScheme": "INTERNAL",
+                                              "protocol": "TCP", "network": "global/networks/talos"})
+        except Exception:
+            e.stop(check=False)  # tearDownClass does not run after a failed setUpClass
+            raise
 
     @classmethod
     def tearDownClass(cls):
