@@ -206,6 +206,8 @@ class TestGcloudComputeFidelity(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="gcloud-fid-")
         e = cls.emu = Emu(cls.tmp, kube=False).start()
+        # Runs even when setUpClass fails (tearDownClass would not); a second stop is a no-op.
+        cls.addClassCleanup(e.stop, check=False)
         e.create_network("talos")
         e.create_subnet("nodes")
         e.create_subnet("vips", cidr="10.8.0.0/24", pods="172.28.0.0/16", services=None)
