@@ -305,6 +305,8 @@ static int parse_part(const char *p, const char *end, size_t index, struct batch
 		char *e;
 		unsigned long long v = strtoull(cl, &e, 10);
 
+		while (*e == ' ' || *e == '\t')
+			e++;
 		if (*cl < '0' || *cl > '9' || *e || v > out->body_len) {
 			ret = fail_at(err, errlen, index,
 				      "the request's Content-Length does not fit the part");
