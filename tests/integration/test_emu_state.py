@@ -173,7 +173,7 @@ class StateTest(unittest.TestCase):
             emu.control("POST", "fingerprint", {"zone": "us-central1-a", "instance": "w-1"})
             emu.insert("regions/us-central1/addresses", {"name": "vip", "addressType": "INTERNAL",
                                                          "subnetwork": "regions/us-central1/subnetworks/nodes",
-                                                         "address": "10.0.0.2"})
+                                                         "address": "10.0.0.200"})
             emu.insert("regions/us-central1/healthChecks", {"name": "hc", "type": "TCP",
                                                             "tcpHealthCheck": {"port": 6443}})
             emu.insert("zones/us-central1-a/instanceGroups", {"name": "cp", "network": "global/networks/talos"})
