@@ -204,17 +204,26 @@ class RepairNodeTest(Base):
         self.c.move_alias(name, "172.20.5.0/24")
 
     def test_node_strategy_deletes_and_reregisters(self):
+        # The emulated kubelet registers only when it starts: the Node comes back because
+        # repair resets its instance, not by itself.
         self.misaligned_node("a-0")
-        old_uid = self.c.node("a-0")["metadata"]["uid"]
+        old = self.c.node("a-0")
         rc, out, err = self.run_cli("repair", "--strategy", "node")
         self.assertEqual(rc, 1, err)
-        self.assertIn("cordon and delete Node a-0", out)
-        self.assertEqual(self.c.node("a-0")["metadata"]["uid"], old_uid)  # plan only
-        rc, out, err = self.run_cli("repair", "--strategy", "node", "--apply", "--wait-timeout", "30s")
+        self.assertIn("cordon, drain and delete Node a-0", out)
+        self.assertIn("reset its instance", out)
+        self.assertEqual(self.c.node("a-0")["metadata"]["uid"], old["metadata"]["uid"])  # plan only
+        rc, out, err = self.run_cli("repair", "--strategy", "node", "--apply", "--wait-timeout", "30s",
+                                    "-o", "json")
         self.assertEqual(rc, 0, out + err)
+        doc = json.loads(out)
+        self.assertTrue(doc["aligned"])
+        self.assertEqual([s["action"] for s in doc["applied"]],
+                         ["cordon", "drain", "delete-node", "reset", "registered", "uncordon"])
         n = self.c.node("a-0")
-        self.assertNotEqual(n["metadata"]["uid"], old_uid)
+        self.assertNotEqual(n["metadata"]["uid"], old["metadata"]["uid"])
         self.assertEqual(n["spec"]["podCIDR"], "172.20.5.0/24")
+        self.assertFalse(n["spec"].get("unschedulable", False))
 
 
 class RepairNodeRefusedTest(Base):
