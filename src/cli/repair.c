@@ -184,9 +184,20 @@ int repair_journal_state(struct repair *r, json_t *step, const char *state, cons
 	json_object_set_new(step, "state", json_string(state));
 	if (error)
 		json_object_set_new(step, "error", json_string(error));
-	if (!strcmp(state, "done") || !strcmp(state, "rolled-back"))
+	if (!strcmp(state, "done")) {
 		json_array_append_new(r->applied, step_record(step, NULL));
-	else if (!strcmp(state, "failed"))
+	} else if (!strcmp(state, "rolled-back")) {
+		/* What undid it: a cleared range put back, a cordon lifted. */
+		const char *action = json_str(step, "action") ?: "";
+		json_t *rec = step_record(step, NULL);
+
+		json_object_set_new(rec, "action",
+				    json_string(!strcmp(action, "clear")    ? "put-back"
+						: !strcmp(action, "cordon") ? "uncordon"
+									    : "undo"));
+		json_array_append_new(r->applied, rec);
+	}
+	if (!strcmp(state, "failed"))
 		json_array_append_new(r->failed, step_record(step, error));
 	else if (!strcmp(state, "skipped"))
 		json_array_append_new(r->skipped, step_record(step, error));
@@ -828,11 +839,22 @@ static int resume_step(struct repair *r, const json_t *st, struct error *err)
 static int gcp_resume(struct repair *r, json_t *journal, struct error *err)
 {
 	json_t *steps = json_object_get(journal, "steps"), *st, *unwanted = json_object();
+	json_t *rolled = json_object();
 	char left[ERROR_MSG_MAX] = "", key[400];
 	size_t i, n_left = 0, off = 0, n_failed = 0;
 	int ret = 0;
 
-	/* An instance whose pending sets are no longer wanted is rolled back, not completed. */
+	/*
+	 * An instance whose failed change was put back already starts over: the next round
+	 * plans it from what it has. One whose pending sets are no longer wanted is rolled
+	 * back, not completed.
+	 */
+	json_array_foreach(steps, i, st)
+	{
+		snprintf(key, sizeof(key), "%s/%s", json_str(st, "zone"), json_str(st, "instance"));
+		if (!strcmp(json_str(st, "state"), "rolled-back"))
+			json_object_set_new(rolled, key, json_true());
+	}
 	json_array_foreach(steps, i, st)
 	{
 		const char *state = json_str(st, "state");
@@ -840,7 +862,8 @@ static int gcp_resume(struct repair *r, json_t *journal, struct error *err)
 		if (strcmp(state, "pending") && strcmp(state, "failed"))
 			continue;
 		snprintf(key, sizeof(key), "%s/%s", json_str(st, "zone"), json_str(st, "instance"));
-		if (!strcmp(json_str(st, "action"), "set") && !set_still_wanted(r, st))
+		if (!strcmp(json_str(st, "action"), "set") && !json_object_get(rolled, key) &&
+		    !set_still_wanted(r, st))
 			json_object_set_new(unwanted, key, json_true());
 	}
 	json_array_foreach(steps, i, st)
@@ -852,6 +875,11 @@ static int gcp_resume(struct repair *r, json_t *journal, struct error *err)
 		if (strcmp(state, "pending") && strcmp(state, "failed"))
 			continue;
 		snprintf(key, sizeof(key), "%s/%s", zone, name);
+		if (json_object_get(rolled, key)) {
+			repair_journal_state(r, st, "skipped", "put back earlier: planned again",
+					     &e);
+			continue;
+		}
 		if (json_object_get(unwanted, key)) {
 			struct alias_list prior;
 
@@ -889,6 +917,7 @@ static int gcp_resume(struct repair *r, json_t *journal, struct error *err)
 		repair_journal_state(r, st, "done", NULL, &e);
 	}
 	json_decref(unwanted);
+	json_decref(rolled);
 	if (n_left || n_failed)
 		return error_set(err, EIO,
 				 "the unfinished repair in %s could not be finished%s%s; nothing "
@@ -1300,7 +1329,10 @@ int repair_main(int argc, char **argv)
 		goto out;
 	}
 	if (r.reset_after && json_array_size(r.changed_nodes)) {
-		ret = final_verify(&r, NULL, &err);
+		json_t *scratch = json_object(); /* not printed: only whether it is aligned */
+
+		ret = final_verify(&r, scratch, &err);
+		json_decref(scratch);
 		if (ret != 0) {
 			if (ret > 0)
 				error_set(
