@@ -8,8 +8,12 @@
  *     status.addresses InternalIP = nic0 networkIP and Hostname, the kubelet conditions
  *     (Ready), nodeInfo, and the taint node.cloudprovider.kubernetes.io/uninitialized that
  *     an external cloud provider's kubelet sets until the CCM initializes the Node;
- *   - registers it again (after the same delay) when the Node is deleted while the instance
- *     exists; stops when the instance is deleted;
+ *   - registers only when it starts: the instance booted (insert, start, reset) or the
+ *     emulator started; never by itself after the Node was deleted (kubernetes/kubernetes
+ *     #71398: the kubelet registers at startup only). Starting with its Node present, it
+ *     posts Ready again with a new bootID. While the instance is stopped it posts nothing:
+ *     the Node goes Unknown after the grace (--kubelet-delay) and stays. It stops when the
+ *     instance is deleted;
  *   - on control-plane nodes, runs kube-controller-manager as a static Pod (mirror Pod
  *     kube-system/kube-controller-manager-NODE owned by the Node), with Talos' arguments and
  *     --allocate-node-cidrs=false: the KCM allocates nothing.
