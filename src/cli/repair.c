@@ -40,6 +40,7 @@
 #include "cli/session.h"
 #include "cli/subcommands.h"
 #include "cli/view_load.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -93,23 +94,6 @@ enum {
 
 /* Re-plans after the world moved under us; each round re-reads both lists. */
 #define MAX_ROUNDS 3
-
-void repair_sleep_ms(uint64_t ms)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
-			      .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-uint64_t repair_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static const char *rfc3339_now(char *buf, size_t len)
 {
@@ -579,7 +563,7 @@ static int apply_step(struct repair *r, struct view_instance *planned, const str
 {
 	struct alias_list before, after;
 	char target[CIDR_STRLEN];
-	uint64_t deadline = repair_now_ms() + r->wait_ms, backoff = 1000;
+	uint64_t deadline = now_ms() + r->wait_ms, backoff = 1000;
 	int ret = 0;
 
 	cidr_format(&st->range, target, sizeof(target));
@@ -619,8 +603,7 @@ static int apply_step(struct repair *r, struct view_instance *planned, const str
 			view_instance_free(&cur);
 			continue;
 		}
-		if (ret == -EADDRINUSE && st->kind == STEP_SET &&
-		    repair_now_ms() + backoff < deadline) {
+		if (ret == -EADDRINUSE && st->kind == STEP_SET && now_ms() + backoff < deadline) {
 			/*
 			 * "When an alias IP range is removed from a VM, it can take up to a
 			 * minute before the range can be used by another VM" (GCP alias IP
@@ -629,7 +612,7 @@ static int apply_step(struct repair *r, struct view_instance *planned, const str
 			log_warn("instance %s: %s is still in use (%s); retrying in %llus",
 				 cur.name, target, err->msg, (unsigned long long)backoff / 1000);
 			view_instance_free(&cur);
-			repair_sleep_ms(backoff);
+			sleep_ms(backoff);
 			backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
 			continue;
 		}

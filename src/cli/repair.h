@@ -38,9 +38,6 @@ struct repair {
 	json_t *changed_nodes;              /* {"zone", "instance", "node"} whose alias moved */
 };
 
-uint64_t repair_now_ms(void);
-void repair_sleep_ms(uint64_t ms);
-
 /*
  * The journal of this run: steps (an array of step objects, stolen) are appended in state
  * "pending" and the file is written before anything changes. 0 or -errno.

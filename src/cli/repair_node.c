@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "cli/repair.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -326,7 +327,7 @@ static bool pod_gone(struct repair *r, const json_t *pod, struct error *err)
 /* Evicts every pod of the scan, honouring disruption budgets, and waits until they are gone. */
 static int drain(struct repair *r, const char *node, struct pod_scan *s, struct error *err)
 {
-	uint64_t deadline = repair_now_ms() + r->drain_ms;
+	uint64_t deadline = now_ms() + r->drain_ms;
 	json_t *todo = json_deep_copy(s->evict), *pod;
 	char last[2 * ERROR_MSG_MAX] = "";
 	size_t i;
@@ -362,27 +363,27 @@ static int drain(struct repair *r, const char *node, struct pod_scan *s, struct 
 		todo = again;
 		if (!json_array_size(todo))
 			break;
-		if (repair_now_ms() + EVICT_RETRY_MS > deadline) {
+		if (now_ms() + EVICT_RETRY_MS > deadline) {
 			json_decref(todo);
 			return error_set(err, ETIMEDOUT,
 					 "draining Node %s: not done within --drain-timeout; %s",
 					 node, last);
 		}
 		log_warn("Node %s: %s (will retry after %ds)", node, last, EVICT_RETRY_MS / 1000);
-		repair_sleep_ms(EVICT_RETRY_MS);
+		sleep_ms(EVICT_RETRY_MS);
 	}
 	json_decref(todo);
 	/* Then wait until the evicted pods are gone (graceful termination). */
 	json_array_foreach(s->evict, i, pod)
 	{
 		while (!pod_gone(r, pod, err)) {
-			if (repair_now_ms() > deadline)
+			if (now_ms() > deadline)
 				return error_set(err, ETIMEDOUT,
 						 "draining Node %s: pod %s/%s still there after "
 						 "--drain-timeout",
 						 node, json_str(pod, "namespace"),
 						 json_str(pod, "name"));
-			repair_sleep_ms(POLL_MS);
+			sleep_ms(POLL_MS);
 		}
 	}
 	return 0;
@@ -456,7 +457,7 @@ static int current_alias(struct repair *r, const char *zone, const char *name, c
 static int wait_node(struct repair *r, const char *name, const char *old_uid, const char *old_boot,
 		     const char *want_pod, bool *unschedulable, struct error *err)
 {
-	uint64_t deadline = repair_now_ms() + r->wait_ms;
+	uint64_t deadline = now_ms() + r->wait_ms;
 	char path[512];
 	int ret = node_path(path, sizeof(path), name);
 
@@ -481,13 +482,13 @@ static int wait_node(struct repair *r, const char *name, const char *old_uid, co
 		} else if (ret != -ENOENT) {
 			return ret;
 		}
-		if (repair_now_ms() > deadline)
+		if (now_ms() > deadline)
 			return error_set(
 			    err, ETIMEDOUT,
 			    "Node %s did not come back Ready%s%s within --wait-timeout", name,
 			    want_pod ? " with podCIDR " : "", want_pod ? want_pod : "");
 		ret = 0;
-		repair_sleep_ms(POLL_MS);
+		sleep_ms(POLL_MS);
 	}
 	return ret;
 }
