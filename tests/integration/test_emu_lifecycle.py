@@ -14,15 +14,6 @@ FAST = ["--kubelet-delay", "50ms", "--ccm-delay", "20ms"]
 ZONE = "us-central1-a"
 
 
-def wait_for(fn, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.02)
 
 
 def cond(node, type_):
@@ -58,8 +49,8 @@ class Lifecycle(unittest.TestCase):
         return self.emu.get_instance(name)["status"]
 
     def node(self, name, pred=lambda n: True, what=None):
-        return wait_for(lambda: (lambda n: n if n and pred(n) else None)(self.emu.node(name)),
-                        what=what or f"node {name}")
+        return self.emu.wait_until(lambda: (lambda n: n if n and pred(n) else None)(self.emu.node(name)),
+                                   timeout=15, what=what or f"node {name}")
 
 
 class StatusTransitions(Lifecycle):
@@ -86,7 +77,7 @@ class StatusTransitions(Lifecycle):
         # start: PROVISIONING, then STAGING, then RUNNING when DONE.
         status, op = self.call("vm-0", "start")
         self.assertEqual((status, self.status("vm-0")), (200, "PROVISIONING"))
-        wait_for(lambda: self.status("vm-0") == "STAGING", what="STAGING")
+        self.emu.wait_until(lambda: self.status("vm-0") == "STAGING", what="STAGING")
         self.assertEqual(self.emu.wait_op(op)["status"], "DONE")
         inst = self.emu.get_instance("vm-0")
         self.assertEqual(inst["status"], "RUNNING")

@@ -15,15 +15,6 @@ ZONE = "us-central1-a"
 BUDGET = "Cannot evict pod as it would violate the pod's disruption budget."
 
 
-def wait_for(fn, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.02)
 
 
 def ready(obj):
@@ -41,8 +32,8 @@ class Workloads(unittest.TestCase):
         for n in ("talos-cp-0", "w-0", "w-1", "w-2"):
             cls.emu.create_instance(n)
         for n in ("talos-cp-0", "w-0", "w-1", "w-2"):
-            wait_for(lambda: (lambda x: x and x["spec"].get("podCIDR") and ready(x))(cls.emu.node(n)),
-                     what=f"node {n}")
+            cls.emu.wait_until(lambda: (lambda x: x and x["spec"].get("podCIDR") and ready(x))(cls.emu.node(n)),
+                               timeout=15, what=f"node {n}")
 
     @classmethod
     def tearDownClass(cls):
@@ -64,7 +55,7 @@ class Workloads(unittest.TestCase):
         return self.k("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")[1]["items"]
 
     def running(self, ns, selector, n):
-        return wait_for(lambda: (lambda p: p if len(p) == n else None)(
+        return self.emu.wait_until(lambda: (lambda p: p if len(p) == n else None)(
             [x for x in self.pods(ns, selector) if ready(x) and x["status"]["phase"] == "Running"]),
             what=f"{n} running pods {selector}")
 
@@ -86,7 +77,7 @@ class Workloads(unittest.TestCase):
         def check():
             st = self.k("GET", f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/{name}")[1].get("status", {})
             return st if all(st.get(k) == v for k, v in want.items()) else None
-        return wait_for(check, what=f"budget {name} {want}")
+        return self.emu.wait_until(check, what=f"budget {name} {want}")
 
     def evict(self, ns, name, **extra):
         body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": ns}}
@@ -104,7 +95,7 @@ class Workloads(unittest.TestCase):
                           ipaddress.ip_network(node["spec"]["podCIDR"]))
             self.assertEqual(p["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet")
             self.assertIn("pod-template-hash", p["metadata"]["labels"])
-        d = wait_for(lambda: (lambda d: d if d.get("status", {}).get("availableReplicas") == 3 else None)(
+        d = self.emu.wait_until(lambda: (lambda d: d if d.get("status", {}).get("availableReplicas") == 3 else None)(
             self.k("GET", "/apis/apps/v1/namespaces/default/deployments/spread")[1]), what="available")
         self.assertEqual((d["status"]["replicas"], d["status"]["updatedReplicas"]), (3, 3))
 
@@ -124,7 +115,7 @@ class Workloads(unittest.TestCase):
             self.assertEqual(sorted(p["spec"]["nodeName"] for p in pods), ["talos-cp-0", "w-0", "w-1", "w-2"])
             for p in pods:
                 self.assertEqual(p["status"]["podIP"], p["status"]["hostIP"])
-            ds = wait_for(lambda: (lambda d: d if d.get("status", {}).get("numberReady") == 4 else None)(
+            ds = self.emu.wait_until(lambda: (lambda d: d if d.get("status", {}).get("numberReady") == 4 else None)(
                 self.k("GET", "/apis/apps/v1/namespaces/kube-system/daemonsets/agent")[1]), what="ds status")
             self.assertEqual(ds["status"]["desiredNumberScheduled"], 4)
             # A new replica is not scheduled onto the cordoned node.
@@ -187,7 +178,7 @@ class Workloads(unittest.TestCase):
         self.assertEqual(first["spec"]["nodeName"], "w-1")
         self.assertEqual(self.k("DELETE", "/api/v1/nodes/w-1")[0], 200)
         # Bound to a Node that does not exist: the pod garbage collector deletes it.
-        wait_for(lambda: not self.pods("kube-system", "app%3Dnet"), what="pod collected")
+        self.emu.wait_until(lambda: not self.pods("kube-system", "app%3Dnet"), what="pod collected")
         status, op = self.emu.compute("POST", f"projects/demo-project/zones/{ZONE}/instances/w-1/reset")
         self.assertEqual(status, 200)
         self.emu.wait_op(op)

@@ -22,16 +22,6 @@ UNI_REL = f"projects/demo-project/zones/{ZONE}/instances/%s/updateNetworkInterfa
 UNI = "/compute/v1/" + UNI_REL
 
 
-def wait_for(fn, timeout=30.0, what="condition"):
-    """Polls fn() until truthy (bounded); returns its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.05)
 
 
 class Base(unittest.TestCase):
@@ -49,6 +39,9 @@ class Base(unittest.TestCase):
             self.emu.stop()
         finally:
             self._tmp.cleanup()
+
+    def wait_for(self, fn, timeout=30, what="condition"):
+        return self.emu.wait_until(fn, timeout=timeout, what=what)
 
     def cli(self, *args, **kw):
         return talos_gcp(self.emu, *args, **kw)
@@ -144,12 +137,12 @@ class NodeStrategyTest(Base):
             p = [x for x in pods("default", "app%3Dweb") if ready(x)]
             return p if len(p) == 2 else None
 
-        web = wait_for(web_running, what="2 web pods running")
+        web = self.wait_for(web_running, what="2 web pods running")
         self.assertEqual(sorted(p["spec"]["nodeName"] for p in web), ["w-0", "w-1"])
         victim = next(p["metadata"]["name"] for p in web if p["spec"]["nodeName"] == "w-0")
-        wait_for(lambda: self.kube("GET", "apis/policy/v1/namespaces/default/poddisruptionbudgets/web")
+        self.wait_for(lambda: self.kube("GET", "apis/policy/v1/namespaces/default/poddisruptionbudgets/web")
                  .get("status", {}).get("currentHealthy") == 2, what="budget status")
-        agent_w0 = wait_for(lambda: [p for p in pods("kube-system", "app%3Dagent")
+        agent_w0 = self.wait_for(lambda: [p for p in pods("kube-system", "app%3Dagent")
                                      if p["spec"]["nodeName"] == "w-0" and ready(p)], what="agent on w-0")
         alias = self.misaligned("w-0")
         old = self.c.node("w-0")
@@ -158,7 +151,7 @@ class NodeStrategyTest(Base):
                                "--drain-timeout", "90s", "--wait-timeout", "60s", "-o", "json")
         try:
             evict = f"POST /api/v1/namespaces/default/pods/{victim}/eviction"
-            wait_for(lambda: self.stats(evict) >= 1, what="an eviction attempt")
+            self.wait_for(lambda: self.stats(evict) >= 1, what="an eviction attempt")
             # The budget holds: the pod is still there, the Node cordoned but not deleted.
             self.assertIsNotNone(self.kube("GET", f"api/v1/namespaces/default/pods/{victim}"))
             n = self.c.node("w-0")
@@ -190,9 +183,9 @@ class NodeStrategyTest(Base):
         self.assertTrue(ready(n))
         self.assertFalse(n["spec"].get("unschedulable", False))
         # The evicted replica was replaced elsewhere; the DaemonSet is back on w-0.
-        web = wait_for(web_running, what="web back to 2")
+        web = self.wait_for(web_running, what="web back to 2")
         self.assertNotIn(victim, [p["metadata"]["name"] for p in web])
-        back = wait_for(lambda: [p for p in pods("kube-system", "app%3Dagent")
+        back = self.wait_for(lambda: [p for p in pods("kube-system", "app%3Dagent")
                                  if p["spec"]["nodeName"] == "w-0" and ready(p)], what="agent back on w-0")
         self.assertNotEqual(back[0]["metadata"]["uid"], agent_w0[0]["metadata"]["uid"])
         self.assertFalse(os.path.exists(self.journal))
@@ -206,7 +199,7 @@ class NodeStrategyTest(Base):
         self.misaligned("talos-cp-1")
         # talos-cp-0 stops: its kubelet stops posting and the Node goes NotReady.
         self.instance_call("talos-cp-0", "stop")
-        wait_for(lambda: not ready(self.c.node("talos-cp-0")), what="talos-cp-0 NotReady")
+        self.wait_for(lambda: not ready(self.c.node("talos-cp-0")), what="talos-cp-0 NotReady")
         before = self.c.node("talos-cp-1")
         for apply in ((), ("--apply",)):
             rc, out, err = self.cli("repair", "--strategy", "node", *apply)
@@ -219,7 +212,7 @@ class NodeStrategyTest(Base):
         # With talos-cp-0 gone for good, two control planes remain: one down leaves 1 of 2.
         _, op = self.c.compute.api.call("DELETE", f"projects/demo-project/zones/{ZONE}/instances/talos-cp-0")
         self.c.compute.wait(op)
-        wait_for(lambda: self.c.node("talos-cp-0") is None, what="talos-cp-0 deleted")
+        self.wait_for(lambda: self.c.node("talos-cp-0") is None, what="talos-cp-0 deleted")
         rc, out, err = self.cli("repair", "--strategy", "node", "--apply")
         self.assertEqual(rc, 1, out + err)
         self.assertIn("1 of 2 control-plane Nodes would stay Ready, fewer than a quorum of 2", out)
@@ -250,7 +243,7 @@ class NodeStrategyTest(Base):
         self.emu.add_fault(method="POST", path=path, hang=True)
         proc = talos_gcp_start(self.emu, "repair", "--strategy", "node", "--apply")
         try:
-            wait_for(lambda: self.stats("POST " + path) >= 1, what="the reset request")
+            self.wait_for(lambda: self.stats("POST " + path) >= 1, what="the reset request")
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.communicate()
@@ -343,7 +336,7 @@ class JournalTest(Base):
                     return [f for f in self.emu.control("GET", "faults")[1]["faults"]
                             if f["id"] == fault["id"] and f["hits"] >= 1]
                 try:
-                    wait_for(fired, what=f"{method} #{skip + 1}")
+                    self.wait_for(fired, what=f"{method} #{skip + 1}")
                 finally:
                     proc.send_signal(signal.SIGKILL)
                     proc.communicate()

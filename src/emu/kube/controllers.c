@@ -724,7 +724,6 @@ static void node_lease(struct emu_kube *k, const struct kobj *node)
 }
 
 static void kubelet_timer(struct emu *emu, void *arg);
-static const json_t *condition(const json_t *node, const char *type);
 
 /*
  * The kubelet starts delay from now: after the instance booted (reboot: insert completed,
@@ -765,7 +764,7 @@ static void kubelet_resume_node(struct emu_kube *k, struct kobj *node)
 {
 	struct kube_res *nodes = nodes_res(k);
 	json_t *n = json_deep_copy(node->obj), *taints, *conds, *kept;
-	const json_t *net = condition(node->obj, "NetworkUnavailable");
+	const json_t *net = kube_condition(node->obj, "NetworkUnavailable");
 	char now[40], boot[37];
 	struct kube_err e = {0};
 
@@ -858,8 +857,8 @@ static void mark_node_unknown(struct emu_kube *k, struct kobj *node)
 	json_t *n = json_deep_copy(node->obj), *taints;
 	char now[40];
 	struct kube_err e = {0};
-	const json_t *ready = condition(node->obj, "Ready");
-	const json_t *net = condition(node->obj, "NetworkUnavailable");
+	const json_t *ready = kube_condition(node->obj, "Ready");
+	const json_t *net = kube_condition(node->obj, "NetworkUnavailable");
 	json_t *conds;
 
 	if (ready && !strcmp(kj_str(ready, "status") ?: "", "Unknown")) {
@@ -1162,24 +1161,11 @@ static int patch_node_cidr(struct emu_kube *k, struct kobj *node, const char *ci
 			   e, NULL);
 }
 
-static const json_t *condition(const json_t *node, const char *type)
-{
-	json_t *c;
-	size_t i;
-
-	json_array_foreach(kj_path(node, "status.conditions"), i, c)
-	{
-		if (!strcmp(kj_str(c, "type") ?: "", type))
-			return c;
-	}
-	return NULL;
-}
-
 /* SetNodeCondition: NetworkUnavailable=False, reason RouteCreated (a status patch). */
 static void set_network_available(struct emu_kube *k, const char *name)
 {
 	struct kobj *node = kube_get(nodes_res(k), NULL, name);
-	const json_t *cond = node ? condition(node->obj, "NetworkUnavailable") : NULL;
+	const json_t *cond = node ? kube_condition(node->obj, "NetworkUnavailable") : NULL;
 	json_t *n, *conds;
 	char now[40];
 	struct kube_err e = {0};
@@ -1211,7 +1197,7 @@ static void cloud_allocate(struct kube_ctrl *c, struct kobj *node)
 	struct emu_kube *k = c->k;
 	struct kube_res *nodes = nodes_res(k);
 	const char *name = kobj_name(node), *pod_cidr = kj_str(node->obj, "spec.podCIDR");
-	const json_t *cond = condition(node->obj, "NetworkUnavailable"), *inst, *alias;
+	const json_t *cond = kube_condition(node->obj, "NetworkUnavailable"), *inst, *alias;
 	struct kinst *ki;
 	const char *cidr;
 	struct kube_err e = {0};

@@ -358,6 +358,8 @@ void kube_workloads_reset(struct kube_workloads *w);
 /* A policy/v1 LabelSelector (matchLabels, matchExpressions) against labels. NULL matches
  * nothing; {} matches everything. */
 bool kube_label_selector_json_match(const json_t *selector, const json_t *labels);
+/* status.conditions[] entry of that type (a Node's, a Pod's), or NULL. Borrowed. */
+const json_t *kube_condition(const json_t *obj, const char *type);
 /* The pod's Ready condition is True. */
 bool kube_pod_ready(const json_t *pod);
 

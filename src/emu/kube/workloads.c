@@ -134,7 +134,7 @@ void kube_workloads_on_event(struct kube_workloads *w, const struct kube_event *
 }
 
 /* ---- small readers ---- */
-static const json_t *cond_of(const json_t *obj, const char *type)
+const json_t *kube_condition(const json_t *obj, const char *type)
 {
 	json_t *c;
 	size_t i;
@@ -149,7 +149,7 @@ static const json_t *cond_of(const json_t *obj, const char *type)
 
 static bool cond_true(const json_t *obj, const char *type)
 {
-	const json_t *c = cond_of(obj, type);
+	const json_t *c = kube_condition(obj, type);
 
 	return c && !strcmp(kj_str(c, "status") ?: "", "True");
 }
@@ -545,7 +545,7 @@ static void write_spec(struct emu_kube *k, struct kube_res *r, const struct kobj
 static json_t *condition(const json_t *old_obj, const char *type, const char *status,
 			 const char *reason, const char *message, bool update_time)
 {
-	const json_t *old = cond_of(old_obj, type);
+	const json_t *old = kube_condition(old_obj, type);
 	json_t *c = json_pack("{s:s, s:s}", "type", type, "status", status);
 	char now[40];
 
@@ -586,8 +586,10 @@ static void template_hash(const json_t *tmpl, char out[16])
 	out[strlen(digits)] = '\0';
 }
 
-static void sync_deployment(struct emu_kube *k, struct kobj *d)
+static void sync_deployment(struct kube_workloads *w, struct kobj *d, const json_t *pods_of)
 {
+	struct emu_kube *k = w->k;
+
 	struct kube_res *rss = res(k, "apps", "replicasets");
 	const char *ns = kobj_namespace(d);
 	json_t *tmpl = json_deep_copy(kj_path(d->obj, "spec.template")), *keys, *key;
@@ -670,8 +672,10 @@ static int delete_rank(const json_t *pod)
 	return 3;
 }
 
-static void sync_replicaset(struct emu_kube *k, struct kobj *rs, const json_t *pods_of)
+static void sync_replicaset(struct kube_workloads *w, struct kobj *rs, const json_t *pods_of)
 {
+	struct emu_kube *k = w->k;
+
 	struct kube_res *pods = res(k, "", "pods");
 	json_int_t want = ival(rs->obj, "spec.replicas", 1);
 	json_t *mine = json_object_get(pods_of, kobj_uid(rs)), *key;
@@ -718,8 +722,10 @@ static void sync_replicaset(struct emu_kube *k, struct kobj *rs, const json_t *p
 	}
 }
 
-static void replicaset_status(struct emu_kube *k, struct kobj *rs, const json_t *pods_of)
+static void replicaset_status(struct kube_workloads *w, struct kobj *rs, const json_t *pods_of)
 {
+	struct emu_kube *k = w->k;
+
 	struct kube_res *pods = res(k, "", "pods");
 	json_t *mine = json_object_get(pods_of, kobj_uid(rs)), *key, *status;
 	json_int_t n = 0, ready = 0;
@@ -743,8 +749,10 @@ static void replicaset_status(struct emu_kube *k, struct kobj *rs, const json_t 
 	write_status(k, res(k, "apps", "replicasets"), rs, status);
 }
 
-static void deployment_status(struct emu_kube *k, struct kobj *d)
+static void deployment_status(struct kube_workloads *w, struct kobj *d, const json_t *pods_of)
 {
+	struct emu_kube *k = w->k;
+
 	struct kube_res *rss = res(k, "apps", "replicasets");
 	json_int_t want = ival(d->obj, "spec.replicas", 1), replicas = 0, updated = 0, ready = 0,
 		   available = 0;
@@ -794,8 +802,10 @@ static void deployment_status(struct emu_kube *k, struct kobj *d)
 }
 
 /* ---- DaemonSet controller ---- */
-static void sync_daemonset(struct emu_kube *k, struct kobj *ds, const json_t *pods_of)
+static void sync_daemonset(struct kube_workloads *w, struct kobj *ds, const json_t *pods_of)
 {
+	struct emu_kube *k = w->k;
+
 	struct kube_res *pods = res(k, "", "pods"), *nodes = res(k, "", "nodes");
 	json_t *tmpl = json_deep_copy(kj_path(ds->obj, "spec.template")), *on = json_object();
 	json_t *mine = json_object_get(pods_of, kobj_uid(ds)), *key, *keys, *spec;
@@ -1138,7 +1148,7 @@ static json_t *pdb_pods(struct emu_kube *k, const struct kobj *pdb)
 	return list;
 }
 
-static void sync_pdb(struct kube_workloads *w, struct kobj *pdb)
+static void sync_pdb(struct kube_workloads *w, struct kobj *pdb, const json_t *pods_of)
 {
 	struct emu_kube *k = w->k;
 	json_t *list = pdb_pods(k, pdb), *pod, *disrupted = json_object(), *status, *conds;
@@ -1233,6 +1243,24 @@ static void index_pods(struct emu_kube *k, struct pass *p, json_t *pods_of)
 	}
 }
 
+typedef void (*obj_fn)(struct kube_workloads *w, struct kobj *o, const json_t *pods_of);
+
+/* fn for each object of r that still exists when its turn comes (a pass writes as it walks). */
+static void each(struct kube_workloads *w, struct kube_res *r, obj_fn fn, const json_t *pods_of)
+{
+	json_t *keys = keys_of(r), *key;
+	size_t i;
+
+	json_array_foreach(keys, i, key)
+	{
+		struct kobj *o = get_key(r, key);
+
+		if (o)
+			fn(w, o, pods_of);
+	}
+	json_decref(keys);
+}
+
 static void sync_all(struct kube_workloads *w)
 {
 	struct emu_kube *k = w->k;
@@ -1245,32 +1273,10 @@ static void sync_all(struct kube_workloads *w)
 	uint64_t now = emu_now_ms(), quarantine = k->ccm_delay_ms;
 	size_t i;
 
-	keys = keys_of(deps);
-	json_array_foreach(keys, i, key)
-	{
-		struct kobj *d = get_key(deps, key);
-		if (d)
-			sync_deployment(k, d);
-	}
-	json_decref(keys);
-
+	each(w, deps, sync_deployment, NULL);
 	index_pods(k, &p, pods_of);
-	keys = keys_of(rss);
-	json_array_foreach(keys, i, key)
-	{
-		struct kobj *rs = get_key(rss, key);
-		if (rs)
-			sync_replicaset(k, rs, pods_of);
-	}
-	json_decref(keys);
-	keys = keys_of(dss);
-	json_array_foreach(keys, i, key)
-	{
-		struct kobj *ds = get_key(dss, key);
-		if (ds)
-			sync_daemonset(k, ds, pods_of);
-	}
-	json_decref(keys);
+	each(w, rss, sync_replicaset, pods_of);
+	each(w, dss, sync_daemonset, pods_of);
 
 	/* Scheduler, kubelets, pod GC: one walk over the pods. */
 	index_pods(k, &p, pods_of);
@@ -1328,30 +1334,9 @@ static void sync_all(struct kube_workloads *w)
 
 	/* Statuses, from the pods as they are now. */
 	index_pods(k, &p, pods_of);
-	keys = keys_of(rss);
-	json_array_foreach(keys, i, key)
-	{
-		struct kobj *rs = get_key(rss, key);
-		if (rs)
-			replicaset_status(k, rs, pods_of);
-	}
-	json_decref(keys);
-	keys = keys_of(deps);
-	json_array_foreach(keys, i, key)
-	{
-		struct kobj *d = get_key(deps, key);
-		if (d)
-			deployment_status(k, d);
-	}
-	json_decref(keys);
-	keys = keys_of(pdbs);
-	json_array_foreach(keys, i, key)
-	{
-		struct kobj *pdb = get_key(pdbs, key);
-		if (pdb)
-			sync_pdb(w, pdb);
-	}
-	json_decref(keys);
+	each(w, rss, replicaset_status, pods_of);
+	each(w, deps, deployment_status, NULL);
+	each(w, pdbs, sync_pdb, NULL);
 	json_decref(seen);
 	json_decref(pods_of);
 	json_decref(p.by_node);
