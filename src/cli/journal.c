@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -183,4 +185,30 @@ size_t journal_unfinished(const json_t *doc)
 		n += !strcmp(state, "pending") || !strcmp(state, "failed");
 	}
 	return n;
+}
+
+int journal_lock(const char *path, int *fd, struct error *err)
+{
+	char *lock = str_printf("%s.lock", path);
+	int ret = lock ? make_parent(lock) : -ENOMEM;
+
+	*fd = -1;
+	if (ret == 0) {
+		*fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (*fd < 0)
+			ret = -errno;
+	}
+	if (ret == 0 && flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = -errno;
+		close(*fd);
+		*fd = -1;
+		if (ret == -EWOULDBLOCK)
+			ret = error_set(err, EBUSY,
+					"another talos-gcp repair --apply is running (it holds %s)",
+					lock);
+	}
+	if (ret < 0 && err && !err->msg[0])
+		error_set(err, -ret, "%s: %s", lock ? lock : path, strerror(-ret));
+	free(lock);
+	return ret;
 }

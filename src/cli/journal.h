@@ -42,6 +42,13 @@ int journal_write(const char *path, const json_t *doc, struct error *err);
 /* Removes path (absent is fine). */
 int journal_remove(const char *path, struct error *err);
 
+/*
+ * Takes PATH.lock (created 0600, with its directory), flock'ed exclusively: one repair
+ * --apply at a time per journal; the kernel lets go when the process ends, even by
+ * SIGKILL. -EBUSY (err says who holds it) when another repair runs.
+ */
+int journal_lock(const char *path, int *fd, struct error *err);
+
 /* Steps of doc not done yet (pending or failed). */
 size_t journal_unfinished(const json_t *doc);
 

@@ -887,7 +887,11 @@ static int gcp_resume(struct repair *r, json_t *journal, struct error *err)
 			repair_journal_state(r, st, "rolled-back", NULL, &e);
 			continue;
 		}
-		ret = resume_step(r, st, &e);
+		/* A --reset-after reset not known to be done: done now (a reboot more is safe). */
+		if (!strcmp(json_str(st, "action"), "reset"))
+			ret = reset_instance(r, zone, name, &e);
+		else
+			ret = resume_step(r, st, &e);
 		if (ret < 0) {
 			n_failed++;
 			log_error("journal: %s %s on instance %s (zone %s): %s",
@@ -896,7 +900,7 @@ static int gcp_resume(struct repair *r, json_t *journal, struct error *err)
 			continue;
 		}
 		log_info("journal: %s %s on instance %s (zone %s): done", json_str(st, "action"),
-			 json_str(st, "range"), name, zone);
+			 json_str(st, "range") ?: "", name, zone);
 		repair_journal_state(r, st, "done", NULL, &e);
 	}
 	json_decref(unwanted);
@@ -910,9 +914,12 @@ static int gcp_resume(struct repair *r, json_t *journal, struct error *err)
 	return 0;
 }
 
+static bool confirmed(struct repair *r, const char *question);
+
 /* Finds an unfinished journal: without --apply it is reported, with --apply finished. */
 static int journal_resume(struct repair *r, bool *unfinished, struct error *err)
 {
+	char question[sizeof(r->journal_path) + 64];
 	json_t *doc = NULL;
 	int ret;
 
@@ -941,6 +948,14 @@ static int journal_resume(struct repair *r, bool *unfinished, struct error *err)
 			 journal_unfinished(doc) == 1 ? "" : "s");
 		json_decref(doc);
 		return 0;
+	}
+	snprintf(question, sizeof(question), "Finish the unfinished repair in %s (%zu step%s)?",
+		 r->journal_path, journal_unfinished(doc), journal_unfinished(doc) == 1 ? "" : "s");
+	if (!confirmed(r, question)) {
+		json_decref(doc);
+		return error_set(err, ECANCELED,
+				 "not confirmed: the unfinished repair in %s stays as it is",
+				 r->journal_path);
 	}
 	log_info("finishing the unfinished repair in %s (started %s)", r->journal_path,
 		 json_str(doc, "started") ?: "?");
@@ -1081,21 +1096,29 @@ static int parse_args(struct repair *r, int argc, char **argv)
 }
 
 /* On a terminal, --apply asks first (unless --yes). True when the user said yes. */
-static bool confirmed(struct repair *r, size_t steps, size_t instances)
+static bool confirmed(struct repair *r, const char *question)
 {
 	char line[32];
 
 	if (r->yes || !isatty(STDIN_FILENO))
 		return true;
 	fflush(stdout);
-	fprintf(stderr, "Apply %zu change%s to %zu %s? [y/N] ", steps, steps == 1 ? "" : "s",
-		instances,
-		r->strategy == STRATEGY_GCP ? (instances == 1 ? "instance" : "instances")
-					    : (instances == 1 ? "Node" : "Nodes"));
+	fprintf(stderr, "%s [y/N] ", question);
 	fflush(stderr);
 	if (!fgets(line, sizeof(line), stdin))
 		return false;
 	return !strcmp(line, "y\n") || !strcmp(line, "yes\n") || !strcmp(line, "Y\n");
+}
+
+/* "Apply 2 changes to 1 instance?" */
+static bool confirm_plan(struct repair *r, size_t steps, size_t targets)
+{
+	char question[128];
+
+	snprintf(question, sizeof(question), "Apply %zu change%s to %zu %s%s?", steps,
+		 steps == 1 ? "" : "s", targets, r->strategy == STRATEGY_GCP ? "instance" : "Node",
+		 targets == 1 ? "" : "s");
+	return confirmed(r, question);
 }
 
 /* --max-changes: this round's changes on top of what the run changed already. */
@@ -1162,7 +1185,7 @@ static int round_once(struct repair *r, int round, json_t **plan_out, bool *pend
 			ret = within_limit(r, touched, err);
 			if (ret < 0)
 				goto cleanup;
-			if (round == 0 && !confirmed(r, gp.n_steps, touched)) {
+			if (round == 0 && !confirm_plan(r, gp.n_steps, touched)) {
 				ret =
 				    error_set(err, ECANCELED, "not confirmed: nothing was changed");
 				goto cleanup;
@@ -1204,7 +1227,7 @@ static int round_once(struct repair *r, int round, json_t **plan_out, bool *pend
 			ret = within_limit(r, np.n, err);
 			if (ret < 0)
 				goto cleanup;
-			if (round == 0 && !confirmed(r, np.n, np.n)) {
+			if (round == 0 && !confirm_plan(r, np.n, np.n)) {
 				ret =
 				    error_set(err, ECANCELED, "not confirmed: nothing was changed");
 				goto cleanup;
@@ -1261,7 +1284,7 @@ int repair_main(int argc, char **argv)
 	struct error err = {0};
 	json_t *plan = NULL, *doc = NULL;
 	bool pending = false, did = false, unfinished = false, failed = false;
-	int ret, exit_code = 2;
+	int ret, exit_code = 2, lock_fd = -1;
 
 	if (parse_args(&r, argc, argv) < 0)
 		return 2;
@@ -1281,6 +1304,9 @@ int repair_main(int argc, char **argv)
 		snprintf(r.journal_path, sizeof(r.journal_path), "%s", r.journal_opt);
 	else if (journal_default_path(r.s.project, r.journal_path, sizeof(r.journal_path), &err) <
 		 0)
+		goto fail;
+	/* One repair at a time per journal: a second one would interleave its changes. */
+	if (r.apply && journal_lock(r.journal_path, &lock_fd, &err) < 0)
 		goto fail;
 	if (journal_resume(&r, &unfinished, &err) < 0)
 		goto fail;
@@ -1353,6 +1379,8 @@ out:
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 	}
+	if (lock_fd >= 0)
+		close(lock_fd);
 	session_log_stats(&r.s);
 	session_close(&r.s);
 	json_decref(doc);

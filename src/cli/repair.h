@@ -72,6 +72,9 @@ int node_resume(struct repair *r, json_t *journal, struct error *err);
  */
 int quorum_check(struct repair *r, const char *name, char *why, size_t why_len, struct error *err);
 
+/* instances.reset, waited on. 0 or -errno. */
+int reset_instance(struct repair *r, const char *zone, const char *name, struct error *err);
+
 /*
  * --reset-after: resets each instance of r->changed_nodes one at a time (quorum guard
  * first), waiting for its Node to report a new boot and Ready. 0 or -errno.

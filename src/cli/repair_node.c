@@ -421,7 +421,7 @@ static int delete_node(struct repair *r, const char *name, const char *uid, stru
 	return ret < 0 ? ret : error_set(err, ESTALE, "Node %s kept changing; not deleted", name);
 }
 
-static int reset_instance(struct repair *r, const char *zone, const char *name, struct error *err)
+int reset_instance(struct repair *r, const char *zone, const char *name, struct error *err)
 {
 	struct gcp_operation op;
 	int ret = gcp_compute_instance_action(r->s.compute, zone, name, "reset", &op, err);

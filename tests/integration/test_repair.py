@@ -314,6 +314,24 @@ class JournalTest(Base):
         self.assertTrue(doc["aligned"])
         self.assertFalse(os.path.exists(self.journal))
 
+    def test_one_repair_at_a_time(self):
+        self.pair("a-0", alias="172.20.1.0/24", podcidr="172.20.2.0/24")
+        self.emu.add_fault(method="PATCH", path=UNI % "a-0", hang=True)
+        first = talos_gcp_start(self.emu, "repair", "--apply")
+        try:
+            self.wait_for(lambda: self.stats("PATCH " + UNI % "a-0") >= 1, what="the first PATCH")
+            rc, out, err = self.cli("repair", "--apply")
+            self.assertEqual(rc, 2, out + err)
+            self.assertIn("another talos-gcp repair --apply is running", err)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.communicate()
+        self.emu.clear_faults()
+        # The kernel let go of the lock with the killed process.
+        rc, out, err = self.cli("repair", "--apply")
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.aliases("a-0"), [("pods", "172.20.2.0/24")])
+
     def test_kill_at_ten_points_then_repair_converges(self):
         # A three-node cycle: six steps (three clears, three sets), each PATCH then wait.
         want = {"a-0": "172.20.2.0/24", "b-0": "172.20.3.0/24", "c-0": "172.20.1.0/24"}
