@@ -908,6 +908,14 @@ static void schedule_pod(struct emu_kube *k, struct pass *p, struct kobj *pod)
 		if (strcmp(kj_str(json_array_get(kept, i), "type") ?: "", "PodScheduled"))
 			json_array_append(conds, json_array_get(kept, i));
 	if (!best) {
+		const json_t *was = kube_condition(pod->obj, "PodScheduled");
+
+		/* Said once: a new count of Nodes alone is no news (and no write). */
+		if (was && !strcmp(kj_str(was, "reason") ?: "", "Unschedulable")) {
+			json_decref(conds);
+			json_decref(n);
+			return;
+		}
 		snprintf(msg, sizeof(msg), "0/%zu nodes are available.", nodes->len);
 		json_array_append_new(conds, condition(pod->obj, "PodScheduled", "False",
 						       "Unschedulable", msg, false));
