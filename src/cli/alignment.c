@@ -588,14 +588,6 @@ void alignment_free(struct alignment *a)
 	memset(a, 0, sizeof(*a));
 }
 
-bool view_instance_claimed(const struct alignment *a, size_t instance)
-{
-	for (size_t i = 0; i < a->n_rows; i++)
-		if (a->rows[i].instance == (ssize_t)instance)
-			return true;
-	return false;
-}
-
 void view_node_free(struct view_node *n)
 {
 	free(n->name);

@@ -139,8 +139,6 @@ int view_alias_prepend(struct view_instance *in, const struct cidr *range, const
 		       const char *range_name);
 /* The network part of a network URL ("projects/P/global/networks/N"), for comparisons. */
 const char *view_network_key(const char *url);
-/* Whether a Node's row maps to this instance. */
-bool view_instance_claimed(const struct alignment *a, size_t instance);
 
 /* ---- repair --strategy gcp ---- */
 

@@ -939,7 +939,7 @@ static int journal_resume(struct repair *r, bool *unfinished, struct error *err)
 		json_decref(doc);
 		return journal_remove(r->journal_path, err);
 	}
-	*unfinished = true;
+	*unfinished = r->unfinished = true;
 	if (!r->apply) {
 		log_warn("an unfinished repair (strategy %s, started %s) is in %s: %zu step%s "
 			 "not done; 'talos-gcp repair --apply' finishes it first",
@@ -1236,7 +1236,7 @@ static int round_once(struct repair *r, int round, json_t **plan_out, bool *pend
 			ret = node_apply(r, &view, &np, err);
 		}
 	}
-	if (!r->apply && !r->json && !*pending)
+	if (!r->apply && !r->json && !*pending && !r->unfinished)
 		printf("Nothing to do: every Node is aligned.\n");
 	else if (!r->apply && !r->json && (gp.n_steps || np.n))
 		printf("Run again with --apply to make these changes.\n");

@@ -27,6 +27,7 @@ struct repair {
 	struct api_opts o;
 	enum strategy strategy;
 	bool apply, force, yes, free_orphans, reset_after, json;
+	bool unfinished; /* without --apply: an unfinished journal was found */
 	const char *node, *selector, *journal_opt;
 	long max_changes; /* -1: no limit */
 	size_t changed;   /* instances (gcp) or Nodes (node) changed by this run so far */
