@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* talos-gcp doctor: lint files (-f) and a live cluster (--live) for misconfigurations. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,34 +27,83 @@ enum {
 	OPT_REGION,
 };
 
-static void usage(FILE *f)
+static const struct cli_option doctor_options[] = {
+    {.name = "file",
+     .short_name = 'f',
+     .code = 'f',
+     .arg = "PATH",
+     .help = "a file, a directory (*.yaml, *.yml, *.json, walked in name order) or - for stdin; "
+	     "also as arguments",
+     .flags = CLI_OPT_REPEAT,
+     .complete = CLI_COMPLETE_FILE},
+    {.name = "live",
+     .code = OPT_LIVE,
+     .help = "read the cluster (Kubernetes API) and its project (Compute API) and check them too"},
+    {.name = "fail-on",
+     .code = OPT_FAIL_ON,
+     .arg = "SEVERITY",
+     .def = "warning",
+     .help = "exit 1 on findings at or above: error, warning, note, or none",
+     .complete = CLI_COMPLETE_VALUES,
+     .values = CLI_VALUES("error", "warning", "note", "none")},
+    {.name = "explain",
+     .code = OPT_EXPLAIN,
+     .arg = "RULE",
+     .help = "print what a rule checks, why, and how to fix it",
+     .complete = CLI_COMPLETE_CALLBACK},
+    {.name = "list-rules", .code = OPT_LIST_RULES, .help = "list the rules"},
+    {.name = "disable",
+     .code = OPT_DISABLE,
+     .arg = "RULE[,RULE...]",
+     .help = "do not report these rules",
+     .flags = CLI_OPT_REPEAT | CLI_OPT_LIST,
+     .complete = CLI_COMPLETE_CALLBACK},
+    {.name = "vip",
+     .code = OPT_VIP,
+     .arg = "ADDR",
+     .def = "from the inputs' vip-alias manifest or Talos endpoint, else 10.0.0.2",
+     .help = "the control-plane VIP"},
+    {.name = "vpc-mtu",
+     .code = OPT_VPC_MTU,
+     .arg = "N",
+     .def = "the network's with --live, else 1460",
+     .help = "the VPC network's MTU"},
+    {.name = "region",
+     .code = OPT_REGION,
+     .arg = "NAME",
+     .def = "from the nodes' zones",
+     .help = "with --live: the region of the load balancer and addresses"},
+    {0},
+};
+
+/* --explain and --disable complete to the rule ids, with their titles. */
+static void doctor_complete(int code, cli_emit_fn emit, void *ctx)
 {
-	fprintf(
-	    f,
-	    "Usage: talos-gcp doctor [-f FILE|DIR|-]... [--live] [options]\n"
-	    "       talos-gcp doctor --explain RULE | --list-rules\n\n"
-	    "Finds configurations that make traffic fail silently on GCP: in YAML files\n"
-	    "(Kubernetes objects, Talos machine configs and patches, Cilium Helm values,\n"
-	    "gcloud --format=yaml output) and, with --live, in a running cluster.\n\n"
-	    "  -f, --file PATH           a file, a directory (*.yaml, *.yml, *.json, walked in\n"
-	    "                            name order) or - for stdin; repeatable; also as arguments\n"
-	    "  --live                    read the cluster (Kubernetes API) and its project\n"
-	    "                            (Compute API) and check them too\n"
-	    "  -o, --output FORMAT       text (default, like a compiler), json or sarif\n"
-	    "  --fail-on SEVERITY        exit 1 on findings at or above: error, warning (default),\n"
-	    "                            note, or none\n"
-	    "  --explain RULE            print what a rule checks, why, and how to fix it\n"
-	    "  --list-rules              list the rules\n"
-	    "  --disable RULE[,RULE]     do not report these rules\n"
-	    "  --vip ADDR                the control-plane VIP (default: from the inputs' vip-alias\n"
-	    "                            manifest or Talos endpoint, else 10.0.0.2)\n"
-	    "  --vpc-mtu N               the VPC network's MTU (default: the network's, else 1460)\n"
-	    "  --region NAME             region of the load balancer and addresses (--live;\n"
-	    "                            default: from the nodes' zones)\n"
-	    "API options (--live):\n" API_OPTIONS_HELP
-	    "\nExit status: 0 clean, 1 findings at or above --fail-on, 2 something could not be\n"
-	    "checked (unreadable file, invalid YAML, API error).\n");
+	if (code == OPT_EXPLAIN || code == OPT_DISABLE)
+		for (size_t i = 0; i < R__COUNT; i++)
+			emit(ctx, rules[i].id, rules[i].title);
 }
+
+const struct cli_command doctor_command = {
+    .name = "doctor",
+    .summary = "find configurations that make traffic fail silently on GCP",
+    .synopsis = "[-f PATH]... [PATH...] [--live] [options]\n"
+		"--explain RULE\n"
+		"--list-rules",
+    .description = "Finds configurations that make traffic fail silently on GCP: in YAML files\n"
+		   "(Kubernetes objects, Talos machine configs and patches, Cilium Helm values,\n"
+		   "gcloud --format=yaml output) and, with --live, in a running cluster.\n",
+    .options = doctor_options,
+    .formats = CLI_FORMATS("text", "json", "sarif"),
+    .operands = "PATH",
+    .operands_complete = CLI_COMPLETE_FILE,
+    .flags = CLI_API,
+    .api_when = "with --live",
+    .exit_status = "0 clean, 1 findings at or above --fail-on, 2 something could not be "
+		   "checked (unreadable file, invalid YAML, API error).",
+    .main = doctor_main,
+    .complete = doctor_complete,
+};
 
 static int list_rules(void)
 {
@@ -109,133 +157,122 @@ static void print_summary(const struct doctor *d)
 		st->skipped_documents && !log_enabled(LOG_LEVEL_DEBUG) ? ": -v lists them" : "");
 }
 
+struct doctor_args {
+	struct doctor_options opt;
+	const char **paths;
+	size_t n_paths;
+	enum severity fail_on;
+	bool fail_never, live, list;
+	const char *region;
+	const struct rule *explain;
+};
+
+static int doctor_option(void *arg, int c, const char *value)
+{
+	struct doctor_args *a = arg;
+
+	switch (c) {
+	case 'f':
+	case CLI_OPERAND:
+		a->paths[a->n_paths++] = value;
+		return 0;
+	case OPT_LIVE:
+		a->live = true;
+		return 0;
+	case OPT_FAIL_ON:
+		if (!strcmp(value, "none")) {
+			a->fail_never = true;
+		} else if (severity_parse(value, &a->fail_on) < 0) {
+			log_error("--fail-on %s: want error, warning, note or none", value);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_EXPLAIN:
+		a->explain = rule_find(value);
+		if (!a->explain) {
+			log_error("--explain %s: no such rule (see --list-rules)", value);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_LIST_RULES:
+		a->list = true;
+		return 0;
+	case OPT_DISABLE:
+		return disable_rules(&a->opt, value);
+	case OPT_VIP: {
+		struct cidr v;
+
+		if (cidr_parse(value, &v, CIDR_ALLOW_BARE_IP) < 0 ||
+		    v.prefix != cidr_max_prefix(&v)) {
+			log_error("--vip %s: not an IP address (e.g. 10.0.0.2)", value);
+			return -EINVAL;
+		}
+		a->opt.vip = value;
+		return 0;
+	}
+	case OPT_VPC_MTU: {
+		uint64_t m;
+
+		if (parse_u64(value, 8896, &m) < 0 || m < 1300) {
+			log_error("--vpc-mtu %s: GCP networks have an MTU from 1300 to 8896",
+				  value);
+			return -EINVAL;
+		}
+		a->opt.vpc_mtu = (unsigned)m;
+		return 0;
+	}
+	case OPT_REGION:
+		a->region = value;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 int doctor_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    API_LONG_OPTIONS,
-	    {"file", required_argument, NULL, 'f'},
-	    {"live", no_argument, NULL, OPT_LIVE},
-	    {"fail-on", required_argument, NULL, OPT_FAIL_ON},
-	    {"explain", required_argument, NULL, OPT_EXPLAIN},
-	    {"list-rules", no_argument, NULL, OPT_LIST_RULES},
-	    {"disable", required_argument, NULL, OPT_DISABLE},
-	    {"vip", required_argument, NULL, OPT_VIP},
-	    {"vpc-mtu", required_argument, NULL, OPT_VPC_MTU},
-	    {"region", required_argument, NULL, OPT_REGION},
-	    {NULL, 0, NULL, 0},
-	};
-	static const char *const formats[] = {"text", "json", "sarif", NULL};
 	struct api_opts api = {0};
-	struct doctor_options opt = {0};
+	struct doctor_args a = {.fail_on = SEV_WARNING};
 	struct doctor *d = NULL;
-	const char **paths = NULL;
-	size_t n_paths = 0;
-	enum severity fail_on = SEV_WARNING;
-	bool fail_never = false, live = false;
-	const char *region = NULL;
 	enum doctor_format fmt;
-	int c, r, rc = 2;
+	int r, rc = 2;
 
-	paths = calloc((size_t)argc + 1, sizeof(*paths));
-	if (!paths)
+	a.paths = calloc((size_t)argc + 1, sizeof(*a.paths));
+	if (!a.paths)
 		return 2;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" API_SHORT_OPTIONS "f:", longopts, NULL)) != -1) {
-		r = api_opts_handle(&api, c, optarg, argv);
-		if (r < 0)
-			goto cleanup;
-		if (r > 0)
-			continue;
-		switch (c) {
-		case 'f':
-			paths[n_paths++] = optarg;
-			break;
-		case OPT_LIVE:
-			live = true;
-			break;
-		case OPT_FAIL_ON:
-			if (!strcmp(optarg, "none")) {
-				fail_never = true;
-			} else if (severity_parse(optarg, &fail_on) < 0) {
-				log_error("--fail-on %s: want error, warning, note or none",
-					  optarg);
-				goto cleanup;
-			}
-			break;
-		case OPT_EXPLAIN: {
-			const struct rule *rule = rule_find(optarg);
-
-			if (!rule) {
-				log_error("--explain %s: no such rule (see --list-rules)", optarg);
-				goto cleanup;
-			}
-			doctor_explain(rule, stdout);
-			rc = 0;
-			goto cleanup;
-		}
-		case OPT_LIST_RULES:
-			rc = list_rules();
-			goto cleanup;
-		case OPT_DISABLE:
-			if (disable_rules(&opt, optarg) < 0)
-				goto cleanup;
-			break;
-		case OPT_VIP: {
-			struct cidr v;
-
-			if (cidr_parse(optarg, &v, CIDR_ALLOW_BARE_IP) < 0 ||
-			    v.prefix != cidr_max_prefix(&v)) {
-				log_error("--vip %s: not an IP address (e.g. 10.0.0.2)", optarg);
-				goto cleanup;
-			}
-			opt.vip = optarg;
-			break;
-		}
-		case OPT_VPC_MTU: {
-			uint64_t m;
-
-			if (parse_u64(optarg, 8896, &m) < 0 || m < 1300) {
-				log_error(
-				    "--vpc-mtu %s: GCP networks have an MTU from 1300 to 8896",
-				    optarg);
-				goto cleanup;
-			}
-			opt.vpc_mtu = (unsigned)m;
-			break;
-		}
-		case OPT_REGION:
-			region = optarg;
-			break;
-		default:
-			log_error("%s: unknown flag (see talos-gcp doctor --help)",
-				  argv[optind - 1]);
-			goto cleanup;
-		}
+	r = cli_parse(&doctor_command, argc, argv, &api, doctor_option, &a);
+	if (r) {
+		rc = r > 0 ? 0 : 2;
+		goto cleanup;
 	}
-	if (api.help) {
-		usage(stdout);
+	if (a.explain && a.list) {
+		log_error("--explain and --list-rules: give one of them");
+		goto cleanup;
+	}
+	if (a.explain) {
+		doctor_explain(a.explain, stdout);
 		rc = 0;
 		goto cleanup;
 	}
-	while (optind < argc)
-		paths[n_paths++] = argv[optind++];
-	if (api_opts_output(&api, formats) < 0)
+	if (a.list) {
+		rc = list_rules();
 		goto cleanup;
+	}
 	fmt = !strcmp(api.output, "json")    ? DOCTOR_JSON
 	      : !strcmp(api.output, "sarif") ? DOCTOR_SARIF
 					     : DOCTOR_TEXT;
-	if (!n_paths && !live) {
-		log_error("nothing to check: give -f FILE|DIR (or -) and/or --live");
+	if (!a.n_paths && !a.live) {
+		log_error(
+		    "nothing to check: give -f PATH (a file, a directory or -) and/or --live");
 		goto cleanup;
 	}
-	opt.verbose = api.verbose;
-	if (doctor_new(&d, &opt) < 0)
+	a.opt.verbose = api.verbose;
+	if (doctor_new(&d, &a.opt) < 0)
 		goto cleanup;
-	for (size_t i = 0; i < n_paths; i++)
-		if (doctor_add_path(d, paths[i]) < 0)
+	for (size_t i = 0; i < a.n_paths; i++)
+		if (doctor_add_path(d, a.paths[i]) < 0)
 			goto oom;
-	if (live) {
+	if (a.live) {
 		/* Each API on its own: without GCP credentials the cluster is still checked. */
 		struct session kube = {0}, gcp = {0};
 		struct error err = {0};
@@ -249,7 +286,7 @@ int doctor_main(int argc, char **argv)
 		if (!have_gcp && doctor_add_problem(d, "gce:credentials", true, "%s", err.msg) < 0)
 			goto oom;
 		r = doctor_live_collect(d, have_kube ? kube.kube : NULL,
-					have_gcp ? gcp.compute : NULL, region, &err);
+					have_gcp ? gcp.compute : NULL, a.region, &err);
 		if (have_kube) {
 			session_log_stats(&kube);
 			session_close(&kube);
@@ -271,7 +308,7 @@ int doctor_main(int argc, char **argv)
 		print_summary(d);
 	if (doctor_had_errors(d))
 		rc = 2;
-	else if (!fail_never && doctor_count(d, fail_on) > 0)
+	else if (!a.fail_never && doctor_count(d, a.fail_on) > 0)
 		rc = 1;
 	else
 		rc = 0;
@@ -280,6 +317,6 @@ oom:
 	log_error("out of memory");
 cleanup:
 	doctor_free(d);
-	free(paths);
+	free(a.paths);
 	return rc;
 }

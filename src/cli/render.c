@@ -1,33 +1,95 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* talos-gcp render: the cluster's manifests and Talos patches, to stdout or --out DIR. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/options.h"
 #include "cli/subcommands.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "render/render.h"
 
-enum { OPT_OUT = 0x2000, OPT_ONLY, OPT_LIST, OPT_VALUE_FIRST };
+enum { OPT_OUT = OPT_API_LAST, OPT_ONLY, OPT_LIST, OPT_VALUE_FIRST };
 
-static void usage(FILE *f)
+/* Room for render_keys (13 today). */
+#define RENDER_MAX_KEYS 48
+
+/* The placeholder of a value flag, from its name: --pod-cidr CIDR, --vip ADDR. */
+static const char *value_placeholder(const char *key)
 {
-	fprintf(f, "Usage: talos-gcp render [--out DIR] [--only NAME[,NAME...]] [VALUES]\n\n"
-		   "Writes the cluster's Talos patches and manifests, to stdout (one YAML stream)\n"
-		   "or as files under DIR. The output depends only on the values.\n\n"
-		   "  --out DIR                 write the files under DIR (created if missing)\n"
-		   "  --only NAME[,NAME...]     only these components (see --list)\n"
-		   "  --list                    list the components and their files\n"
-		   "  -h, --help                this text\n\nValues:\n");
-	for (size_t i = 0; render_keys[i][0]; i++)
-		fprintf(f, "  --%-22s %s\n", render_keys[i][0], render_keys[i][1]);
-	fprintf(f, "\nExit status: 0 written, 2 bad values or a file could not be written.\n");
+	size_t n = strlen(key);
+
+	if (n > 5 && !strcmp(key + n - 5, "-cidr"))
+		return "CIDR";
+	if (n > 6 && !strcmp(key + n - 6, "-image"))
+		return "IMAGE";
+	if (!strcmp(key, "vip"))
+		return "ADDR";
+	if (!strcmp(key, "project"))
+		return "ID";
+	if (!strcmp(key, "mtu") || !strcmp(key, "nodes"))
+		return "N";
+	if (n > 8 && !strcmp(key + n - 8, "-version"))
+		return "VERSION";
+	return "NAME";
 }
+
+/* --out, --only, --list, then one flag per value render_set() knows. */
+static const struct cli_option *render_options(void)
+{
+	static struct cli_option opts[RENDER_MAX_KEYS + 4];
+
+	if (opts[0].name)
+		return opts;
+	opts[0] = (struct cli_option){
+	    .name = "out",
+	    .code = OPT_OUT,
+	    .arg = "DIR",
+	    .help = "write the files under DIR (created if missing), not to stdout",
+	    .complete = CLI_COMPLETE_DIR};
+	opts[1] = (struct cli_option){.name = "only",
+				      .code = OPT_ONLY,
+				      .arg = "NAME[,NAME...]",
+				      .help = "only these components (see --list)",
+				      .flags = CLI_OPT_LIST,
+				      .complete = CLI_COMPLETE_CALLBACK};
+	opts[2] = (struct cli_option){
+	    .name = "list", .code = OPT_LIST, .help = "list the components and their files"};
+	for (size_t i = 0; render_keys[i][0] && i < RENDER_MAX_KEYS; i++)
+		opts[3 + i] = (struct cli_option){.name = render_keys[i][0],
+						  .code = OPT_VALUE_FIRST + (int)i,
+						  .arg = value_placeholder(render_keys[i][0]),
+						  .help = render_keys[i][1]};
+	return opts;
+}
+
+/* --only: the components, and "talos" for both Talos patches. */
+static void render_complete(int code, cli_emit_fn emit, void *ctx)
+{
+	if (code != OPT_ONLY)
+		return;
+	emit(ctx, "talos", "both Talos patches");
+	for (size_t i = 0; i < RENDER__COUNT; i++)
+		emit(ctx, render_components[i].name, render_components[i].what);
+}
+
+const struct cli_command render_command = {
+    .name = "render",
+    .summary = "write the cluster's Talos patches and manifests",
+    .synopsis = "[--out DIR] [--only NAME[,NAME...]] [VALUES]\n--list",
+    .description =
+	"Writes the cluster's Talos patches and manifests, to stdout (one YAML stream) or as\n"
+	"files under DIR. The output depends only on the values: each has a flag below (the\n"
+	"defaults are the design note's).\n",
+    .options_fn = render_options,
+    .exit_status = "0 written, 2 bad values or a file could not be written.",
+    .main = render_main,
+    .complete = render_complete,
+};
 
 static int mkdirs(const char *dir)
 {
@@ -79,68 +141,59 @@ static int parse_only(const char *arg, bool *want)
 	return ret;
 }
 
+struct render_args {
+	struct render_values v;
+	bool want[RENDER__COUNT];
+	const char *out_dir;
+	bool list;
+};
+
+static int render_option(void *arg, int c, const char *value)
+{
+	struct render_args *a = arg;
+	struct error err = {0};
+
+	switch (c) {
+	case OPT_OUT:
+		a->out_dir = value;
+		return 0;
+	case OPT_ONLY:
+		return parse_only(value, a->want);
+	case OPT_LIST:
+		a->list = true;
+		return 0;
+	default:
+		if (c >= OPT_VALUE_FIRST &&
+		    render_set(&a->v, render_keys[c - OPT_VALUE_FIRST][0], value, &err) < 0) {
+			log_error("%s", err.msg);
+			return -EINVAL;
+		}
+		return 0;
+	}
+}
+
 int render_main(int argc, char **argv)
 {
-	struct option longopts[RENDER__COUNT + 32];
+	struct render_args a = {0};
+	struct api_opts api = {0};
 	struct render_values v;
 	struct error err = {0};
-	bool want[RENDER__COUNT] = {0}, any = false;
-	const char *out_dir = NULL;
-	size_t n = 0;
-	int c, ret;
+	bool *want = a.want, any = false;
+	const char *out_dir;
+	int ret;
 
-	render_values_default(&v);
-	longopts[n++] = (struct option){"out", required_argument, NULL, OPT_OUT};
-	longopts[n++] = (struct option){"only", required_argument, NULL, OPT_ONLY};
-	longopts[n++] = (struct option){"list", no_argument, NULL, OPT_LIST};
-	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
-	for (size_t i = 0; render_keys[i][0]; i++)
-		longopts[n++] = (struct option){render_keys[i][0], required_argument, NULL,
-						OPT_VALUE_FIRST + (int)i};
-	longopts[n] = (struct option){0};
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_OUT:
-			out_dir = optarg;
-			break;
-		case OPT_ONLY:
-			if (parse_only(optarg, want) < 0)
-				return 2;
-			break;
-		case OPT_LIST:
-			for (size_t i = 0; i < RENDER__COUNT; i++)
-				printf("%-20s %-26s %s\n", render_components[i].name,
-				       render_components[i].path, render_components[i].what);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case ':':
-			log_error("%s: missing value", argv[optind - 1]);
-			return 2;
-		case '?':
-			log_error("%s: unknown flag (see talos-gcp render --help)",
-				  argv[optind - 1]);
-			return 2;
-		default:
-			if (c >= OPT_VALUE_FIRST) {
-				const char *key = render_keys[c - OPT_VALUE_FIRST][0];
-
-				if (render_set(&v, key, optarg, &err) < 0) {
-					log_error("%s", err.msg);
-					return 2;
-				}
-			}
-			break;
-		}
+	render_values_default(&a.v);
+	ret = cli_parse(&render_command, argc, argv, &api, render_option, &a);
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	if (a.list) {
+		for (size_t i = 0; i < RENDER__COUNT; i++)
+			printf("%-20s %-26s %s\n", render_components[i].name,
+			       render_components[i].path, render_components[i].what);
+		return 0;
 	}
-	if (optind < argc) {
-		log_error("%s: unexpected argument (see talos-gcp render --help)", argv[optind]);
-		return 2;
-	}
+	v = a.v;
+	out_dir = a.out_dir;
 	if (render_validate(&v, &err) < 0) {
 		log_error("%s", err.msg);
 		return 2;

@@ -24,7 +24,6 @@
  * applied, failed and skipped steps, and the error if any.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,38 +44,6 @@
 #include "common/log.h"
 #include "common/parse.h"
 
-static const char usage[] =
-    "Usage: talos-gcp repair [options]\n"
-    "\n"
-    "Plans the changes that make every Node's podCIDR equal its instance's alias IP range,\n"
-    "and with --apply makes them, then verifies again.\n"
-    "\n"
-    "Options:\n"
-    "  --strategy gcp|node       gcp (default): move the instance's `pods` alias to the Node's\n"
-    "                            podCIDR (clear, then set; other ranges stay); node: drain the\n"
-    "                            Node, delete it and reset its instance so that it registers\n"
-    "                            again and the CCM copies the alias\n"
-    "  --apply                   make the changes (default: print the plan only)\n"
-    "  --yes                     do not ask before --apply on a terminal\n"
-    "  --force                   --strategy node even when the CCM is not seen to run\n"
-    "                            CloudAllocator as the only PodCIDR allocator, and even when\n"
-    "                            a Node runs pods without a controller (they are lost)\n"
-    "  --node NAME               repair only this Node\n"
-    "  --selector LABELS         repair only the Nodes with these labels (k=v,k2!=v2,...)\n"
-    "  --max-changes N           refuse to change more than N instances (gcp) or Nodes (node)\n"
-    "  --free-orphans            also free the ranges that instances without a Node hold\n"
-    "                            in the pods range (verify: orphan)\n"
-    "  --reset-after             gcp: then reset each changed instance, one at a time,\n"
-    "                            waiting for its Node to be Ready again\n"
-    "  --journal FILE            the repair journal (default:\n"
-    "                            $XDG_STATE_HOME/talos-gcp/repair-PROJECT.json)\n"
-    "  --wait-timeout DURATION   per operation / Node to come back (default 5m)\n"
-    "  --drain-timeout DURATION  node: evicting a Node's pods (default 5m)\n" API_OPTIONS_HELP
-    "                            repair: table (default) or json\n"
-    "\n"
-    "Exit status: 0 aligned (or nothing to do), 1 changes pending, refused or still not\n"
-    "aligned, 2 could not check or a change failed.\n";
-
 enum {
 	OPT_STRATEGY = OPT_API_LAST,
 	OPT_APPLY,
@@ -90,6 +57,73 @@ enum {
 	OPT_FREE_ORPHANS,
 	OPT_RESET_AFTER,
 	OPT_JOURNAL,
+};
+
+static const struct cli_option repair_options[] = {
+    {.name = "strategy",
+     .code = OPT_STRATEGY,
+     .arg = "STRATEGY",
+     .def = "gcp",
+     .help = "gcp: move the instance's `pods` alias to the Node's podCIDR (clear, then set; other "
+	     "ranges stay); node: drain the Node, delete it and reset its instance so that it "
+	     "registers again and the CCM copies the alias",
+     .complete = CLI_COMPLETE_VALUES,
+     .values = CLI_VALUES("gcp", "node")},
+    {.name = "apply", .code = OPT_APPLY, .help = "make the changes (else print the plan only)"},
+    {.name = "yes", .code = OPT_YES, .help = "do not ask before --apply on a terminal"},
+    {.name = "force",
+     .code = OPT_FORCE,
+     .help = "node: go on even when the CCM is not seen to run CloudAllocator as the only PodCIDR "
+	     "allocator, and even when a Node runs pods without a controller (they are lost)"},
+    {.name = "node", .code = OPT_NODE, .arg = "NAME", .help = "repair only this Node"},
+    {.name = "selector",
+     .code = OPT_SELECTOR,
+     .arg = "LABELS",
+     .help = "repair only the Nodes with these labels (k=v,k2!=v2,...)"},
+    {.name = "max-changes",
+     .code = OPT_MAX_CHANGES,
+     .arg = "N",
+     .help = "refuse to change more than N instances (gcp) or Nodes (node)"},
+    {.name = "free-orphans",
+     .code = OPT_FREE_ORPHANS,
+     .help = "gcp: also free the ranges that instances without a Node hold in the pods range "
+	     "(verify: orphan)"},
+    {.name = "reset-after",
+     .code = OPT_RESET_AFTER,
+     .help = "gcp: then reset each changed instance, one at a time, waiting for its Node to be "
+	     "Ready again"},
+    {.name = "journal",
+     .code = OPT_JOURNAL,
+     .arg = "FILE",
+     .def = "$XDG_STATE_HOME/talos-gcp/repair-PROJECT.json",
+     .help = "the repair journal",
+     .complete = CLI_COMPLETE_FILE},
+    {.name = "wait-timeout",
+     .code = OPT_WAIT_TIMEOUT,
+     .arg = "DURATION",
+     .def = "5m",
+     .help = "how long to wait for each operation, and for a Node to come back"},
+    {.name = "drain-timeout",
+     .code = OPT_DRAIN_TIMEOUT,
+     .arg = "DURATION",
+     .def = "5m",
+     .help = "node: how long evicting a Node's pods may take"},
+    {0},
+};
+
+const struct cli_command repair_command = {
+    .name = "repair",
+    .summary = "plan (and with --apply, make) the changes that restore alignment",
+    .description =
+	"Plans the changes that make every Node's podCIDR equal its instance's alias IP range,\n"
+	"and with --apply makes them, then verifies again. Interrupted, the next run finishes\n"
+	"or rolls back what the journal says was under way.\n",
+    .options = repair_options,
+    .formats = CLI_FORMATS("table", "json"),
+    .flags = CLI_API,
+    .exit_status = "0 aligned (or nothing to do), 1 changes pending, refused or still not "
+		   "aligned, 2 could not check or a change failed.",
+    .main = repair_main,
 };
 
 /* Re-plans after the world moved under us; each round re-reads both lists. */
@@ -975,111 +1009,79 @@ static int journal_resume(struct repair *r, bool *unfinished, struct error *err)
 
 /* ---- the command ---- */
 
+static int repair_option(void *arg, int c, const char *value)
+{
+	struct repair *r = arg;
+	uint64_t n;
+
+	switch (c) {
+	case OPT_STRATEGY:
+		if (!strcmp(value, "gcp"))
+			r->strategy = STRATEGY_GCP;
+		else if (!strcmp(value, "node"))
+			r->strategy = STRATEGY_NODE;
+		else {
+			log_error("--strategy '%s': want gcp or node", value);
+			return -EINVAL;
+		}
+		break;
+	case OPT_APPLY:
+		r->apply = true;
+		break;
+	case OPT_FORCE:
+		r->force = true;
+		break;
+	case OPT_NODE:
+		r->node = value;
+		break;
+	case OPT_YES:
+		r->yes = true;
+		break;
+	case OPT_SELECTOR:
+		r->selector = value;
+		break;
+	case OPT_MAX_CHANGES:
+		if (parse_u64(value, 1000000, &n) < 0) {
+			log_error("--max-changes '%s': want a number of changes (0 or more)",
+				  value);
+			return -EINVAL;
+		}
+		r->max_changes = (long)n;
+		break;
+	case OPT_FREE_ORPHANS:
+		r->free_orphans = true;
+		break;
+	case OPT_RESET_AFTER:
+		r->reset_after = true;
+		break;
+	case OPT_JOURNAL:
+		r->journal_opt = value;
+		break;
+	case OPT_WAIT_TIMEOUT:
+	case OPT_DRAIN_TIMEOUT:
+		if (parse_duration_ms(value, c == OPT_WAIT_TIMEOUT ? &r->wait_ms : &r->drain_ms) <
+			0 ||
+		    !(c == OPT_WAIT_TIMEOUT ? r->wait_ms : r->drain_ms)) {
+			log_error("--%s '%s': want a positive duration such as 5m",
+				  c == OPT_WAIT_TIMEOUT ? "wait-timeout" : "drain-timeout", value);
+			return -EINVAL;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* 0 to go on, 1 after --help, -EINVAL after one error line. */
 static int parse_args(struct repair *r, int argc, char **argv)
 {
-	static const struct option long_options[] = {
-	    API_LONG_OPTIONS,
-	    {"strategy", required_argument, NULL, OPT_STRATEGY},
-	    {"apply", no_argument, NULL, OPT_APPLY},
-	    {"force", no_argument, NULL, OPT_FORCE},
-	    {"node", required_argument, NULL, OPT_NODE},
-	    {"wait-timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
-	    {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
-	    {"yes", no_argument, NULL, OPT_YES},
-	    {"selector", required_argument, NULL, OPT_SELECTOR},
-	    {"max-changes", required_argument, NULL, OPT_MAX_CHANGES},
-	    {"free-orphans", no_argument, NULL, OPT_FREE_ORPHANS},
-	    {"reset-after", no_argument, NULL, OPT_RESET_AFTER},
-	    {"journal", required_argument, NULL, OPT_JOURNAL},
-	    {NULL, 0, NULL, 0},
-	};
-	static const char *const formats[] = {"table", "json", NULL};
-	uint64_t n;
-	int c;
+	int ret;
 
 	r->wait_ms = 5 * 60 * 1000;
 	r->drain_ms = 5 * 60 * 1000;
 	r->max_changes = -1;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":" API_SHORT_OPTIONS, long_options, NULL)) != -1) {
-		int h = api_opts_handle(&r->o, c, optarg, argv);
-
-		if (h < 0)
-			return -EINVAL;
-		if (h > 0)
-			continue;
-		switch (c) {
-		case OPT_STRATEGY:
-			if (!strcmp(optarg, "gcp"))
-				r->strategy = STRATEGY_GCP;
-			else if (!strcmp(optarg, "node"))
-				r->strategy = STRATEGY_NODE;
-			else {
-				log_error("--strategy '%s': want gcp or node", optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_APPLY:
-			r->apply = true;
-			break;
-		case OPT_FORCE:
-			r->force = true;
-			break;
-		case OPT_NODE:
-			r->node = optarg;
-			break;
-		case OPT_YES:
-			r->yes = true;
-			break;
-		case OPT_SELECTOR:
-			if (!optarg[0]) {
-				log_error("--selector: want labels such as role=worker");
-				return -EINVAL;
-			}
-			r->selector = optarg;
-			break;
-		case OPT_MAX_CHANGES:
-			if (parse_u64(optarg, 1000000, &n) < 0) {
-				log_error(
-				    "--max-changes '%s': want a number of changes (0 or more)",
-				    optarg);
-				return -EINVAL;
-			}
-			r->max_changes = (long)n;
-			break;
-		case OPT_FREE_ORPHANS:
-			r->free_orphans = true;
-			break;
-		case OPT_RESET_AFTER:
-			r->reset_after = true;
-			break;
-		case OPT_JOURNAL:
-			if (!optarg[0]) {
-				log_error("--journal: want a file name");
-				return -EINVAL;
-			}
-			r->journal_opt = optarg;
-			break;
-		case OPT_WAIT_TIMEOUT:
-		case OPT_DRAIN_TIMEOUT:
-			if (parse_duration_ms(optarg, c == OPT_WAIT_TIMEOUT ? &r->wait_ms
-									    : &r->drain_ms) < 0 ||
-			    !(c == OPT_WAIT_TIMEOUT ? r->wait_ms : r->drain_ms)) {
-				log_error("--%s '%s': want a positive duration such as 5m",
-					  c == OPT_WAIT_TIMEOUT ? "wait-timeout" : "drain-timeout",
-					  optarg);
-				return -EINVAL;
-			}
-			break;
-		}
-	}
-	if (r->o.help)
-		return 0;
-	if (optind < argc) {
-		log_error("%s: unexpected argument (see --help)", argv[optind]);
-		return -EINVAL;
-	}
+	ret = cli_parse(&repair_command, argc, argv, &r->o, repair_option, r);
+	if (ret)
+		return ret;
 	if (r->force && r->strategy != STRATEGY_NODE) {
 		log_error("--force applies to --strategy node only");
 		return -EINVAL;
@@ -1092,7 +1094,7 @@ static int parse_args(struct repair *r, int argc, char **argv)
 		log_error("--free-orphans applies to --strategy gcp only");
 		return -EINVAL;
 	}
-	return api_opts_output(&r->o, formats);
+	return 0;
 }
 
 /* On a terminal, --apply asks first (unless --yes). True when the user said yes. */
@@ -1286,12 +1288,9 @@ int repair_main(int argc, char **argv)
 	bool pending = false, did = false, unfinished = false, failed = false;
 	int ret, exit_code = 2, lock_fd = -1;
 
-	if (parse_args(&r, argc, argv) < 0)
-		return 2;
-	if (r.o.help) {
-		fputs(usage, stdout);
-		return 0;
-	}
+	ret = parse_args(&r, argc, argv);
+	if (ret)
+		return ret > 0 ? 0 : 2;
 	r.json = !strcmp(r.o.output, "json");
 	r.applied = json_array();
 	r.failed = json_array();

@@ -4,7 +4,6 @@
  * One Node list and one aggregated instance list, whatever the cluster's size.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,61 +15,50 @@
 #include "cli/view_load.h"
 #include "common/log.h"
 
-static const char usage[] =
-    "Usage: talos-gcp verify [options]\n"
-    "\n"
-    "Checks that every Node's spec.podCIDR equals nic0's first alias IP range of its\n"
-    "instance (found by spec.providerID gce://PROJECT/ZONE/NAME), the single source of\n"
-    "truth the CCM's CloudAllocator keeps. Per node: ok, mismatch, no-alias, no-podcidr,\n"
-    "no-instance or duplicate; per instance without a Node that holds a range of the pods\n"
-    "range on the cluster's network: orphan (it blocks repairs; repair --free-orphans).\n"
-    "\n"
-    "Options:\n"
-    "  --node NAME               report only this Node\n" API_OPTIONS_HELP
-    "                            verify: table (default) or json\n"
-    "\n"
-    "Exit status: 0 aligned, 1 not aligned (orphans included), 2 could not check.\n";
-
 enum { OPT_NODE = OPT_API_LAST };
+
+static const struct cli_option verify_options[] = {
+    {.name = "node", .code = OPT_NODE, .arg = "NAME", .help = "report only this Node"},
+    {0},
+};
+
+const struct cli_command verify_command = {
+    .name = "verify",
+    .summary = "check that every Node's podCIDR equals its instance's alias range",
+    .description =
+	"Checks that every Node's spec.podCIDR equals nic0's first alias IP range of its\n"
+	"instance (found by spec.providerID gce://PROJECT/ZONE/NAME), the single source of\n"
+	"truth the CCM's CloudAllocator keeps. Per node: ok, mismatch, no-alias, no-podcidr,\n"
+	"no-instance or duplicate; per instance without a Node that holds a range of the pods\n"
+	"range on the cluster's network: orphan (it blocks repairs; repair --free-orphans).\n",
+    .options = verify_options,
+    .formats = CLI_FORMATS("table", "json"),
+    .flags = CLI_API,
+    .exit_status = "0 aligned, 1 not aligned (orphans included), 2 could not check.",
+    .main = verify_main,
+};
+
+static int verify_option(void *arg, int code, const char *value)
+{
+	if (code == OPT_NODE)
+		*(const char **)arg = value;
+	return 0;
+}
 
 int verify_main(int argc, char **argv)
 {
-	static const struct option long_options[] = {
-	    API_LONG_OPTIONS,
-	    {"node", required_argument, NULL, OPT_NODE},
-	    {NULL, 0, NULL, 0},
-	};
-	static const char *const formats[] = {"table", "json", NULL};
 	struct api_opts o = {0};
 	struct session s = {0};
 	struct cluster_view view = {0};
 	struct alignment a = {0};
 	struct error err = {0};
 	const char *node = NULL;
-	int c, ret = 2;
+	int ret;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":" API_SHORT_OPTIONS, long_options, NULL)) != -1) {
-		int h = api_opts_handle(&o, c, optarg, argv);
-
-		if (h < 0)
-			return 2;
-		if (h > 0)
-			continue;
-		if (c == OPT_NODE)
-			node = optarg;
-	}
-	if (o.help) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (optind < argc) {
-		log_error("%s: unexpected argument (see --help)", argv[optind]);
-		return 2;
-	}
-	if (api_opts_output(&o, formats) < 0)
-		return 2;
+	ret = cli_parse(&verify_command, argc, argv, &o, verify_option, &node);
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	ret = 2;
 	if (session_open(&s, &o, SESSION_GCP | SESSION_KUBE, &err) < 0) {
 		log_error("%s", err.msg);
 		return 2;
