@@ -1296,7 +1296,7 @@ int repair_main(int argc, char **argv)
 	r.failed = json_array();
 	r.skipped = json_array();
 	r.changed_nodes = json_array();
-	doc = r.json ? json_object() : NULL;
+	doc = r.json ? json_pack("{s:i}", "version", REPAIR_JSON_VERSION) : NULL;
 	if (session_open(&r.s, &r.o, SESSION_GCP | SESSION_KUBE, &err) < 0)
 		goto fail;
 	if (r.journal_opt)

@@ -20,6 +20,9 @@ enum strategy { STRATEGY_GCP, STRATEGY_NODE };
 
 /* A step found the world not as planned: start a new round. */
 #define REPLAN 1
+
+/* The "version" of repair's -o json document (docs/schema/repair.schema.json). */
+#define REPAIR_JSON_VERSION 1
 /* Stale fingerprints (412) re-read and retried, per request. */
 #define MAX_STALE 5
 

@@ -74,6 +74,7 @@ static bool report_json(FILE *out, const struct cluster_view *view, const struct
 	for (int s = ALIGN_OK; s <= ALIGN_ORPHAN; s++)
 		json_object_set_new(summary, align_status_name(s),
 				    json_integer((json_int_t)counts[s]));
+	json_object_set_new(doc, "version", json_integer(VERIFY_JSON_VERSION));
 	json_object_set_new(doc, "aligned", json_boolean(aligned));
 	json_object_set_new(doc, "nodes", nodes);
 	json_object_set_new(doc, "summary", summary);

@@ -8,8 +8,15 @@
 #include "cli/alignment.h"
 
 /*
+ * The "version" of verify's -o json document (docs/schema/verify.schema.json): raised when
+ * a change could break a script that reads it (a field removed, renamed or retyped).
+ */
+#define VERIFY_JSON_VERSION 1
+
+/*
  * Prints the rows (only node_filter's when not NULL) as "table" or "json"
- * ({"aligned": bool, "nodes": [...]}, where aligned covers the printed rows).
+ * ({"version": 1, "aligned": bool, "nodes": [...], "summary": {...}}, where aligned covers
+ * the printed rows).
  * Returns whether the printed rows are all ok.
  */
 bool report_alignment(FILE *out, const struct cluster_view *view, const struct alignment *a,

@@ -24,6 +24,9 @@
 
 enum doctor_format { DOCTOR_TEXT = 0, DOCTOR_JSON, DOCTOR_SARIF };
 
+/* The "version" of the DOCTOR_JSON document (docs/schema/doctor.schema.json). */
+#define DOCTOR_JSON_VERSION 1
+
 struct doctor_options {
 	const char *vip;  /* "10.0.0.2": NULL to take it from the inputs (default 10.0.0.2) */
 	unsigned vpc_mtu; /* 0: 1460, or the network's mtu when a compute#network is read */

@@ -96,7 +96,8 @@ static int write_json(const struct doctor *d, FILE *out)
 		    json_array_append_new(pa, o) < 0)
 			goto cleanup;
 	}
-	if (json_object_set(root, "findings", fa) < 0 ||
+	if (json_object_set_new(root, "version", json_integer(DOCTOR_JSON_VERSION)) < 0 ||
+	    json_object_set(root, "findings", fa) < 0 ||
 	    json_object_set(root, "problems", pa) < 0 ||
 	    json_object_set_new(root, "summary", summary_json(d)) < 0)
 		goto cleanup;

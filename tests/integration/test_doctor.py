@@ -14,6 +14,7 @@ import tempfile
 import unittest
 
 from emu import SOURCE_ROOT, TALOS_GCP
+from schema import check_output
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures", "doctor")
 NOTE_COPY = os.path.join(SOURCE_ROOT, "tests", "fixtures", "doctor-note", "section2-service.yaml")
@@ -30,6 +31,7 @@ def run(*args, stdin=None, timeout=60):
     for m in SANITIZER_MARKERS:
         if m in p.stderr:
             raise AssertionError(f"sanitizer report from talos-gcp {' '.join(args)}:\n{p.stderr}")
+    check_output(args, p.stdout)  # -o json: the document follows docs/schema/doctor.schema.json
     return p.returncode, p.stdout, p.stderr
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 
 from emu import SOURCE_ROOT, TALOS_GCP, Emu  # noqa: F401 (re-exported)
+from schema import check_output
 
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "scripts"))
 import emu_cluster  # noqa: E402
@@ -144,6 +145,7 @@ def talos_gcp(emu, *args, env=None, timeout=120, stdin=subprocess.DEVNULL):
     p = subprocess.run([TALOS_GCP, *args], capture_output=True, text=True, env=cli_env(emu, env),
                        timeout=timeout, stdin=stdin)
     check_sanitizers(args, p.stderr)
+    check_output(args, p.stdout)  # -o json: the document follows docs/schema/
     return p.returncode, p.stdout, p.stderr
 
 
