@@ -52,23 +52,30 @@ int gcp_compute_new(const struct gcp_compute_options *opt, struct gcp_compute **
 		    struct error *err)
 {
 	struct http_options hopt = {0};
+	struct http_url_info info;
 	struct gcp_compute *c;
-	const char *ep;
+	const char *ep, *what;
 	size_t n;
 	int ret;
 
 	ep = opt->endpoint;
-	if (!ep || !*ep)
+	what = "--compute-endpoint";
+	if (!ep || !*ep) {
 		ep = getenv(GCP_COMPUTE_ENDPOINT_ENV);
-	if (!ep || !*ep)
+		what = GCP_COMPUTE_ENDPOINT_ENV;
+	}
+	if (!ep || !*ep) {
 		ep = GCP_COMPUTE_DEFAULT_ENDPOINT;
-	if (strncmp(ep, "https://", 8) && strncmp(ep, "http://", 7))
-		return error_set(err, EINVAL, "compute endpoint \"%s\": not an http(s):// URL", ep);
-	if (!strncmp(ep, "http://", 7) && opt->creds && !http_url_is_loopback(ep))
+		what = "compute endpoint";
+	}
+	ret = http_url_check(ep, what, 0, &info, err);
+	if (ret < 0)
+		return ret;
+	if (!info.https && opt->creds && !info.loopback)
 		return error_set(err, EINVAL,
-				 "compute endpoint \"%s\": plain http:// would send the access "
-				 "token in clear (only loopback may use it)",
-				 ep);
+				 "%s \"%s\": plain http:// would send the access token in clear "
+				 "(only loopback may use it: 127.0.0.0/8, [::1], localhost)",
+				 what, ep);
 	if (!safe_segment(opt->project))
 		return error_set(err, EINVAL, "project \"%s\": not a valid project ID",
 				 opt->project ? opt->project : "");
@@ -121,6 +128,11 @@ const char *gcp_compute_endpoint(const struct gcp_compute *c)
 const char *gcp_compute_project(const struct gcp_compute *c)
 {
 	return c->project;
+}
+
+const struct http_client *gcp_compute_http(const struct gcp_compute *c)
+{
+	return c->http;
 }
 
 void gcp_compute_stats(const struct gcp_compute *c, struct http_stats *out)

@@ -62,6 +62,8 @@ const char *gcp_compute_endpoint(const struct gcp_compute *c);
 const char *gcp_compute_project(const struct gcp_compute *c);
 /* Requests made to the Compute API (token requests are counted by the credentials). */
 void gcp_compute_stats(const struct gcp_compute *c, struct http_stats *out);
+/* The client's HTTP client (timeouts, for -v). */
+const struct http_client *gcp_compute_http(const struct gcp_compute *c);
 
 /*
  * Called once per listed item. scope is the aggregated list's key ("zones/us-central1-a",

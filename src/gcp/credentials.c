@@ -161,14 +161,16 @@ static int get_field(const json_t *obj, const char *key, bool required, const ch
 /* Plain http:// carries the assertion or refresh token in clear: loopback only. */
 static int check_token_uri(const char *uri, const char *path, struct error *err)
 {
-	if (!strncmp(uri, "https://", 8) && uri[8])
-		return 0;
-	if (!strncmp(uri, "http://", 7) && http_url_is_loopback(uri))
+	struct http_url_info info;
+	char what[600];
+
+	snprintf(what, sizeof(what), "%s: field \"token_uri\"", path);
+	if (http_url_check(uri, what, 0, &info, err) < 0)
+		return -EINVAL;
+	if (info.https || info.loopback)
 		return 0;
 	return error_set(err, EINVAL,
-			 "%s: field \"token_uri\": \"%s\" is not an https:// URL (http:// only on "
-			 "loopback)",
-			 path, uri);
+			 "%s: \"%s\" is not an https:// URL (http:// only on loopback)", what, uri);
 }
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u)

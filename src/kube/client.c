@@ -59,11 +59,15 @@ int kube_client_new(const struct kube_config *cfg, const struct http_options *ht
 		    struct kube_client **out, struct error *err)
 {
 	struct http_options hopt = {0};
+	struct http_url_info info;
 	struct kube_client *c;
 	int ret;
 
 	if (!cfg || !cfg->server)
 		return error_set(err, EINVAL, "kube client: no server");
+	ret = http_url_check(cfg->server, "kube server", 0, &info, err);
+	if (ret < 0)
+		return ret;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return error_set(err, ENOMEM, "out of memory");
@@ -86,6 +90,19 @@ int kube_client_new(const struct kube_config *cfg, const struct http_options *ht
 	hopt.token = (c->token || c->token_file) ? kube_token : NULL;
 	hopt.token_arg = c;
 	hopt.retry_response = NULL;
+	hopt.headers = (const char *const *)cfg->headers;
+	hopt.proxy = cfg->proxy_url;
+	if (!info.https && hopt.token && !info.loopback) {
+		ret =
+		    error_set(err, EINVAL,
+			      "kube server %s: plain http:// would send the bearer token in clear "
+			      "(only loopback may use it: 127.0.0.0/8, [::1], localhost)",
+			      cfg->server);
+		goto fail;
+	}
+	if (cfg->impersonate_user)
+		log_debug("kube: impersonating %s (%s)", cfg->impersonate_user,
+			  cfg->source ? cfg->source : "kubeconfig");
 	if (cfg->insecure_skip_tls_verify)
 		log_warn("kube: TLS certificate verification is off for %s "
 			 "(insecure-skip-tls-verify in %s)",
@@ -114,6 +131,11 @@ void kube_client_free(struct kube_client *c)
 const char *kube_client_server(const struct kube_client *c)
 {
 	return c->server;
+}
+
+const struct http_client *kube_client_http(const struct kube_client *c)
+{
+	return c->http;
 }
 
 void kube_client_stats(const struct kube_client *c, struct http_stats *out)

@@ -46,6 +46,8 @@ int kube_client_new(const struct kube_config *cfg, const struct http_options *ht
 void kube_client_free(struct kube_client *c);
 const char *kube_client_server(const struct kube_client *c);
 void kube_client_stats(const struct kube_client *c, struct http_stats *out);
+/* The client's HTTP client (timeouts, for -v). */
+const struct http_client *kube_client_http(const struct kube_client *c);
 
 /*
  * Any request: method on path (which may carry a query), optional JSON body sent with
