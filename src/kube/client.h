@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -34,6 +35,12 @@
 #include "kube/kubeconfig.h"
 
 #define KUBE_DEFAULT_LIMIT 500
+/*
+ * kube_list_options.limit: one request without limit, as the API server serves a whole
+ * list, its body parsed as it arrives (the fewest round trips; nothing kept but the fields
+ * asked for). A continue token in the answer is still followed.
+ */
+#define KUBE_LIST_ALL UINT_MAX
 
 struct kube_client;
 
@@ -63,7 +70,7 @@ typedef int (*kube_item_fn)(void *arg, json_t *item);
 struct kube_list_options {
 	const char *label_selector;   /* "k=v,k2 in (a,b)", NULL: none */
 	const char *field_selector;   /* "metadata.name=n1", NULL: none */
-	unsigned limit;               /* page size, 0: KUBE_DEFAULT_LIMIT */
+	unsigned limit;               /* page size, 0: KUBE_DEFAULT_LIMIT; KUBE_LIST_ALL */
 	const char *resource_version; /* NULL: most recent */
 	/*
 	 * NULL-terminated dotted paths of each item to keep ("metadata.name", "spec.podCIDR";
