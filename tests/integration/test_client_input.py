@@ -118,10 +118,15 @@ class ClientInput(unittest.TestCase):
         cls._tmp = tempfile.TemporaryDirectory()
         cls.tmp = cls._tmp.name
         cls.emu = Emu(cls.tmp, ccm="cloud").start()
-        cls.c = Cluster(cls.emu).network()
-        cls.c.instance("n-0")
-        cls.c.wait_node("n-0", podcidr=True)
-        cls.kc = _kubeconfig_fields(cls.emu.kubeconfig)
+        try:
+            cls.c = Cluster(cls.emu).network()
+            cls.c.instance("n-0")
+            cls.c.wait_node("n-0", podcidr=True)
+            cls.kc = _kubeconfig_fields(cls.emu.kubeconfig)
+        except BaseException:
+            cls.emu.stop(check=False)  # tearDownClass does not run when setUpClass fails
+            cls._tmp.cleanup()
+            raise
 
     @classmethod
     def tearDownClass(cls):

@@ -21,6 +21,15 @@ class VerifyScale(unittest.TestCase):
     def setUpClass(cls):
         cls._tmp = tempfile.TemporaryDirectory()
         cls.emu = Emu(cls._tmp.name, ccm="cloud").start()
+        try:
+            cls.seed()
+        except BaseException:
+            cls.emu.stop(check=False)  # tearDownClass does not run when setUpClass fails
+            cls._tmp.cleanup()
+            raise
+
+    @classmethod
+    def seed(cls):
         emu_cluster.seed(argparse.Namespace(
             endpoint=cls.emu.compute_endpoint, kubeconfig=cls.emu.kubeconfig,
             project=cls.emu.project, zone="europe-west1-b",
