@@ -204,17 +204,6 @@ static void run_timers(struct emu *emu)
 	}
 }
 
-void emu_state_changed(struct emu *emu)
-{
-	emu->state_dirty = true;
-}
-
-int emu_state_save(struct emu *emu)
-{
-	emu->state_dirty = false;
-	return 0;
-}
-
 /* ---- the Kubernetes side, stubbed ---- */
 
 void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *name,
@@ -226,6 +215,12 @@ void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *na
 	/* The instance as served must be well-formed for the kubelet and CCM to read. */
 	if (instance && !json_is_object(instance))
 		abort();
+}
+
+void emu_kube_instance_reset(struct emu *emu, const char *zone, const char *name,
+			     const json_t *instance)
+{
+	emu_kube_instance_changed(emu, zone, name, instance);
 }
 
 json_t *emu_kube_dump(struct emu *emu)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * instances: insert, get, list, aggregatedList, delete, updateNetworkInterface, setMetadata.
+ * instances: insert, get, list, aggregatedList, delete, updateNetworkInterface, setMetadata
+ * (reset, stop and start: lifecycle.c).
  *
  * Network interfaces (https://cloud.google.com/compute/docs/reference/rest/v1/instances):
  * nicN names are the server's; networkIP is allocated from the subnet's primary range
@@ -713,7 +714,7 @@ static int nic_allocate(struct compute *c, json_t *nic, const char *owner, const
 	free(text);
 	/* A reserved address stays the address's in the index; the interface is its user. */
 	if (addr) {
-		if (address_add_user(addr, self) < 0)
+		if (address_add_user(c, addr, self) < 0)
 			return api_fail(e, 500, "internalError", "out of memory");
 	} else {
 		taken[2 * ntaken] = lo;
@@ -1002,6 +1003,8 @@ static int instance_apply_method(struct compute *c, json_t *m, struct api_error 
 			 scope, name);
 		return api_not_found(e, path);
 	}
+	if (instance_lifecycle_verb(method))
+		return instance_lifecycle_apply(c, it, method, e);
 	if (strcmp(method, "updateNetworkInterface") == 0) {
 		nic = find_nic(it->res, jstr(m, "nic") ?: "", NULL);
 		if (!nic)
@@ -1071,6 +1074,8 @@ static int instance_method(struct call *k, struct item *it, struct api_error *e)
 		return update_nic(k, it, e);
 	if (k->verb && strcmp(k->verb, "setMetadata") == 0 && strcmp(m, "POST") == 0)
 		return set_metadata(k, it, e);
+	if (instance_lifecycle_verb(k->verb))
+		return instance_lifecycle_method(k, it, e);
 	return api_fail(e, 404, "notFound", "The requested URL was not found on this server.");
 }
 
@@ -1089,7 +1094,7 @@ const char *instances_bump_fingerprint(struct compute *c, const char *zone, cons
 	if (!nic)
 		return NULL;
 	set_fingerprint(nic, "fingerprint");
-	emu_state_changed(c->emu);
+	item_changed(c, it);
 	return jstr(nic, "fingerprint");
 }
 
