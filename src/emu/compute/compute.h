@@ -222,6 +222,16 @@ json_t *coll_aggregated(struct compute *c, struct coll *co, const struct list_pa
 int filter_parse(const char *text, struct filter **out, char *err, size_t errlen);
 bool filter_match(const struct filter *f, const json_t *res);
 void filter_free(struct filter *f);
+/*
+ * The range of names a filter admits, from its top-level AND terms on "name" (=, <, <=, >,
+ * >=), so that lists walk only that slice of a collection (sorted by name). lo/hi are NULL
+ * when unbounded; borrowed from f. The filter is still applied to every item in the slice.
+ */
+struct name_range {
+	const char *lo, *hi;
+	bool lo_incl, hi_incl;
+};
+void filter_name_range(const struct filter *f, struct name_range *r);
 
 /* ---- the Compute state ---- */
 struct pending_op;
