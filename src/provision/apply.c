@@ -49,7 +49,7 @@ static void print_line(struct apply_ctx *x, const char *fmt, ...)
 	pthread_mutex_lock(&x->out_lock);
 	if (x->o->live_status)
 		fputs("\r\033[K", f);
-	fprintf(f, "[%6.1fs] ", (double)(runner_now_ms() - x->t0) / 1000.0);
+	fprintf(f, "[%6.1fs] ", (double)(now_ms() - x->t0) / 1000.0);
 	va_start(ap, fmt);
 	vfprintf(f, fmt, ap);
 	va_end(ap);
@@ -80,7 +80,7 @@ static bool transient(int ret)
 static int await_existing(struct apply_ctx *x, struct op *op, struct gcp_compute *c,
 			  struct error *err)
 {
-	uint64_t deadline = runner_now_ms() + APPEAR_TIMEOUT_MS, pause = 100;
+	uint64_t deadline = now_ms() + APPEAR_TIMEOUT_MS, pause = 100;
 	char path[600];
 	int ret;
 
@@ -102,12 +102,12 @@ static int await_existing(struct apply_ctx *x, struct op *op, struct gcp_compute
 		}
 		if (ret != -ENOENT && !transient(ret))
 			return ret;
-		if (runner_now_ms() > deadline)
+		if (now_ms() > deadline)
 			return error_set(err, ETIMEDOUT,
 					 "%s %s: the name is taken (409) but the resource did not "
 					 "appear",
 					 rkinds[op->kind].label, op->key);
-		runner_sleep_ms(pause);
+		sleep_ms(pause);
 		if (pause < 2000)
 			pause *= 2;
 	}
@@ -140,7 +140,7 @@ static int run_op(void *arg, size_t index, struct gcp_compute *c, struct error *
 {
 	struct apply_ctx *x = arg;
 	struct op *op = &x->p->ops[index];
-	uint64_t t0 = runner_now_ms(), timeout = x->o->op_timeout_ms ?: OP_TIMEOUT_MS;
+	uint64_t t0 = now_ms(), timeout = x->o->op_timeout_ms ?: OP_TIMEOUT_MS;
 	char label[300];
 	int ret = 0;
 
@@ -192,7 +192,7 @@ static int run_op(void *arg, size_t index, struct gcp_compute *c, struct error *
 		}
 		/* In use while what uses it is going away, or not ready yet: try again soon. */
 		if ((ret == -EBUSY && strstr(err->msg, "NOT_READY")) || (transient(ret) && !sent)) {
-			runner_sleep_ms(250u << attempt);
+			sleep_ms(250u << attempt);
 			continue;
 		}
 		break;
@@ -200,20 +200,19 @@ static int run_op(void *arg, size_t index, struct gcp_compute *c, struct error *
 	count(x, -1, ret == 0 ? 1 : 0);
 	if (ret < 0) {
 		error_prefix(err, "%s", label);
-		print_line(x, "FAILED %s after %.1fs", label,
-			   (double)(runner_now_ms() - t0) / 1000.0);
+		print_line(x, "FAILED %s after %.1fs", label, (double)(now_ms() - t0) / 1000.0);
 		return ret;
 	}
 	print_line(x, "%s %s%s%s%s (%.1fs)", verb_text(op, true), label,
 		   op->type == OP_CALL ? " (" : "", op->type == OP_CALL ? op->verb : "",
-		   op->type == OP_CALL ? ")" : "", (double)(runner_now_ms() - t0) / 1000.0);
+		   op->type == OP_CALL ? ")" : "", (double)(now_ms() - t0) / 1000.0);
 	return 0;
 }
 
 int apply_plan(struct runner *r, struct plan *p, const struct apply_options *o,
 	       struct apply_stats *st, struct error *err)
 {
-	struct apply_ctx x = {.p = p, .o = o, .t0 = runner_now_ms(), .total = p->nops};
+	struct apply_ctx x = {.p = p, .o = o, .t0 = now_ms(), .total = p->nops};
 	int ret;
 
 	memset(st, 0, sizeof(*st));
@@ -224,7 +223,7 @@ int apply_plan(struct runner *r, struct plan *p, const struct apply_options *o,
 		fflush(o->out);
 	}
 	pthread_mutex_destroy(&x.out_lock);
-	st->wall_ms = runner_now_ms() - x.t0;
+	st->wall_ms = now_ms() - x.t0;
 	for (size_t i = 0; i < p->nops; i++) {
 		if (p->jobs[i].ret == 0) {
 			st->done++;

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
 
@@ -27,7 +26,6 @@ struct run {
 	size_t **dependents;  /* reverse edges */
 	size_t *ndependents;
 	size_t finished, running;
-	bool stop;
 	size_t failed_first; /* index of the first failure, or n */
 };
 
@@ -35,23 +33,6 @@ struct worker {
 	struct run *run;
 	unsigned index;
 };
-
-uint64_t runner_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-void runner_sleep_ms(uint64_t ms)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
-			      .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 int runner_new(const struct runner_options *o, struct runner **out, struct error *err)
 {
@@ -144,6 +125,21 @@ static size_t pick(struct run *run)
 	return best;
 }
 
+/* What needs a failed job never starts; the rest goes on. Under the lock. */
+static void cancel_dependents(struct run *run, size_t j)
+{
+	for (size_t d = 0; d < run->ndependents[j]; d++) {
+		size_t k = run->dependents[j][d];
+
+		if (run->state[k] != 0)
+			continue;
+		run->state[k] = 2;
+		run->finished++;
+		run->jobs[k].ret = -ECANCELED;
+		cancel_dependents(run, k);
+	}
+}
+
 static void *work(void *p)
 {
 	struct worker *w = p;
@@ -155,15 +151,15 @@ static void *work(void *p)
 		size_t j = run->n;
 		int ret;
 
-		while (!run->stop && run->finished < run->n && (j = pick(run)) == run->n)
+		while (run->finished < run->n && (j = pick(run)) == run->n)
 			pthread_cond_wait(&run->changed, &run->lock);
-		if (run->stop || run->finished == run->n)
+		if (run->finished == run->n)
 			break;
 		run->state[j] = 1;
 		run->running++;
 		pthread_mutex_unlock(&run->lock);
 
-		run->jobs[j].started_ms = runner_now_ms();
+		run->jobs[j].started_ms = now_ms();
 		error_clear(&run->jobs[j].err);
 		ret = 0;
 		if (!r->clients[w->index])
@@ -172,7 +168,7 @@ static void *work(void *p)
 		if (ret == 0)
 			ret = run->fn(run->arg, j, r->clients[w->index], &run->jobs[j].err);
 		run->jobs[j].ret = ret;
-		run->jobs[j].ended_ms = runner_now_ms();
+		run->jobs[j].ended_ms = now_ms();
 
 		pthread_mutex_lock(&run->lock);
 		run->state[j] = 2;
@@ -181,7 +177,7 @@ static void *work(void *p)
 		if (ret < 0) {
 			if (run->failed_first == run->n)
 				run->failed_first = j;
-			run->stop = true;
+			cancel_dependents(run, j);
 		} else {
 			for (size_t d = 0; d < run->ndependents[j]; d++)
 				run->waiting[run->dependents[j][d]]--;

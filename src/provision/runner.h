@@ -6,8 +6,8 @@
  *
  * Jobs form a DAG (deps are indexes of jobs that must succeed first). A ready job with the
  * longest chain behind it (height) starts first, so a bounded pool still follows the critical
- * path. When a job fails no new job starts; those running finish; the first failure is
- * returned and the rest are logged.
+ * path. When a job fails, what depends on it (directly or not) never starts and the rest
+ * goes on, as far as it can get; the first failure is returned and the others are logged.
  */
 #ifndef TALOS_GCP_PROVISION_RUNNER_H
 #define TALOS_GCP_PROVISION_RUNNER_H
@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "gcp/compute.h"
 
@@ -59,10 +60,5 @@ int runner_heights(struct runner_job *jobs, size_t n);
  */
 int runner_run(struct runner *r, struct runner_job *jobs, size_t n, runner_job_fn fn, void *arg,
 	       struct error *err);
-
-/* Monotonic milliseconds. */
-uint64_t runner_now_ms(void);
-/* Sleeps, waking early when the run is stopping (a job failed). */
-void runner_sleep_ms(uint64_t ms);
 
 #endif

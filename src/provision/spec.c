@@ -39,6 +39,8 @@ static int vfail(struct parser *p, const struct ynode *n, const char *path, cons
 	char msg[ERROR_MSG_MAX];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (path && !*path)
+		path = NULL;
 	if (n && n->line)
 		return error_set(p->err, EINVAL, "%s:%u:%u: %s%s%s", p->file, n->line, n->col,
 				 path ? path : "", path ? ": " : "", msg);

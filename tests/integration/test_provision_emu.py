@@ -462,12 +462,14 @@ class TestShapes(World):
                 ("TargetTcpProxy", "global/targetTcpProxies/shape"),
                 ("TargetTcpProxyAggregatedList", "aggregated/targetTcpProxies"),
                 ("BackendService", "global/backendServices/shape")]
+        wrong = []
         for type_name, path in docs + [("BackendServiceGroupHealth", None)]:
-            with self.subTest(type_name):
-                doc = health if path is None else self.get(path)[1]
-                r = subprocess.run([SDK_PYTHON, VALIDATE, type_name, "-"], input=json.dumps(doc).encode(),
-                                   capture_output=True, timeout=60)
-                self.assertEqual(r.returncode, 0, r.stdout.decode() + json.dumps(doc))
+            doc = health if path is None else self.get(path)[1]
+            r = subprocess.run([SDK_PYTHON, VALIDATE, type_name, "-"], input=json.dumps(doc).encode(),
+                               capture_output=True, timeout=60)
+            if r.returncode != 0:
+                wrong.append(f"{type_name}: {r.stdout.decode()} {json.dumps(doc)}")
+        self.assertEqual(wrong, [])
 
 
 if __name__ == "__main__":
