@@ -170,9 +170,10 @@ int cluster_cmd_apply(struct cluster_cmd *c, unsigned plan_flags, const char *wh
 			  what, c->plan.nchanges);
 		return 2;
 	}
-	printf("\n%s complete: %zu operations in %.1fs (critical path %d operations; the "
-	       "operations took %.1fs in all).\n",
-	       what, ops, (double)st.wall_ms / 1000.0, cp, (double)st.sum_ms / 1000.0);
+	printf("\n%s complete: %zu operation%s in %.1fs (critical path %d; the operations took "
+	       "%.1fs in all).\n",
+	       what, ops, ops == 1 ? "" : "s", (double)st.wall_ms / 1000.0, cp,
+	       (double)st.sum_ms / 1000.0);
 	return 0;
 }
 

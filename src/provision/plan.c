@@ -934,7 +934,7 @@ void plan_print_text(const struct plan *p, FILE *f, bool destroy)
 
 int plan_print_json(const struct plan *p, FILE *f)
 {
-	json_t *doc, *changes = json_array();
+	json_t *doc, *changes = json_array(), *ops = json_array();
 	int ret;
 
 	for (size_t i = 0; i < p->nchanges; i++) {
@@ -955,11 +955,21 @@ int plan_print_json(const struct plan *p, FILE *f)
 			json_object_set_new(json_array_get(changes, json_array_size(changes) - 1),
 					    "replacedWith", json_string(c->because));
 	}
-	doc = json_pack("{s:s, s:s, s:o, s:{s:i, s:i, s:i, s:i, s:i, s:i}}", "cluster", p->cluster,
-			"project", p->project, "changes", changes, "summary", "create",
-			(int)p->create, "update", (int)p->update, "replace", (int)p->replace,
-			"delete", (int)p->destroy, "operations", (int)p->nops, "criticalPath",
-			p->critical_path);
+	for (size_t i = 0; i < p->nops; i++) {
+		const struct op *o = &p->ops[i];
+		json_t *after = json_array();
+
+		for (size_t d = 0; p->jobs && d < p->jobs[i].ndeps; d++)
+			json_array_append_new(after, json_integer((json_int_t)p->jobs[i].deps[d]));
+		json_array_append_new(ops, json_pack("{s:s, s:s, s:s, s:s, s:o}", "key", o->key,
+						     "verb", o->verb, "method", o->method, "path",
+						     o->path, "after", after));
+	}
+	doc = json_pack("{s:s, s:s, s:o, s:o, s:{s:i, s:i, s:i, s:i, s:i, s:i}}", "cluster",
+			p->cluster, "project", p->project, "changes", changes, "operations", ops,
+			"summary", "create", (int)p->create, "update", (int)p->update, "replace",
+			(int)p->replace, "delete", (int)p->destroy, "operations", (int)p->nops,
+			"criticalPath", p->critical_path);
 	if (!doc)
 		return -ENOMEM;
 	ret = json_dumpf(doc, f, JSON_INDENT(2));
