@@ -39,6 +39,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (model_desired(s, "fuzz-project", &desired, &err) < 0)
 		abort();
+	/* What the spec says exists (instances, an image) exists, and is not the cluster's. */
+	for (size_t i = 0; i < desired.n; i++) {
+		const struct resource *d = desired.items[i];
+		struct resource *r;
+
+		if (!d->existing)
+			continue;
+		r = resource_new(d->kind, d->scope, d->name);
+		if (!r || !(r->body = json_pack("{s:s}", "name", d->name)) ||
+		    rset_add(&live.others, r) < 0)
+			abort();
+	}
 	for (size_t i = 0; i < desired.n; i++) {
 		const char *n = desired.items[i]->name;
 
@@ -52,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (plan.nops == 0 || plan.critical_path < 1 || (size_t)plan.critical_path > plan.nops)
 		abort();
 	plan_free(&plan);
+	live_free(&live);
 	rset_free(&desired);
 	spec_free(s);
 	return 0;
