@@ -257,7 +257,8 @@ class TestProxyAndRules(World):
             "backends": [{"group": f"{Z}/instanceGroups/cp"}]})
         base = {"name": "cp-bad", "loadBalancingScheme": "INTERNAL", "backendService": f"{R}/backendServices/cp",
                 "subnetwork": f"{R}/subnetworks/nodes", "ports": ["6443"], "IPProtocol": "TCP"}
-        for change in ({"IPProtocol": "UDP"}, {"loadBalancingScheme": "EXTERNAL", "subnetwork": None}):
+        for change in ({"loadBalancingScheme": "EXTERNAL", "subnetwork": None},
+                       {"backendService": "global/backendServices/ing"}):
             body = {k: v for k, v in dict(base, **change).items() if v is not None}
             st, err = self.call("POST", f"{R}/forwardingRules", body)
             self.assertEqual(st, 400, change)
