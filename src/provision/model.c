@@ -395,7 +395,10 @@ static int build_instance(struct builder *b, const struct spec_pool *pool, bool 
 	for (size_t l = 0; labels && l < pool->nlabels; l++)
 		json_object_set_new(labels, pool->labels[l].key,
 				    json_string(pool->labels[l].value));
-	tags = json_pack("[s]", tag);
+	/* NAME-node on every node: the tag the CCM's own firewall rules target (render -f). */
+	tags = json_pack("[s, s]", tag, "");
+	if (tags)
+		json_array_set_new(tags, 1, json_sprintf("%s-node", s->name));
 	for (size_t t = 0; tags && t < pool->ntags; t++)
 		json_array_append_new(tags, json_string(pool->tags[t]));
 	/* nic0 on the node subnetwork, a /24 of pods allocated by GCP, no external address. */
