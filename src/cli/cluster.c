@@ -2,6 +2,8 @@
 #include "cli/cluster.h"
 
 #include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,7 +17,7 @@ struct worker_session {
 	struct session s;
 };
 
-int cluster_cmd_option(struct cluster_cmd *c, int opt, const char *arg)
+static int cluster_cmd_option(struct cluster_cmd *c, int opt, const char *arg)
 {
 	uint64_t n;
 
@@ -33,6 +35,39 @@ int cluster_cmd_option(struct cluster_cmd *c, int opt, const char *arg)
 	default:
 		return 0;
 	}
+}
+
+int cluster_cmd_args(struct cluster_cmd *c, int argc, char **argv, const struct option *longopts,
+		     const char *const *formats, const char *usage, cluster_option_fn on_option,
+		     void *arg)
+{
+	int opt;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":" CLUSTER_SHORT_OPTIONS, longopts, NULL)) != -1) {
+		int h = api_opts_handle(&c->api, opt, optarg, argv);
+
+		if (h == 0)
+			h = cluster_cmd_option(c, opt, optarg);
+		if (h == 0 && on_option)
+			h = on_option(arg, opt);
+		if (h < 0)
+			return -EINVAL;
+		if (h == 0) {
+			log_error("%s: unknown flag (see --help)", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (c->api.help) {
+		fputs(usage, stdout);
+		return 1;
+	}
+	if (optind < argc) {
+		log_error("%s: unexpected argument (see --help)", argv[optind]);
+		return -EINVAL;
+	}
+	return api_opts_output(&c->api, formats) < 0 ? -EINVAL : 0;
 }
 
 static int worker_client(void *arg, struct gcp_compute **out, struct error *err)

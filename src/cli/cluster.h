@@ -53,8 +53,17 @@ struct cluster_cmd {
 	bool have_plan;
 };
 
-/* -f and --parallelism: 1 handled, 0 not ours, -EINVAL after an error line. */
-int cluster_cmd_option(struct cluster_cmd *c, int opt, const char *arg);
+/* A subcommand's own flag (--destroy, --keep-network): 1 handled, 0 not known. */
+typedef int (*cluster_option_fn)(void *arg, int opt);
+
+/*
+ * The command line: the API flags, -f, --parallelism, and the subcommand's own through
+ * on_option (may be NULL). 0 to go on; 1 after printing usage (--help); -EINVAL after one
+ * error line.
+ */
+int cluster_cmd_args(struct cluster_cmd *c, int argc, char **argv, const struct option *longopts,
+		     const char *const *formats, const char *usage, cluster_option_fn on_option,
+		     void *arg);
 /* Loads the spec (spec_flags: SPEC_NO_FILES for down), opens the API, starts the runner. */
 int cluster_cmd_open(struct cluster_cmd *c, unsigned spec_flags, struct error *err);
 /* Reads the live state and makes the plan (plan_flags: PLAN_DESTROY, PLAN_KEEP_NETWORK). */

@@ -25,6 +25,14 @@ static const char usage[] =
     "\n"
     "Exit status: 0 nothing of the cluster is left, 2 error.\n";
 
+static int down_option(void *arg, int opt)
+{
+	if (opt != OPT_KEEP_NETWORK)
+		return 0;
+	*(unsigned *)arg |= PLAN_KEEP_NETWORK;
+	return 1;
+}
+
 int down_main(int argc, char **argv)
 {
 	static const struct option long_options[] = {
@@ -36,33 +44,12 @@ int down_main(int argc, char **argv)
 	struct cluster_cmd c = {0};
 	struct error err = {0};
 	unsigned flags = PLAN_DESTROY;
-	int opt, ret = 2;
+	int ret;
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":" CLUSTER_SHORT_OPTIONS, long_options, NULL)) !=
-	       -1) {
-		int h = api_opts_handle(&c.api, opt, optarg, argv);
-
-		if (h == 0)
-			h = cluster_cmd_option(&c, opt, optarg);
-		if (h < 0)
-			return 2;
-		if (h == 0 && opt == OPT_KEEP_NETWORK)
-			flags |= PLAN_KEEP_NETWORK;
-		else if (h == 0)
-			return 2;
-	}
-	if (c.api.help) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (optind < argc) {
-		log_error("%s: unexpected argument (see --help)", argv[optind]);
-		return 2;
-	}
-	if (api_opts_output(&c.api, formats) < 0)
-		return 2;
+	ret = cluster_cmd_args(&c, argc, argv, long_options, formats, usage, down_option, &flags);
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	ret = 2;
 	if (cluster_cmd_open(&c, SPEC_NO_FILES, &err) < 0 ||
 	    cluster_cmd_plan(&c, flags, &err) < 0) {
 		log_error("%s", err.msg);

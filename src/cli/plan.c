@@ -26,6 +26,19 @@ static const char usage[] =
     "Exit status: 0 no changes, 1 changes pending, 2 error (bad spec, a resource with one\n"
     "of the cluster's names that is not talos-gcp's, API errors).\n";
 
+static int plan_option(void *arg, int opt)
+{
+	unsigned *flags = arg;
+
+	if (opt == OPT_DESTROY)
+		*flags |= PLAN_DESTROY;
+	else if (opt == OPT_KEEP_NETWORK)
+		*flags |= PLAN_KEEP_NETWORK;
+	else
+		return 0;
+	return 1;
+}
+
 int plan_main(int argc, char **argv)
 {
 	static const struct option long_options[] = {
@@ -38,35 +51,12 @@ int plan_main(int argc, char **argv)
 	struct cluster_cmd c = {0};
 	struct error err = {0};
 	unsigned flags = 0;
-	int opt, ret = 2;
+	int ret;
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":" CLUSTER_SHORT_OPTIONS, long_options, NULL)) !=
-	       -1) {
-		int h = api_opts_handle(&c.api, opt, optarg, argv);
-
-		if (h == 0)
-			h = cluster_cmd_option(&c, opt, optarg);
-		if (h < 0)
-			return 2;
-		if (h > 0)
-			continue;
-		if (opt == OPT_DESTROY)
-			flags |= PLAN_DESTROY;
-		else if (opt == OPT_KEEP_NETWORK)
-			flags |= PLAN_KEEP_NETWORK;
-	}
-	if (c.api.help) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (optind < argc) {
-		log_error("%s: unexpected argument (see --help)", argv[optind]);
-		return 2;
-	}
-	if (api_opts_output(&c.api, formats) < 0)
-		return 2;
+	ret = cluster_cmd_args(&c, argc, argv, long_options, formats, usage, plan_option, &flags);
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	ret = 2;
 	if ((flags & PLAN_KEEP_NETWORK) && !(flags & PLAN_DESTROY)) {
 		log_error("--keep-network: only with --destroy");
 		return 2;

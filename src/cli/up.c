@@ -33,29 +33,12 @@ int up_main(int argc, char **argv)
 	static const char *const formats[] = {"text", NULL};
 	struct cluster_cmd c = {0};
 	struct error err = {0};
-	int opt, ret = 2;
+	int ret;
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":" CLUSTER_SHORT_OPTIONS, long_options, NULL)) !=
-	       -1) {
-		int h = api_opts_handle(&c.api, opt, optarg, argv);
-
-		if (h == 0)
-			h = cluster_cmd_option(&c, opt, optarg);
-		if (h <= 0)
-			return 2;
-	}
-	if (c.api.help) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (optind < argc) {
-		log_error("%s: unexpected argument (see --help)", argv[optind]);
-		return 2;
-	}
-	if (api_opts_output(&c.api, formats) < 0)
-		return 2;
+	ret = cluster_cmd_args(&c, argc, argv, long_options, formats, usage, NULL, NULL);
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	ret = 2;
 	if (cluster_cmd_open(&c, 0, &err) < 0 || cluster_cmd_plan(&c, 0, &err) < 0) {
 		log_error("%s", err.msg);
 		goto cleanup;

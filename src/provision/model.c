@@ -538,6 +538,59 @@ static json_t *tcp_check(unsigned port)
 			 "healthyThreshold", 2, "unhealthyThreshold", 2);
 }
 
+/*
+ * A global external TCP proxy load balancer NAME: address, backend service (the groups, on
+ * the named port), target TCP proxy, and a forwarding rule per port (NAME, or NAME-PORT when
+ * suffixed). The health check hc_key exists already.
+ */
+static int tcp_proxy_lb(struct builder *b, const char *name, const char *what, const char *hc_key,
+			const json_t *groups, const char *port_name, int timeout,
+			const unsigned *ports, size_t nports, bool suffixed)
+{
+	char addr_key[160], bs_key[160], proxy_key[160], label[96];
+	struct resource *r;
+	int ret;
+
+	snprintf(addr_key, sizeof(addr_key), "global/addresses/%s", name);
+	snprintf(bs_key, sizeof(bs_key), "global/backendServices/%s", name);
+	snprintf(proxy_key, sizeof(proxy_key), "global/targetTcpProxies/%s", name);
+	snprintf(label, sizeof(label), "%s address", what);
+	if (!add(b, RK_ADDRESS, "global", name, json_pack("{s:s}", "addressType", "EXTERNAL"),
+		 label))
+		return -ENOMEM;
+	snprintf(label, sizeof(label), "%s backend service", what);
+	r = add(b, RK_BACKEND_SERVICE, "global", name,
+		json_pack("{s:s, s:s, s:s, s:i, s:[o], s:o}", "loadBalancingScheme", "EXTERNAL",
+			  "protocol", "TCP", "portName", port_name, "timeoutSec", timeout,
+			  "healthChecks", ref(b, hc_key), "backends", backends(b, groups, NULL)),
+		label);
+	ret = needs(r, 1, hc_key);
+	if (ret == 0)
+		ret = needs_all(r, groups);
+	if (ret < 0)
+		return ret;
+	snprintf(label, sizeof(label), "%s TCP proxy", what);
+	r = add(b, RK_TARGET_TCP_PROXY, "global", name,
+		json_pack("{s:o, s:s}", "service", ref(b, bs_key), "proxyHeader", "NONE"), label);
+	ret = needs(r, 1, bs_key);
+	for (size_t i = 0; ret == 0 && i < nports; i++) {
+		char rule[128];
+
+		if (suffixed)
+			snprintf(rule, sizeof(rule), "%s-%u", name, ports[i]);
+		else
+			snprintf(rule, sizeof(rule), "%s", name);
+		snprintf(label, sizeof(label), "%s endpoint", what);
+		r = add(b, RK_FORWARDING_RULE, "global", rule,
+			json_pack("{s:s, s:s, s:o, s:o, s:o}", "loadBalancingScheme", "EXTERNAL",
+				  "IPProtocol", "TCP", "IPAddress", ref(b, addr_key), "portRange",
+				  json_sprintf("%u", ports[i]), "target", ref(b, proxy_key)),
+			label);
+		ret = needs(r, 2, addr_key, proxy_key);
+	}
+	return ret;
+}
+
 static int build_control_plane(struct builder *b, const char *net_key, const char *sub_key,
 			       const char *vip_key)
 {
@@ -587,47 +640,17 @@ static int build_control_plane(struct builder *b, const char *net_key, const cha
 		goto cleanup;
 	{
 		/* Talos' GCP guide: a global TCP proxy on 443 to the API servers. */
-		char ext[96], addr_key[160], ehc_key[160], ebs_key[160], proxy_key[160];
+		char ext[96], ehc_key[160];
 
 		snprintf(ext, sizeof(ext), "%s-cp-ext", s->name);
-		snprintf(addr_key, sizeof(addr_key), "global/addresses/%s", ext);
 		snprintf(ehc_key, sizeof(ehc_key), "global/healthChecks/%s", ext);
-		snprintf(ebs_key, sizeof(ebs_key), "global/backendServices/%s", ext);
-		snprintf(proxy_key, sizeof(proxy_key), "global/targetTcpProxies/%s", ext);
-		ret =
-		    add(b, RK_ADDRESS, "global", ext, json_pack("{s:s}", "addressType", "EXTERNAL"),
-			"external control-plane address")
-			? 0
-			: -ENOMEM;
-		if (ret == 0 && !add(b, RK_HEALTH_CHECK, "global", ext, tcp_check(6443),
-				     "external control-plane health check"))
+		if (!add(b, RK_HEALTH_CHECK, "global", ext, tcp_check(6443),
+			 "external control-plane health check")) {
 			ret = -ENOMEM;
-		if (ret < 0)
 			goto cleanup;
-		r = add(b, RK_BACKEND_SERVICE, "global", ext,
-			json_pack("{s:s, s:s, s:s, s:i, s:[o], s:o}", "loadBalancingScheme",
-				  "EXTERNAL", "protocol", "TCP", "portName", "tcp6443",
-				  "timeoutSec", 300, "healthChecks", ref(b, ehc_key), "backends",
-				  backends(b, groups, NULL)),
-			"external control-plane backend service");
-		ret = needs(r, 1, ehc_key);
-		if (ret == 0)
-			ret = needs_all(r, groups);
-		if (ret < 0)
-			goto cleanup;
-		r = add(b, RK_TARGET_TCP_PROXY, "global", ext,
-			json_pack("{s:o, s:s}", "service", ref(b, ebs_key), "proxyHeader", "NONE"),
-			"external control-plane TCP proxy");
-		ret = needs(r, 1, ebs_key);
-		if (ret < 0)
-			goto cleanup;
-		r = add(b, RK_FORWARDING_RULE, "global", ext,
-			json_pack("{s:s, s:s, s:o, s:o, s:o}", "loadBalancingScheme", "EXTERNAL",
-				  "IPProtocol", "TCP", "IPAddress", ref(b, addr_key), "portRange",
-				  json_sprintf("%u", s->cp_external_port), "target",
-				  ref(b, proxy_key)),
-			"external control-plane endpoint");
-		ret = needs(r, 2, addr_key, proxy_key);
+		}
+		ret = tcp_proxy_lb(b, ext, "external control-plane", ehc_key, groups, "tcp6443",
+				   300, &s->cp_external_port, 1, false);
 	}
 cleanup:
 	json_decref(groups);
@@ -659,44 +682,8 @@ static int build_ingress(struct builder *b, const char *net_key)
 		goto cleanup;
 	}
 	if (proxy) {
-		char addr_key[160], bs_key[160], proxy_key[160];
-
-		snprintf(addr_key, sizeof(addr_key), "global/addresses/%s", name);
-		snprintf(bs_key, sizeof(bs_key), "global/backendServices/%s", name);
-		snprintf(proxy_key, sizeof(proxy_key), "global/targetTcpProxies/%s", name);
-		if (!add(b, RK_ADDRESS, "global", name,
-			 json_pack("{s:s}", "addressType", "EXTERNAL"), "ingress address")) {
-			ret = -ENOMEM;
-			goto cleanup;
-		}
-		r = add(b, RK_BACKEND_SERVICE, "global", name,
-			json_pack("{s:s, s:s, s:s, s:i, s:[o], s:o}", "loadBalancingScheme",
-				  "EXTERNAL", "protocol", "TCP", "portName", port_name,
-				  "timeoutSec", 30, "healthChecks", ref(b, hc_key), "backends",
-				  backends(b, groups, NULL)),
-			"ingress backend service");
-		ret = needs(r, 1, hc_key);
-		if (ret == 0)
-			ret = needs_all(r, groups);
-		if (ret < 0)
-			goto cleanup;
-		r = add(b, RK_TARGET_TCP_PROXY, "global", name,
-			json_pack("{s:o, s:s}", "service", ref(b, bs_key), "proxyHeader", "NONE"),
-			"ingress TCP proxy");
-		ret = needs(r, 1, bs_key);
-		for (size_t i = 0; ret == 0 && i < s->ingress.nports; i++) {
-			char rule[128];
-
-			snprintf(rule, sizeof(rule), "%s-%u", name, s->ingress.ports[i]);
-			r = add(b, RK_FORWARDING_RULE, "global", rule,
-				json_pack("{s:s, s:s, s:o, s:o, s:o}", "loadBalancingScheme",
-					  "EXTERNAL", "IPProtocol", "TCP", "IPAddress",
-					  ref(b, addr_key), "portRange",
-					  json_sprintf("%u", s->ingress.ports[i]), "target",
-					  ref(b, proxy_key)),
-				"ingress endpoint");
-			ret = needs(r, 2, addr_key, proxy_key);
-		}
+		ret = tcp_proxy_lb(b, name, "ingress", hc_key, groups, port_name, 30,
+				   s->ingress.ports, s->ingress.nports, true);
 		goto cleanup;
 	}
 	/* Passthrough: a regional backend service per protocol, a rule per address and protocol. */

@@ -9,7 +9,6 @@ import concurrent.futures
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -19,16 +18,13 @@ from emu import Emu
 sys.path.insert(0, os.path.dirname(__file__))
 from test_gcloud_compute import GCLOUD, gcloud_env  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from provision import gcloud_compute  # noqa: E402
+
 R = "regions/us-central1"
 Z = "zones/us-central1-a"
 ZONE = "us-central1-a"
 REGION = "us-central1"
-
-
-def run(env, *args):
-    r = subprocess.run([GCLOUD, "compute", *args], env=env, capture_output=True, text=True,
-                       timeout=120)
-    return r.returncode, r.stdout, r.stderr
 
 
 @unittest.skipUnless(GCLOUD, "gcloud is not installed")
@@ -48,81 +44,81 @@ class TestGcloudProvision(unittest.TestCase):
 
         def image():
             return {
-                "create": run(env, "images", "create", "talos-v1", "--source-uri",
+                "create": gcloud_compute(env, "images", "create", "talos-v1", "--source-uri",
                               "gs://talos-bucket/gcp-amd64.raw.tar.gz",
                               "--guest-os-features=VIRTIO_SCSI_MULTIQUEUE", "--family=talos"),
-                "list": run(env, "images", "list", "--no-standard-images", "--format=value(name,status)"),
-                "instance": run(env, "instances", "create", "from-family", f"--zone={ZONE}",
+                "list": gcloud_compute(env, "images", "list", "--no-standard-images", "--format=value(name,status)"),
+                "instance": gcloud_compute(env, "instances", "create", "from-family", f"--zone={ZONE}",
                                 "--subnet=nodes", "--image-family=talos", "--format=value(name,status)"),
-                "missing": run(env, "instances", "create", "no-image", f"--zone={ZONE}",
+                "missing": gcloud_compute(env, "instances", "create", "no-image", f"--zone={ZONE}",
                                "--subnet=nodes", "--image=nope"),
             }
 
         def nat():
             return {
-                "router": run(env, "routers", "create", "rt", "--network=talos", f"--region={REGION}"),
-                "nat": run(env, "routers", "nats", "create", "nat", "--router=rt", f"--region={REGION}",
+                "router": gcloud_compute(env, "routers", "create", "rt", "--network=talos", f"--region={REGION}"),
+                "nat": gcloud_compute(env, "routers", "nats", "create", "nat", "--router=rt", f"--region={REGION}",
                            "--auto-allocate-nat-external-ips", "--nat-all-subnet-ip-ranges"),
-                "describe": run(env, "routers", "nats", "describe", "nat", "--router=rt",
+                "describe": gcloud_compute(env, "routers", "nats", "describe", "nat", "--router=rt",
                                 f"--region={REGION}", "--format=json"),
-                "in-use": run(env, "networks", "delete", "talos", "--quiet"),
+                "in-use": gcloud_compute(env, "networks", "delete", "talos", "--quiet"),
             }
 
         def control_plane():
             return {
-                "group": run(env, "instance-groups", "unmanaged", "create", "cp", f"--zone={ZONE}"),
-                "add": run(env, "instance-groups", "unmanaged", "add-instances", "cp", f"--zone={ZONE}",
+                "group": gcloud_compute(env, "instance-groups", "unmanaged", "create", "cp", f"--zone={ZONE}"),
+                "add": gcloud_compute(env, "instance-groups", "unmanaged", "add-instances", "cp", f"--zone={ZONE}",
                            "--instances=cp-0"),
-                "ports": run(env, "instance-groups", "unmanaged", "set-named-ports", "cp",
+                "ports": gcloud_compute(env, "instance-groups", "unmanaged", "set-named-ports", "cp",
                              f"--zone={ZONE}", "--named-ports=tcp6443:6443"),
-                "members": run(env, "instance-groups", "list-instances", "cp", f"--zone={ZONE}",
+                "members": gcloud_compute(env, "instance-groups", "list-instances", "cp", f"--zone={ZONE}",
                                "--format=value(instance.basename(),status)"),
-                "hc": run(env, "health-checks", "create", "https", "cp", f"--region={REGION}",
+                "hc": gcloud_compute(env, "health-checks", "create", "https", "cp", f"--region={REGION}",
                           "--port=6443", "--request-path=/readyz"),
-                "bs": run(env, "backend-services", "create", "cp", f"--region={REGION}",
+                "bs": gcloud_compute(env, "backend-services", "create", "cp", f"--region={REGION}",
                           "--load-balancing-scheme=INTERNAL", "--protocol=TCP",
                           f"--health-checks-region={REGION}", "--health-checks=cp", "--network=talos"),
-                "backend": run(env, "backend-services", "add-backend", "cp", f"--region={REGION}",
+                "backend": gcloud_compute(env, "backend-services", "add-backend", "cp", f"--region={REGION}",
                                "--instance-group=cp", f"--instance-group-zone={ZONE}"),
-                "rule": run(env, "forwarding-rules", "create", "cp", f"--region={REGION}",
+                "rule": gcloud_compute(env, "forwarding-rules", "create", "cp", f"--region={REGION}",
                             "--load-balancing-scheme=INTERNAL", "--network=talos", "--subnet=nodes",
                             "--address=10.0.0.250", "--ip-protocol=TCP", "--ports=6443,50000",
                             f"--backend-service-region={REGION}", "--backend-service=cp"),
-                "health": run(env, "backend-services", "get-health", "cp", f"--region={REGION}",
+                "health": gcloud_compute(env, "backend-services", "get-health", "cp", f"--region={REGION}",
                               "--format=json"),
-                "describe": run(env, "backend-services", "describe", "cp", f"--region={REGION}",
+                "describe": gcloud_compute(env, "backend-services", "describe", "cp", f"--region={REGION}",
                                 "--format=json"),
             }
 
         def ingress():
             return {
-                "group": run(env, "instance-groups", "unmanaged", "create", "workers", f"--zone={ZONE}"),
-                "add": run(env, "instance-groups", "unmanaged", "add-instances", "workers",
+                "group": gcloud_compute(env, "instance-groups", "unmanaged", "create", "workers", f"--zone={ZONE}"),
+                "add": gcloud_compute(env, "instance-groups", "unmanaged", "add-instances", "workers",
                            f"--zone={ZONE}", "--instances=worker-0"),
-                "ports": run(env, "instance-groups", "unmanaged", "set-named-ports", "workers",
+                "ports": gcloud_compute(env, "instance-groups", "unmanaged", "set-named-ports", "workers",
                              f"--zone={ZONE}", "--named-ports=ingress:30080"),
-                "hc": run(env, "health-checks", "create", "tcp", "ing", "--port=30080"),
-                "bs": run(env, "backend-services", "create", "ing", "--global", "--protocol=TCP",
+                "hc": gcloud_compute(env, "health-checks", "create", "tcp", "ing", "--port=30080"),
+                "bs": gcloud_compute(env, "backend-services", "create", "ing", "--global", "--protocol=TCP",
                           "--port-name=ingress", "--health-checks=ing", "--timeout=5m"),
-                "backend": run(env, "backend-services", "add-backend", "ing", "--global",
+                "backend": gcloud_compute(env, "backend-services", "add-backend", "ing", "--global",
                                "--instance-group=workers", f"--instance-group-zone={ZONE}"),
-                "proxy": run(env, "target-tcp-proxies", "create", "ing", "--backend-service=ing",
+                "proxy": gcloud_compute(env, "target-tcp-proxies", "create", "ing", "--backend-service=ing",
                              "--proxy-header=NONE"),
-                "address": run(env, "addresses", "create", "ing", "--global"),
-                "rule": run(env, "forwarding-rules", "create", "ing-80", "--global",
+                "address": gcloud_compute(env, "addresses", "create", "ing", "--global"),
+                "rule": gcloud_compute(env, "forwarding-rules", "create", "ing-80", "--global",
                             "--target-tcp-proxy=ing", "--address=ing", "--ports=80"),
-                "hc-update": run(env, "health-checks", "update", "tcp", "ing", "--port=30081"),
-                "list": run(env, "forwarding-rules", "list", "--format=json"),
-                "health": run(env, "backend-services", "get-health", "ing", "--global", "--format=json"),
-                "proxy-in-use": run(env, "target-tcp-proxies", "delete", "ing", "--quiet"),
+                "hc-update": gcloud_compute(env, "health-checks", "update", "tcp", "ing", "--port=30081"),
+                "list": gcloud_compute(env, "forwarding-rules", "list", "--format=json"),
+                "health": gcloud_compute(env, "backend-services", "get-health", "ing", "--global", "--format=json"),
+                "proxy-in-use": gcloud_compute(env, "target-tcp-proxies", "delete", "ing", "--quiet"),
             }
 
         def firewall():
             return {
-                "create": run(env, "firewall-rules", "create", "iap", "--network=talos",
+                "create": gcloud_compute(env, "firewall-rules", "create", "iap", "--network=talos",
                               "--allow=tcp:22", "--source-ranges=35.235.240.0/20"),
-                "update": run(env, "firewall-rules", "update", "iap", "--allow=tcp:22,tcp:2222"),
-                "describe": run(env, "firewall-rules", "describe", "iap", "--format=json"),
+                "update": gcloud_compute(env, "firewall-rules", "update", "iap", "--allow=tcp:22,tcp:2222"),
+                "describe": gcloud_compute(env, "firewall-rules", "describe", "iap", "--format=json"),
             }
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=5) as pool:

@@ -5,7 +5,6 @@ import concurrent.futures
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -14,16 +13,10 @@ from emu import Emu
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "conformance"))
-from provision import Prov  # noqa: E402
+from provision import Prov, gcloud_compute  # noqa: E402
 from test_gcloud_compute import GCLOUD, gcloud_env  # noqa: E402
 
 REGION = "us-central1"
-
-
-def run(env, *args):
-    r = subprocess.run([GCLOUD, "compute", *args], env=env, capture_output=True, text=True,
-                       timeout=120)
-    return r.returncode, r.stdout, r.stderr
 
 
 @unittest.skipUnless(GCLOUD, "gcloud is not installed")
@@ -41,36 +34,36 @@ class TestGcloudViewsAndDrift(unittest.TestCase):
         env = cls.env = gcloud_env(cls.emu.cloud_url.rsplit(":", 1)[1], cls.tmp)
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             views = {
-                "rules": pool.submit(run, env, "forwarding-rules", "list", "--format=json"),
-                "describe": pool.submit(run, env, "backend-services", "describe", "demo-cp",
+                "rules": pool.submit(gcloud_compute, env, "forwarding-rules", "list", "--format=json"),
+                "describe": pool.submit(gcloud_compute, env, "backend-services", "describe", "demo-cp",
                                         f"--region={REGION}", "--format=json"),
-                "health": pool.submit(run, env, "backend-services", "get-health", "demo-cp",
+                "health": pool.submit(gcloud_compute, env, "backend-services", "get-health", "demo-cp",
                                       f"--region={REGION}", "--format=json"),
-                "members": pool.submit(run, env, "instance-groups", "list-instances",
+                "members": pool.submit(gcloud_compute, env, "instance-groups", "list-instances",
                                        "demo-cp-us-central1-a", "--zone=us-central1-a",
                                        "--format=value(instance.basename())"),
-                "nat": pool.submit(run, env, "routers", "nats", "describe", "demo-nat",
+                "nat": pool.submit(gcloud_compute, env, "routers", "nats", "describe", "demo-nat",
                                    "--router=demo-router", f"--region={REGION}", "--format=json"),
             }
             cls.views = {k: f.result() for k, f in views.items()}
             # Drift, each change on another resource, all at once.
             drift = {
-                "firewall": pool.submit(run, env, "firewall-rules", "update", "demo-iap-ssh",
+                "firewall": pool.submit(gcloud_compute, env, "firewall-rules", "update", "demo-iap-ssh",
                                         "--source-ranges=0.0.0.0/0"),
-                "timeout": pool.submit(run, env, "backend-services", "update", "demo-cp-ext",
+                "timeout": pool.submit(gcloud_compute, env, "backend-services", "update", "demo-cp-ext",
                                        "--global", "--timeout=30s"),
-                "nat": pool.submit(run, env, "routers", "nats", "delete", "demo-nat",
+                "nat": pool.submit(gcloud_compute, env, "routers", "nats", "delete", "demo-nat",
                                    "--router=demo-router", f"--region={REGION}", "--quiet"),
-                "member": pool.submit(run, env, "instance-groups", "unmanaged", "remove-instances",
+                "member": pool.submit(gcloud_compute, env, "instance-groups", "unmanaged", "remove-instances",
                                       "demo-cp-us-central1-a", "--zone=us-central1-a",
                                       "--instances=demo-cp-2"),
-                "header": pool.submit(run, env, "target-tcp-proxies", "update", "demo-ingress",
+                "header": pool.submit(gcloud_compute, env, "target-tcp-proxies", "update", "demo-ingress",
                                       "--proxy-header=PROXY_V1"),
-                "hc": pool.submit(run, env, "health-checks", "update", "https", "demo-cp",
+                "hc": pool.submit(gcloud_compute, env, "health-checks", "update", "https", "demo-cp",
                                   f"--region={REGION}", "--request-path=/healthz"),
-                "rule": pool.submit(run, env, "forwarding-rules", "delete", "demo-ingress-80",
+                "rule": pool.submit(gcloud_compute, env, "forwarding-rules", "delete", "demo-ingress-80",
                                     "--global", "--quiet"),
-                "alias": pool.submit(run, env, "instances", "network-interfaces", "update",
+                "alias": pool.submit(gcloud_compute, env, "instances", "network-interfaces", "update",
                                      "demo-worker-1", "--zone=us-central1-a", "--aliases="),
             }
             cls.drift = {k: f.result() for k, f in drift.items()}
@@ -118,7 +111,7 @@ class TestGcloudViewsAndDrift(unittest.TestCase):
         r = self.p.up()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(self.p.plan().returncode, 0)
-        rc, out, err = run(self.env, "firewall-rules", "describe", "demo-iap-ssh",
+        rc, out, err = gcloud_compute(self.env, "firewall-rules", "describe", "demo-iap-ssh",
                            "--format=value(sourceRanges)")
         self.assertEqual(out.strip(), "35.235.240.0/20")
 

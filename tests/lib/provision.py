@@ -9,6 +9,7 @@ reading what the project holds through the Compute API (as any client would).
 import copy
 import json
 import os
+import shutil
 import subprocess
 
 from emu import TALOS_GCP
@@ -36,6 +37,16 @@ BASE_SPEC = {
     "workers": {"count": 2, "machineType": "e2-standard-4", "userData": "worker.yaml"},
     "ingress": {"type": "tcp-proxy", "ports": [80], "targetPort": 30080},
 }
+
+
+GCLOUD = shutil.which("gcloud")
+
+
+def gcloud_compute(env, *args):
+    """gcloud compute ARGS with env (from test_gcloud_compute.gcloud_env): (rc, stdout, stderr)."""
+    r = subprocess.run([GCLOUD, "compute", *args], env=env, capture_output=True, text=True,
+                       timeout=120)
+    return r.returncode, r.stdout, r.stderr
 
 
 def merged(base, changes):
