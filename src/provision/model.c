@@ -441,7 +441,7 @@ static int pool_members(struct builder *b, const struct spec_pool *pool, bool cp
 	const struct cluster_spec *s = b->s;
 
 	for (unsigned i = 0; i < pool->count; i++) {
-		const char *zone = spec_zone_of(s, cp ? i : i + s->control_plane.count);
+		const char *zone = spec_zone_of(s, i);
 		json_t *list = json_object_get(by_zone, zone);
 
 		if (!list) {
@@ -773,8 +773,7 @@ int model_desired(const struct cluster_spec *s, const char *project, struct reso
 		ret = build_instance(&b, &s->control_plane, true, i, spec_zone_of(s, i), image_ref,
 				     sub_key, vip_key);
 	for (unsigned i = 0; ret == 0 && i < s->workers.count; i++)
-		ret = build_instance(&b, &s->workers, false, i,
-				     spec_zone_of(s, s->control_plane.count + i), image_ref,
+		ret = build_instance(&b, &s->workers, false, i, spec_zone_of(s, i), image_ref,
 				     sub_key, vip_key);
 	for (int w = 0; ret == 0 && w < 2; w++) {
 		const struct spec_pool *pool = w ? &s->workers : &s->control_plane;

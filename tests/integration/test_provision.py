@@ -26,7 +26,7 @@ BASE_KEYS = {
     "global/firewalls/demo-iap-ssh", "global/firewalls/demo-talos-api",
     "global/images/demo-talos", f"{R}/addresses/demo-vip",
     f"{ZA}/instances/demo-cp-0", f"{ZB}/instances/demo-cp-1", f"{ZA}/instances/demo-cp-2",
-    f"{ZB}/instances/demo-worker-0", f"{ZA}/instances/demo-worker-1",
+    f"{ZA}/instances/demo-worker-0", f"{ZB}/instances/demo-worker-1",
     f"{ZA}/instanceGroups/demo-cp-us-central1-a", f"{ZB}/instanceGroups/demo-cp-us-central1-b",
     f"{ZA}/instanceGroups/demo-workers-us-central1-a", f"{ZB}/instanceGroups/demo-workers-us-central1-b",
     f"{R}/healthChecks/demo-cp", f"{R}/backendServices/demo-cp", f"{R}/forwardingRules/demo-cp",
@@ -120,7 +120,7 @@ class TestLifecycle(ProvisionCase):
         self.assertEqual(self.p.members(f"{ZA}/instanceGroups/demo-cp-us-central1-a"),
                          [f"{ZA}/instances/demo-cp-0", f"{ZA}/instances/demo-cp-2"])
         self.assertEqual(self.p.members(f"{ZB}/instanceGroups/demo-workers-us-central1-b"),
-                         [f"{ZB}/instances/demo-worker-0"])
+                         [f"{ZB}/instances/demo-worker-1"])
 
         # plan exits 0; a second up changes nothing and sends no mutating request.
         r = self.p.plan()
@@ -190,8 +190,8 @@ class TestUpdates(ProvisionCase):
                   network=dict(base["network"], serviceCidr="10.112.0.0/12"),
                   ingress=dict(base["ingress"], targetPort=30443))
         # One worker fewer: its instance goes, its group goes with its last member.
-        self.step({("delete", f"{ZA}/instances/demo-worker-1"),
-                   ("delete", f"{ZA}/instanceGroups/demo-workers-us-central1-a"),
+        self.step({("delete", f"{ZB}/instances/demo-worker-1"),
+                   ("delete", f"{ZB}/instanceGroups/demo-workers-us-central1-b"),
                    ("update", "global/backendServices/demo-ingress")},
                   network=dict(base["network"], serviceCidr="10.112.0.0/12"),
                   ingress=dict(base["ingress"], targetPort=30443),
@@ -201,16 +201,16 @@ class TestUpdates(ProvisionCase):
             f.write("version: v1alpha1\nmachine:\n  type: worker\n  # v2\n")
         cur = dict(network=dict(base["network"], serviceCidr="10.112.0.0/12"),
                    ingress=dict(base["ingress"], targetPort=30443))
-        self.step({("update", f"{ZB}/instances/demo-worker-0")},
+        self.step({("update", f"{ZA}/instances/demo-worker-0")},
                   workers=dict(base["workers"], count=1, userData="worker2.yaml"), **cur)
         inv = self.p.inventory()
-        self.assertIn("# v2", inv[f"{ZB}/instances/demo-worker-0"]["metadata"]["items"][0]["value"])
-        plan = self.step({("replace", f"{ZB}/instances/demo-worker-0"),
-                          ("update", f"{ZB}/instanceGroups/demo-workers-us-central1-b")},
+        self.assertIn("# v2", inv[f"{ZA}/instances/demo-worker-0"]["metadata"]["items"][0]["value"])
+        plan = self.step({("replace", f"{ZA}/instances/demo-worker-0"),
+                          ("update", f"{ZA}/instanceGroups/demo-workers-us-central1-a")},
                          workers=dict(base["workers"], count=1, userData="worker2.yaml",
                                       machineType="e2-standard-8"), **cur)
-        self.assertEqual(self.p.members(f"{ZB}/instanceGroups/demo-workers-us-central1-b"),
-                         [f"{ZB}/instances/demo-worker-0"])
+        self.assertEqual(self.p.members(f"{ZA}/instanceGroups/demo-workers-us-central1-a"),
+                         [f"{ZA}/instances/demo-worker-0"])
         cur["workers"] = dict(base["workers"], count=1, userData="worker2.yaml", machineType="e2-standard-8")
         # The VIP moves: the address is replaced, and the rule that uses it with it.
         plan = self.step({("replace", f"{R}/addresses/demo-vip"), ("replace", f"{R}/forwardingRules/demo-cp")},
@@ -238,7 +238,7 @@ class TestUpdates(ProvisionCase):
             "global/addresses/demo-ingress", "global/backendServices/demo-ingress",
             "global/targetTcpProxies/demo-ingress", "global/forwardingRules/demo-ingress-80",
             "global/forwardingRules/demo-ingress-443",
-            f"{ZB}/instanceGroups/demo-workers-us-central1-b")} | {
+            f"{ZA}/instanceGroups/demo-workers-us-central1-a")} | {
             ("update", "global/firewalls/demo-health-checks")},
             **dict(cur, controlPlane=dict(base["controlPlane"], external="none"), ingress=None))
         # The MTU is fixed when a network is made: replacing it replaces what is in it.
@@ -277,7 +277,7 @@ class TestUpdates(ProvisionCase):
         e.wait_op(op)
         st, op = e.compute("DELETE", f"{P}/global/firewalls/demo-talos-api")
         e.wait_op(op)
-        e.set_aliases("demo-worker-1", [], zone="us-central1-a")
+        e.set_aliases("demo-worker-1", [], zone="us-central1-b")
         code, plan = self.p.plan_json()
         self.assertEqual(code, 1)
         self.assertEqual(self.changes(plan), {
@@ -287,7 +287,7 @@ class TestUpdates(ProvisionCase):
             ("update", f"{ZA}/instanceGroups/demo-cp-us-central1-a"),
             ("update", "global/targetTcpProxies/demo-ingress"),
             ("create", "global/firewalls/demo-talos-api"),
-            ("update", f"{ZA}/instances/demo-worker-1")})
+            ("update", f"{ZB}/instances/demo-worker-1")})
         text = self.p.plan().stdout
         self.assertIn('sourceRanges: ["0.0.0.0/0"] -> ["35.235.240.0/20"]', text)
         self.assertIn("timeoutSec: 30 -> 300", text)
@@ -298,7 +298,7 @@ class TestUpdates(ProvisionCase):
         self.assertEqual(inv["global/targetTcpProxies/demo-ingress"]["proxyHeader"], "NONE")
         self.assertEqual(len(inv[f"{R}/routers/demo-router"]["nats"]), 1)
         self.assertIn(f"{ZA}/instances/demo-cp-2", self.p.members(f"{ZA}/instanceGroups/demo-cp-us-central1-a"))
-        self.assertEqual(inv[f"{ZA}/instances/demo-worker-1"]["networkInterfaces"][0]["aliasIpRanges"][0]
+        self.assertEqual(inv[f"{ZB}/instances/demo-worker-1"]["networkInterfaces"][0]["aliasIpRanges"][0]
                          ["subnetworkRangeName"], "pods")
         # Deleted resources are created again (an instance, out of its groups: added back).
         st, op = e.compute("DELETE", f"{P}/{ZB}/instances/demo-cp-1")

@@ -64,7 +64,7 @@ class TestGcloudViewsAndDrift(unittest.TestCase):
                 "rule": pool.submit(gcloud_compute, env, "forwarding-rules", "delete", "demo-ingress-80",
                                     "--global", "--quiet"),
                 "alias": pool.submit(gcloud_compute, env, "instances", "network-interfaces", "update",
-                                     "demo-worker-1", "--zone=us-central1-a", "--aliases="),
+                                     "demo-worker-1", "--zone=us-central1-b", "--aliases="),
             }
             cls.drift = {k: f.result() for k, f in drift.items()}
 
@@ -106,7 +106,7 @@ class TestGcloudViewsAndDrift(unittest.TestCase):
             ("update", "global/targetTcpProxies/demo-ingress"): ["proxyHeader"],
             ("update", "regions/us-central1/healthChecks/demo-cp"): ["requestPath"],
             ("create", "global/forwardingRules/demo-ingress-80"): [],
-            ("update", "zones/us-central1-a/instances/demo-worker-1"): ["podsRange"],
+            ("update", "zones/us-central1-b/instances/demo-worker-1"): ["podsRange"],
         })
         r = self.p.up()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
