@@ -237,6 +237,12 @@ bool emu_kube_backend_healthy(struct emu *emu, const char *zone, const char *ins
 	return port == 6443;
 }
 
+void emu_kube_instance_reset(struct emu *emu, const char *zone, const char *name,
+			     const json_t *instance)
+{
+	emu_kube_instance_changed(emu, zone, name, instance);
+}
+
 json_t *emu_kube_dump(struct emu *emu)
 {
 	(void)emu;

@@ -183,6 +183,13 @@ int gcp_compute_wait(struct gcp_compute *c, struct gcp_operation *op, uint64_t t
 int gcp_compute_list_group_instances(struct gcp_compute *c, const char *zone, const char *group,
 				     gcp_item_fn fn, void *arg, struct error *err);
 
+/*
+ * POST projects/P/zones/Z/instances/I/ACTION, ACTION one of "reset" (a hard reset: the
+ * instance stays RUNNING and its guest reboots), "stop", "start". *op as for mutations.
+ */
+int gcp_compute_instance_action(struct gcp_compute *c, const char *zone, const char *instance,
+				const char *action, struct gcp_operation *op, struct error *err);
+
 /* ---- helpers, exposed for callers, tests and fuzzers ---- */
 
 /*
