@@ -85,10 +85,20 @@ static int members_one(void *p, size_t index, struct gcp_compute *c, struct erro
 	struct resource *g = ctx->groups[index];
 	struct member_arg a = {.group = g, .project = ctx->project};
 
+	int ret;
+
 	g->members = json_array();
 	if (!g->members)
 		return error_set(err, ENOMEM, "out of memory");
-	return gcp_compute_list_group_instances(c, g->scope, g->name, on_member, &a, err);
+	ret = gcp_compute_list_group_instances(c, g->scope, g->name, on_member, &a, err);
+	if (ret == -ENOENT) {
+		/* Deleted since the list (a delete sent by a run before ours finished): gone. */
+		json_decref(g->members);
+		g->members = NULL;
+		error_clear(err);
+		return 0;
+	}
+	return ret;
 }
 
 /* "NAME|NAME-.*" and the extra names: RE2 alternatives, each matching the whole name. */
@@ -226,6 +236,16 @@ int live_read(struct runner *r, struct cluster_spec *s, const char *project, str
 		if (ret < 0)
 			goto cleanup;
 		out->requests += (unsigned)ctx.ngroups;
+		for (size_t i = 0; i < out->owned.n;) {
+			struct resource *res = out->owned.items[i];
+
+			if (res->kind == RK_INSTANCE_GROUP && !res->members) {
+				resource_free(res);
+				out->owned.items[i] = out->owned.items[--out->owned.n];
+				continue;
+			}
+			i++;
+		}
 	}
 	ret = resolve_existing(s, out, err);
 cleanup:
