@@ -18,16 +18,18 @@ enum { OPT_OUT = 0x2000, OPT_ONLY, OPT_LIST, OPT_VALUE_FIRST };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: talos-gcp render [-f SPEC] [--out DIR] [--only NAME[,NAME...]] [VALUES]\n\n"
-		"Writes the cluster's Talos patches and manifests, to stdout (one YAML stream)\n"
-		"or as files under DIR. The output depends only on the values.\n\n"
-		"  -f, --file SPEC           values from a cluster spec (docs/cluster-spec.md);\n"
-		"                            the value flags below override it\n"
-		"  --out DIR                 write the files under DIR (created if missing)\n"
-		"  --only NAME[,NAME...]     only these components (see --list)\n"
-		"  --list                    list the components and their files\n"
-		"  -h, --help                this text\n\nValues:\n");
+	fprintf(
+	    f,
+	    "Usage: talos-gcp render --project ID --vip-alias-image IMAGE [-f SPEC] [--out DIR]\n"
+	    "                        [--only NAME[,NAME...]] [VALUES]\n\n"
+	    "Writes the cluster's Talos patches and manifests, to stdout (one YAML stream)\n"
+	    "or as files under DIR. The output depends only on the values.\n\n"
+	    "  -f, --file SPEC           values from a cluster spec (docs/cluster-spec.md);\n"
+	    "                            the value flags below override it\n"
+	    "  --out DIR                 write the files under DIR (created if missing)\n"
+	    "  --only NAME[,NAME...]     only these components (see --list)\n"
+	    "  --list                    list the components and their files\n"
+	    "  -h, --help                this text\n\nValues:\n");
 	for (size_t i = 0; render_keys[i][0]; i++)
 		fprintf(f, "  --%-22s %s\n", render_keys[i][0], render_keys[i][1]);
 	fprintf(f, "\nExit status: 0 written, 2 bad values or a file could not be written.\n");
@@ -58,7 +60,7 @@ static int mkdirs(const char *dir)
 static int values_from_spec(struct render_values *v, const char *path, struct error *err)
 {
 	struct cluster_spec *s = NULL;
-	char subnet[96], tag[96], mtu[16];
+	char subnet[96], tag[96], mtu[16], nodes[16];
 	int ret = spec_load(path, SPEC_NO_FILES, &s, err);
 
 	if (ret < 0)
@@ -66,6 +68,9 @@ static int values_from_spec(struct render_values *v, const char *path, struct er
 	snprintf(subnet, sizeof(subnet), "%s-nodes", s->name);
 	snprintf(tag, sizeof(tag), "%s-node", s->name);
 	snprintf(mtu, sizeof(mtu), "%u", s->network.mtu);
+	snprintf(nodes, sizeof(nodes), "%zu",
+		 (size_t)s->control_plane.count + s->control_plane.nexisting + s->workers.count +
+		     s->workers.nexisting);
 	const char *const pairs[][2] = {
 	    {"cluster-name", s->name},
 	    {"project", s->project},
@@ -78,6 +83,7 @@ static int values_from_spec(struct render_values *v, const char *path, struct er
 	    {"service-cidr", s->network.service_cidr},
 	    {"vip", s->network.vip},
 	    {"mtu", mtu},
+	    {"nodes", nodes},
 	};
 	for (size_t i = 0; ret == 0 && i < sizeof(pairs) / sizeof(pairs[0]); i++)
 		if (pairs[i][1])
@@ -191,15 +197,15 @@ int render_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (render_validate(&v, &err) < 0) {
-		log_error("%s", err.msg);
-		return 2;
-	}
 	for (size_t i = 0; i < RENDER__COUNT; i++)
 		any |= want[i];
 	if (!any)
 		for (size_t i = 0; i < RENDER__COUNT; i++)
 			want[i] = true;
+	if (render_validate(&v, want, &err) < 0) {
+		log_error("%s", err.msg);
+		return 2;
+	}
 	if (out_dir && (ret = mkdirs(out_dir)) < 0) {
 		log_error("--out %s: %s", out_dir, strerror(-ret));
 		return 2;
@@ -243,9 +249,5 @@ int render_main(int argc, char **argv)
 		if (ret < 0)
 			return 2;
 	}
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		log_error("writing to stdout: %s", strerror(errno));
-		return 2;
-	}
-	return 0;
+	return 0; /* main() checks that stdout took it all */
 }

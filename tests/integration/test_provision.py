@@ -462,23 +462,25 @@ class TestRenderFromSpec(unittest.TestCase):
                 f.write("name: edge\nproject: my-proj-1\nregion: europe-west1\nzones: [europe-west1-b]\n"
                         "network: {nodeCidr: 10.10.0.0/20, podCidr: 10.64.0.0/14, vip: 10.10.0.10, mtu: 1500}\n"
                         "image: {name: talos}\ncontrolPlane: {count: 1, userData: not-read.yaml}\n")
-            from_spec = self.render("-f", spec)
+            from_spec = self.render("-f", spec, "--vip-alias-image", "vip-alias:test")
             self.assertEqual(from_spec.returncode, 0, from_spec.stderr)
             flags = self.render("--cluster-name", "edge", "--project", "my-proj-1", "--region", "europe-west1",
                                 "--network", "edge", "--subnetwork", "edge-nodes", "--node-tag", "edge-node",
                                 "--node-cidr", "10.10.0.0/20", "--pod-cidr", "10.64.0.0/14",
-                                "--service-cidr", "10.96.0.0/12", "--vip", "10.10.0.10", "--mtu", "1500")
+                                "--service-cidr", "10.96.0.0/12", "--vip", "10.10.0.10", "--mtu", "1500",
+                                "--nodes", "1", "--vip-alias-image", "vip-alias:test")
             self.assertEqual(flags.returncode, 0, flags.stderr)
             # The same output but for the header naming the flags.
             self.assertEqual(from_spec.stdout.split("\n", 1)[1], flags.stdout.split("\n", 1)[1])
             # A flag overrides the spec, wherever it is.
-            over = self.render("--vip", "10.10.0.20", "-f", spec, "--only", "talos")
+            over = self.render("--vip", "10.10.0.20", "-f", spec, "--only", "talos",
+                               "--vip-alias-image", "vip-alias:test")
             self.assertEqual(over.returncode, 0, over.stderr)
             self.assertIn("10.10.0.20", over.stdout)
             self.assertNotIn("10.10.0.10", over.stdout)
             with open(spec, "a") as f:
                 f.write("ingress: {type: bogus}\n")
-            bad = self.render("-f", spec)
+            bad = self.render("-f", spec, "--vip-alias-image", "vip-alias:test")
             self.assertEqual(bad.returncode, 2)
             self.assertRegex(bad.stderr, r"c\.yaml:8:17: ingress\.type: 'bogus'")
         finally:
