@@ -153,7 +153,8 @@ class TestNetworks(ComputeWorld):
         self.assertEqual(s["ipCidrRange"], "10.132.0.0/20")
         op = self.emu.insert("zones/europe-west1-b/instances", {
             "name": "auto-vm", "machineType": "zones/europe-west1-b/machineTypes/e2-small",
-            "disks": [{"boot": True, "initializeParams": {"sourceImage": "x"}}],
+            "disks": [{"boot": True, "initializeParams": {
+                "sourceImage": "projects/debian-cloud/global/images/family/debian-12"}}],
             "networkInterfaces": [{"network": "global/networks/auto"}]})
         self.assertEqual(op["status"], "DONE")
         vm = self.emu.get_instance("auto-vm", "europe-west1-b")
