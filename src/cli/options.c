@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/http.h"
 #include "common/log.h"
 #include "common/parse.h"
 
@@ -49,7 +50,7 @@ static const struct cli_option api_options[] = {
      .code = OPT_TIMEOUT,
      .arg = "DURATION",
      .def = "30s",
-     .help = "per-request timeout"},
+     .help = "per-request timeout; retries stop after max(2m, 4 x DURATION)"},
     {0},
 };
 
@@ -342,7 +343,7 @@ static void print_option(FILE *out, const struct cli_option *o)
 	if (o->def) {
 		size_t k = strlen(text);
 
-		snprintf(text + k, sizeof(text) - k, " (default: %s)", o->def);
+		snprintf(text + k, sizeof(text) - k, " (default %s)", o->def);
 	}
 	if (o->flags & CLI_OPT_REPEAT) {
 		size_t k = strlen(text);
@@ -375,8 +376,12 @@ void cli_usage(const struct cli_command *cmd, FILE *out)
 	while (*s) {
 		size_t n = strcspn(s, "\n");
 
-		fprintf(out, "%s talos-gcp %s %.*s\n", first ? "Usage:" : "      ", cmd->name,
-			(int)n, s);
+		if (*s == ' ') /* the form above, continued */
+			fprintf(out, "%*s%.*s\n", (int)(18 + strlen(cmd->name)), "", (int)n - 1,
+				s + 1);
+		else
+			fprintf(out, "%s talos-gcp %s %.*s\n", first ? "Usage:" : "      ",
+				cmd->name, (int)n, s);
 		first = false;
 		s += n + (s[n] == '\n');
 	}
@@ -407,13 +412,17 @@ int api_opts_handle(struct api_opts *o, int c, const char *arg, char **argv)
 	case OPT_PROJECT:
 		o->project = arg;
 		return 1;
-	case OPT_COMPUTE_ENDPOINT:
-		if (strncmp(arg, "https://", 8) != 0 && strncmp(arg, "http://", 7) != 0) {
-			log_error("--compute-endpoint '%s': want an http(s):// URL", arg);
+	case OPT_COMPUTE_ENDPOINT: {
+		struct error err = {0};
+
+		/* Before anything connects: a URL with user information never reaches a socket. */
+		if (http_url_check(arg, "--compute-endpoint", 0, NULL, &err) < 0) {
+			log_error("%s", err.msg);
 			return -EINVAL;
 		}
 		o->compute_endpoint = arg;
 		return 1;
+	}
 	case OPT_ACCESS_TOKEN_FILE:
 		o->access_token_file = arg;
 		return 1;

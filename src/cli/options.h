@@ -64,7 +64,7 @@ struct cli_option {
 	int short_name;   /* 'o', 'f', ... or 0 */
 	int code;         /* what the handler is given: short_name, or an OPT_ value */
 	const char *arg;  /* the value's placeholder (NAME, FILE, ...); NULL: a switch */
-	const char *def;  /* the default, shown as "(default: DEF)"; NULL: none to show */
+	const char *def;  /* the default, shown as "(default DEF)"; NULL: none to show */
 	const char *help; /* a phrase, wrapped by the help printer */
 	unsigned flags;   /* enum cli_option_flags */
 	enum cli_complete complete;
@@ -80,9 +80,10 @@ enum cli_command_flags {
 typedef void (*cli_emit_fn)(void *ctx, const char *value, const char *description);
 
 struct cli_command {
-	const char *name;     /* "verify" */
-	const char *summary;  /* one line, for `talos-gcp --help` */
-	const char *synopsis; /* what follows "talos-gcp NAME ": "[options]"; '\n' starts another */
+	const char *name;    /* "verify" */
+	const char *summary; /* one line, for `talos-gcp --help` */
+	/* What follows "talos-gcp NAME ": "[options]"; '\n' starts another form, "\n " goes on. */
+	const char *synopsis;
 	const char *description;          /* for --help: lines of at most 80 columns */
 	const struct cli_option *options; /* the command's own, {0}-terminated */
 	/* Instead of options, when the table is built at run time (render's values). */
@@ -192,7 +193,8 @@ int api_opts_output(struct api_opts *o, const char *const *formats);
 	"  --access-token-file FILE  use the OAuth2 access token in FILE (else ADC)\n"                \
 	"  --kubeconfig FILE         kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)\n" \
 	"  --context NAME            kubeconfig context (default: its current-context)\n"             \
-	"  --timeout DURATION        per-request timeout (default 30s)\n"                             \
+	"  --timeout DURATION        per-request timeout (default 30s); retries stop after\n"         \
+	"                            max(2m, 4 x DURATION)\n"                                         \
 	"  -o, --output FORMAT       output format\n"                                                 \
 	"  -v, --verbose             log requests and decisions to stderr\n"                          \
 	"  -h, --help                this text\n"

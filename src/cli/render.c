@@ -11,11 +11,12 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/log.h"
+#include "provision/spec.h"
 #include "render/render.h"
 
 enum { OPT_OUT = OPT_API_LAST, OPT_ONLY, OPT_LIST, OPT_VALUE_FIRST };
 
-/* Room for render_keys (13 today). */
+/* Room for render_keys (15 today). */
 #define RENDER_MAX_KEYS 48
 
 /* The placeholder of a value flag, from its name: --pod-cidr CIDR, --vip ADDR. */
@@ -41,29 +42,39 @@ static const char *value_placeholder(const char *key)
 /* --out, --only, --list, then one flag per value render_set() knows. */
 static const struct cli_option *render_options(void)
 {
-	static struct cli_option opts[RENDER_MAX_KEYS + 4];
+	static struct cli_option opts[RENDER_MAX_KEYS + 8];
+
+	size_t n = 0;
 
 	if (opts[0].name)
 		return opts;
-	opts[0] = (struct cli_option){
+	opts[n++] =
+	    (struct cli_option){.name = "file",
+				.short_name = 'f',
+				.code = 'f',
+				.arg = "SPEC",
+				.help = "values from a cluster spec (docs/cluster-spec.md); the "
+					"value flags below override it",
+				.complete = CLI_COMPLETE_FILE};
+	opts[n++] = (struct cli_option){
 	    .name = "out",
 	    .code = OPT_OUT,
 	    .arg = "DIR",
 	    .help = "write the files under DIR (created if missing), not to stdout",
 	    .complete = CLI_COMPLETE_DIR};
-	opts[1] = (struct cli_option){.name = "only",
-				      .code = OPT_ONLY,
-				      .arg = "NAME[,NAME...]",
-				      .help = "only these components (see --list)",
-				      .flags = CLI_OPT_LIST,
-				      .complete = CLI_COMPLETE_CALLBACK};
-	opts[2] = (struct cli_option){
+	opts[n++] = (struct cli_option){.name = "only",
+					.code = OPT_ONLY,
+					.arg = "NAME[,NAME...]",
+					.help = "only these components (see --list)",
+					.flags = CLI_OPT_LIST,
+					.complete = CLI_COMPLETE_CALLBACK};
+	opts[n++] = (struct cli_option){
 	    .name = "list", .code = OPT_LIST, .help = "list the components and their files"};
 	for (size_t i = 0; render_keys[i][0] && i < RENDER_MAX_KEYS; i++)
-		opts[3 + i] = (struct cli_option){.name = render_keys[i][0],
-						  .code = OPT_VALUE_FIRST + (int)i,
-						  .arg = value_placeholder(render_keys[i][0]),
-						  .help = render_keys[i][1]};
+		opts[n++] = (struct cli_option){.name = render_keys[i][0],
+						.code = OPT_VALUE_FIRST + (int)i,
+						.arg = value_placeholder(render_keys[i][0]),
+						.help = render_keys[i][1]};
 	return opts;
 }
 
@@ -80,7 +91,9 @@ static void render_complete(int code, cli_emit_fn emit, void *ctx)
 const struct cli_command render_command = {
     .name = "render",
     .summary = "write the cluster's Talos patches and manifests",
-    .synopsis = "[--out DIR] [--only NAME[,NAME...]] [VALUES]\n--list",
+    .synopsis = "--vip-alias-image IMAGE (--project ID | -f SPEC) [--out DIR]\n"
+		" [--only NAME[,NAME...]] [VALUES]\n"
+		"--list",
     .description =
 	"Writes the cluster's Talos patches and manifests, to stdout (one YAML stream) or as\n"
 	"files under DIR. The output depends only on the values: each has a flag below (the\n"
@@ -110,6 +123,44 @@ static int mkdirs(const char *dir)
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+/* The values a cluster spec gives, as talos-gcp up names the resources. */
+static int values_from_spec(struct render_values *v, const char *path, struct error *err)
+{
+	struct cluster_spec *s = NULL;
+	char subnet[96], tag[96], mtu[16], nodes[16];
+	int ret = spec_load(path, SPEC_NO_FILES, &s, err);
+
+	if (ret < 0)
+		return ret;
+	snprintf(subnet, sizeof(subnet), "%s-nodes", s->name);
+	snprintf(tag, sizeof(tag), "%s-node", s->name);
+	snprintf(mtu, sizeof(mtu), "%u", s->network.mtu);
+	snprintf(nodes, sizeof(nodes), "%zu",
+		 (size_t)s->control_plane.count + s->control_plane.nexisting + s->workers.count +
+		     s->workers.nexisting);
+	const char *const pairs[][2] = {
+	    {"cluster-name", s->name},
+	    {"project", s->project},
+	    {"region", s->region},
+	    {"network", s->name},
+	    {"subnetwork", subnet},
+	    {"node-tag", tag},
+	    {"node-cidr", s->network.node_cidr},
+	    {"pod-cidr", s->network.pod_cidr},
+	    {"service-cidr", s->network.service_cidr},
+	    {"vip", s->network.vip},
+	    {"mtu", mtu},
+	    {"nodes", nodes},
+	};
+	for (size_t i = 0; ret == 0 && i < sizeof(pairs) / sizeof(pairs[0]); i++)
+		if (pairs[i][1])
+			ret = render_set(v, pairs[i][0], pairs[i][1], err);
+	if (ret < 0)
+		error_prefix(err, "%s", path);
+	spec_free(s);
+	return ret;
 }
 
 static int parse_only(const char *arg, bool *want)
@@ -142,18 +193,21 @@ static int parse_only(const char *arg, bool *want)
 }
 
 struct render_args {
-	struct render_values v;
 	bool want[RENDER__COUNT];
-	const char *out_dir;
+	const char *out_dir, *spec;
 	bool list;
+	const char *flags[RENDER_MAX_KEYS * 4][2]; /* the value flags, applied after -f's */
+	size_t n_flags;
 };
 
 static int render_option(void *arg, int c, const char *value)
 {
 	struct render_args *a = arg;
-	struct error err = {0};
 
 	switch (c) {
+	case 'f':
+		a->spec = value;
+		return 0;
 	case OPT_OUT:
 		a->out_dir = value;
 		return 0;
@@ -163,11 +217,15 @@ static int render_option(void *arg, int c, const char *value)
 		a->list = true;
 		return 0;
 	default:
-		if (c >= OPT_VALUE_FIRST &&
-		    render_set(&a->v, render_keys[c - OPT_VALUE_FIRST][0], value, &err) < 0) {
-			log_error("%s", err.msg);
+		if (c < OPT_VALUE_FIRST)
+			return 0;
+		if (a->n_flags == sizeof(a->flags) / sizeof(a->flags[0])) {
+			log_error("--%s: too many value flags",
+				  render_keys[c - OPT_VALUE_FIRST][0]);
 			return -EINVAL;
 		}
+		a->flags[a->n_flags][0] = render_keys[c - OPT_VALUE_FIRST][0];
+		a->flags[a->n_flags++][1] = value;
 		return 0;
 	}
 }
@@ -182,7 +240,6 @@ int render_main(int argc, char **argv)
 	const char *out_dir;
 	int ret;
 
-	render_values_default(&a.v);
 	ret = cli_parse(&render_command, argc, argv, &api, render_option, &a);
 	if (ret)
 		return ret > 0 ? 0 : 2;
@@ -192,17 +249,28 @@ int render_main(int argc, char **argv)
 			       render_components[i].path, render_components[i].what);
 		return 0;
 	}
-	v = a.v;
 	out_dir = a.out_dir;
-	if (render_validate(&v, &err) < 0) {
+	render_values_default(&v);
+	if (a.spec && values_from_spec(&v, a.spec, &err) < 0) {
 		log_error("%s", err.msg);
 		return 2;
+	}
+	/* Applied after the spec's, whatever their order. */
+	for (size_t i = 0; i < a.n_flags; i++) {
+		if (render_set(&v, a.flags[i][0], a.flags[i][1], &err) < 0) {
+			log_error("%s", err.msg);
+			return 2;
+		}
 	}
 	for (size_t i = 0; i < RENDER__COUNT; i++)
 		any |= want[i];
 	if (!any)
 		for (size_t i = 0; i < RENDER__COUNT; i++)
 			want[i] = true;
+	if (render_validate(&v, want, &err) < 0) {
+		log_error("%s", err.msg);
+		return 2;
+	}
 	if (out_dir && (ret = mkdirs(out_dir)) < 0) {
 		log_error("--out %s: %s", out_dir, strerror(-ret));
 		return 2;
@@ -246,9 +314,5 @@ int render_main(int argc, char **argv)
 		if (ret < 0)
 			return 2;
 	}
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		log_error("writing to stdout: %s", strerror(errno));
-		return 2;
-	}
-	return 0;
+	return 0; /* main() checks that stdout took it all */
 }

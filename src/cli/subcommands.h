@@ -16,10 +16,16 @@ int verify_main(int argc, char **argv);
 int repair_main(int argc, char **argv);
 int render_main(int argc, char **argv);
 int doctor_main(int argc, char **argv);
+int plan_main(int argc, char **argv);
+int up_main(int argc, char **argv);
+int down_main(int argc, char **argv);
 
 extern const struct cli_command verify_command;
 extern const struct cli_command repair_command;
 extern const struct cli_command doctor_command;
 extern const struct cli_command render_command;
+extern const struct cli_command plan_command;
+extern const struct cli_command up_command;
+extern const struct cli_command down_command;
 
 #endif
