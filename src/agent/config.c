@@ -26,8 +26,8 @@ static const char usage[] =
     "  --metrics-addr A:P     /healthz (VIP in place), /livez (agent alive) and /metrics\n"
     "                         listener, or 'off'\n"
     "                         (default " DEFAULT_METRICS_ADDR "; env VIP_ALIAS_METRICS_ADDR)\n"
-    "  --resync DURATION      full resync period, e.g. 60s, 5m; 0 disables (default " DEFAULT_RESYNC
-    "; env VIP_ALIAS_RESYNC)\n"
+    "  --resync DURATION      full resync period, e.g. 60s, 5m; 0 disables\n"
+    "                         (default " DEFAULT_RESYNC "; env VIP_ALIAS_RESYNC)\n"
     "  --cleanup-on-exit      on SIGTERM/SIGINT remove what vip-alias owns (default: leave the\n"
     "                         VIP in place; env VIP_ALIAS_CLEANUP_ON_EXIT=true)\n"
     "  --once                 apply once and exit (init containers; env VIP_ALIAS_ONCE=true)\n"

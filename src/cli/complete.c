@@ -5,7 +5,7 @@
 #include <string.h>
 
 /* Longest description shown next to a candidate (zsh's menu). */
-#define DESCRIPTION_MAX 60
+#define DESCRIPTION_MAX 72
 
 /* Where candidates go: those that start with the word's text, with a prefix put back. */
 struct emitter {

@@ -22,6 +22,9 @@ struct cli_toplevel {
 	const char *const (*extra)[2];    /* words that are not commands (help, version), {0} */
 };
 
+/* talos-gcp's (cli/commands.c). */
+extern const struct cli_toplevel cli_toplevel;
+
 int cli_complete(const struct cli_toplevel *top, int argc, char **argv, FILE *out);
 
 #endif

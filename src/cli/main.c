@@ -7,33 +7,7 @@
 
 #include "cli/complete.h"
 #include "cli/options.h"
-#include "cli/subcommands.h"
 #include "common/log.h"
-
-static const struct cli_command *const commands[] = {
-    &plan_command,   &up_command,     &down_command,   &verify_command,
-    &repair_command, &doctor_command, &render_command,
-};
-
-static const struct cli_option toplevel_options[] = {
-    {.name = "help", .short_name = 'h', .code = 'h', .help = "show this help and exit"},
-    {.name = "version", .help = "print the version and exit"},
-    {0},
-};
-
-/* Words that are not subcommands but are completed as one. */
-static const char *const extra_words[][2] = {
-    {"help", "describe a subcommand: talos-gcp help SUBCOMMAND"},
-    {"version", "print the version"},
-    {NULL, NULL},
-};
-
-static const struct cli_toplevel toplevel = {
-    commands,
-    sizeof(commands) / sizeof(commands[0]),
-    toplevel_options,
-    extra_words,
-};
 
 /*
  * A report that did not reach its reader is a failure, whatever the subcommand decided
@@ -62,21 +36,22 @@ static void show_usage(FILE *f)
 		   "       talos-gcp --version\n\n"
 		   "The networking layer of Talos Kubernetes clusters on Google Cloud.\n\n"
 		   "Subcommands:\n");
-	for (size_t i = 0; i < toplevel.n_commands; i++)
-		fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
-	for (size_t i = 0; extra_words[i][0]; i++)
-		fprintf(f, "  %-10s %s\n", extra_words[i][0], extra_words[i][1]);
+	for (size_t i = 0; i < cli_toplevel.n_commands; i++)
+		fprintf(f, "  %-10s %s\n", cli_toplevel.commands[i]->name,
+			cli_toplevel.commands[i]->summary);
+	for (size_t i = 0; cli_toplevel.extra[i][0]; i++)
+		fprintf(f, "  %-10s %s\n", cli_toplevel.extra[i][0], cli_toplevel.extra[i][1]);
 	fprintf(f, "\nOptions:\n");
-	cli_usage_options(f, toplevel_options);
+	cli_usage_options(f, cli_toplevel.options);
 	fprintf(f, "\n'talos-gcp help SUBCOMMAND' (or 'talos-gcp SUBCOMMAND --help') describes "
 		   "each one.\nSee talos-gcp(1).\n");
 }
 
 static const struct cli_command *find_command(const char *name)
 {
-	for (size_t i = 0; i < toplevel.n_commands; i++)
-		if (!strcmp(name, commands[i]->name))
-			return commands[i];
+	for (size_t i = 0; i < cli_toplevel.n_commands; i++)
+		if (!strcmp(name, cli_toplevel.commands[i]->name))
+			return cli_toplevel.commands[i];
 	return NULL;
 }
 
@@ -124,7 +99,7 @@ static int run(int argc, char **argv)
 	}
 	/* For the shell completion scripts; not a command anyone types. */
 	if (!strcmp(argv[1], "__complete"))
-		return cli_complete(&toplevel, argc - 2, argv + 2, stdout) < 0 ? 2 : 0;
+		return cli_complete(&cli_toplevel, argc - 2, argv + 2, stdout) < 0 ? 2 : 0;
 	cmd = find_command(argv[1]);
 	if (cmd) {
 		log_init(NULL, LOG_FORMAT_TEXT, LOG_LEVEL_INFO);

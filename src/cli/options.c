@@ -237,7 +237,7 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv, struct api_o
 		return -EINVAL;
 	}
 	opterr = 0;
-	optind = 1;
+	optind = 0; /* 0, not 1: glibc then forgets a previous parse's place in a "-vo" cluster */
 	while ((c = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
 		/* The word that named the option: the one before a value given separately. */
 		const char *word = optarg && optind >= 2 && optarg == argv[optind - 1]

@@ -14,6 +14,7 @@ class TapResult(unittest.TestResult):
     def __init__(self):
         super().__init__()
         self.n = 0
+        self._subtest_failed = set()
 
     def _line(self, ok, test, extra=""):
         self.n += 1
@@ -41,6 +42,18 @@ class TapResult(unittest.TestResult):
     def addExpectedFailure(self, test, err):
         super().addExpectedFailure(test, err)
         self._line(True, test, " # TODO expected failure")
+
+    def addSubTest(self, test, subtest, err):
+        # A failed subTest fails its test, which then reports neither success nor failure:
+        # say it here (once per test), with every failed subtest's message.
+        super().addSubTest(test, subtest, err)
+        if err is None:
+            return
+        if test.id() not in self._subtest_failed:
+            self._subtest_failed.add(test.id())
+            self._line(False, test)
+        print(f"# {subtest.id().split('.', 1)[-1]}\n# " +
+              self._exc_info_to_string(err, test).replace("\n", "\n# "), flush=True)
 
     def addUnexpectedSuccess(self, test):
         super().addUnexpectedSuccess(test)
