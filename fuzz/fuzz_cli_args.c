@@ -17,7 +17,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum { OPT_SWITCH = OPT_API_LAST, OPT_VALUE, OPT_LIST, OPT_EMPTY };
+enum { OPT_SWITCH = OPT_API_LAST, OPT_VALUE, OPT_LIST, OPT_EMPTY, OPT_OPTIONAL };
 
 static const struct cli_option fuzz_options[] = {
     {.name = "file", .short_name = 'f', .code = 'f', .arg = "PATH", .flags = CLI_OPT_REPEAT},
@@ -25,6 +25,7 @@ static const struct cli_option fuzz_options[] = {
     {.name = "value", .code = OPT_VALUE, .arg = "V", .def = "d"},
     {.name = "list", .code = OPT_LIST, .arg = "A[,B]", .flags = CLI_OPT_LIST},
     {.name = "empty-ok", .code = OPT_EMPTY, .arg = "E", .flags = CLI_OPT_EMPTY_OK},
+    {.name = "optional", .code = OPT_OPTIONAL, .arg = "BOOL", .flags = CLI_OPT_OPTIONAL},
     {0},
 };
 
@@ -42,6 +43,8 @@ static int on_option(void *arg, int code, const char *value)
 	if ((code == 'f' || code == OPT_VALUE || code == OPT_LIST) && (!value || !value[0]))
 		abort();
 	if (code == OPT_SWITCH && value)
+		abort();
+	if (code == OPT_OPTIONAL && value && !value[0])
 		abort();
 	return 0;
 }

@@ -167,7 +167,7 @@ static void scan_word(const struct cli_command *cmd, struct scan *sc, const char
 		o = find_long(cmd, w + 2, len, &it);
 		if (o) {
 			use(sc, o);
-			if (o->arg && !w[2 + len])
+			if (o->arg && !w[2 + len] && !(o->flags & CLI_OPT_OPTIONAL))
 				want_value(sc, o);
 		}
 		return;

@@ -151,13 +151,18 @@ int cli_getopt(const struct cli_command *cmd, struct option *longopts, size_t n,
 	while ((o = cli_options_next(&it, NULL))) {
 		if (k + 1 >= n)
 			return -ENOSPC;
-		longopts[k++] = (struct option){o->name, o->arg ? required_argument : no_argument,
+		longopts[k++] = (struct option){o->name,
+						!o->arg                       ? no_argument
+						: o->flags & CLI_OPT_OPTIONAL ? optional_argument
+									      : required_argument,
 						NULL, o->code};
 		if (o->short_name) {
-			if (m + 3 > len)
+			if (m + 4 > len)
 				return -ENOSPC;
 			optstring[m++] = (char)o->short_name;
 			if (o->arg)
+				optstring[m++] = ':';
+			if (o->arg && (o->flags & CLI_OPT_OPTIONAL))
 				optstring[m++] = ':';
 		}
 	}
@@ -227,7 +232,7 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv, struct api_o
 	      cli_option_fn on_option, void *arg)
 {
 	struct option longopts[CLI_MAX_OPTIONS];
-	char optstring[2 * CLI_MAX_OPTIONS + 2], flag[64], list[256];
+	char optstring[3 * CLI_MAX_OPTIONS + 2], flag[64], list[256];
 	struct cli_option_iter it;
 	const struct cli_option *o;
 	int c, r;
@@ -319,15 +324,18 @@ static void wrap(FILE *out, const char *text, size_t at, size_t col)
 
 static void print_option(FILE *out, const struct cli_option *o)
 {
+	/* --name ARG, or --name[=ARG] for an optional value */
+	const char *sep = !o->arg ? "" : o->flags & CLI_OPT_OPTIONAL ? "[=" : " ";
+	const char *end = o->arg && (o->flags & CLI_OPT_OPTIONAL) ? "]" : "";
 	char left[96], text[512];
 	int n;
 
 	if (o->short_name)
-		n = snprintf(left, sizeof(left), "  -%c, --%s%s%s", o->short_name, o->name,
-			     o->arg ? " " : "", o->arg ? o->arg : "");
+		n = snprintf(left, sizeof(left), "  -%c, --%s%s%s%s", o->short_name, o->name, sep,
+			     o->arg ? o->arg : "", end);
 	else
-		n = snprintf(left, sizeof(left), "  --%s%s%s", o->name, o->arg ? " " : "",
-			     o->arg ? o->arg : "");
+		n = snprintf(left, sizeof(left), "  --%s%s%s%s", o->name, sep, o->arg ? o->arg : "",
+			     end);
 	if (o->values && o->code == 'o') {
 		size_t k = (size_t)snprintf(text, sizeof(text), "%s: ", o->help);
 

@@ -57,6 +57,7 @@ enum cli_option_flags {
 	CLI_OPT_REPEAT = 1 << 0,   /* may be given more than once */
 	CLI_OPT_LIST = 1 << 1,     /* a comma-separated list: each item completes */
 	CLI_OPT_EMPTY_OK = 1 << 2, /* an empty value means something (else it is an error) */
+	CLI_OPT_OPTIONAL = 1 << 3, /* the value is optional and only as --name=VALUE */
 };
 
 struct cli_option {

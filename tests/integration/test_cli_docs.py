@@ -20,7 +20,8 @@ MAN_DIR = os.path.join(SOURCE_ROOT, "man")
 SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT",
             "FILES", "EXAMPLES", "SEE ALSO")
 # "-o, --output FORMAT", "--vip ADDR", "-h, --help, --version"
-ENTRY = re.compile(r"^((?:-[\w-]+, )*-[\w-]+)(?: (\S+))?(?:\s{2,}(.*))?$")
+# "--leader-elect[=BOOL]": an optional value.
+ENTRY = re.compile(r"^((?:-[\w-]+, )*-[\w-]+)(?: (\S+)|(\[=[^\]\s]+\]))?(?:\s{2,}(.*))?$")
 DEFAULT = re.compile(r"\(default ((?:[^()]|\([^()]*\))*)\)")
 
 
@@ -39,7 +40,7 @@ def help_entries(text):
         if e:
             last = e.group(1).split(", ")
             for flag in last:
-                entries[flag] = [e.group(2), e.group(3) or ""]
+                entries[flag] = [e.group(2) or e.group(3), e.group(4) or ""]
         elif last and re.match(r"^ {20,}\S", line):
             for flag in last:
                 entries[flag][1] += " " + line.strip()
@@ -90,7 +91,7 @@ class Page:
                 if e:
                     last = e.group(1).split(", ")
                     for flag in last:
-                        entries[flag] = [e.group(2), ""]
+                        entries[flag] = [e.group(2) or e.group(3), ""]
                 elif last and re.match(r"^ {8,}\S", line):
                     for flag in last:
                         entries[flag][1] += " " + line.strip()

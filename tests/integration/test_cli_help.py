@@ -22,7 +22,7 @@ def subcommands():
     return [line.split()[0] for line in block.splitlines() if line.split()[0] not in ("help", "version")]
 
 
-OPTION_LINE = re.compile(r"^  ((?:-[\w-]+, )*-[\w-]+)(?: (\S+))?(?:\s{2,}(.*))?$")
+OPTION_LINE = re.compile(r"^  ((?:-[\w-]+, )*-[\w-]+)(?: (\S+)|\[=([^\]\s]+)\])?(?:\s{2,}(.*))?$")
 
 
 def options(help_text):
@@ -32,7 +32,7 @@ def options(help_text):
         if line == "Options:" or line.startswith("API options"):
             group = "API" if line.startswith("API") else ""
         elif group is not None and (m := OPTION_LINE.match(line)):
-            rows.append([group, m.group(1).split(", "), m.group(2), m.group(3) or ""])
+            rows.append([group, m.group(1).split(", "), m.group(2) or m.group(3), m.group(4) or ""])
         elif group is not None and line.startswith(" " * 28) and rows:
             rows[-1][3] = (rows[-1][3] + " " + line.strip()).strip()
         elif line.strip() and not line.startswith(" "):
