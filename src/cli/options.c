@@ -85,44 +85,39 @@ void cli_options_begin(struct cli_option_iter *it, const struct cli_command *cmd
 						 .values = cmd->formats};
 }
 
-/* Stages: the command's own, -o, -v, -h, then the API options. */
+/* Stages: 0 the command's own, 1 -o, 2 -v, 3 -h, 4 the API options. */
 const struct cli_option *cli_options_next(struct cli_option_iter *it, enum cli_group *group)
 {
 	const struct cli_command *cmd = it->cmd;
-	const struct cli_option *opts;
+	const struct cli_option *own = command_options(cmd);
 
 	if (group)
 		*group = CLI_GROUP_COMMAND;
-	switch (it->stage) {
-	case 0:
-		opts = command_options(cmd);
-		if (opts[it->i].name)
-			return &opts[it->i++];
-		it->stage++;
-		/* fall through */
-	case 1:
-		it->stage++;
+	if (it->stage == 0) {
+		if (own[it->i].name)
+			return &own[it->i++];
+		it->stage = 1;
+	}
+	if (it->stage == 1) {
+		it->stage = 2;
 		if (cmd->formats)
 			return &it->output;
-		/* fall through */
-	case 2:
-		it->stage++;
+	}
+	if (it->stage == 2) {
+		it->stage = 3;
 		if (cmd->flags & (CLI_API | CLI_VERBOSE))
 			return &verbose_option;
-		/* fall through */
-	case 3:
-		it->stage++;
+	}
+	if (it->stage == 3) {
+		it->stage = 4;
 		it->i = 0;
 		return &help_option;
-	case 4:
-		if (!(cmd->flags & CLI_API) || !api_options[it->i].name)
-			return NULL;
-		if (group)
-			*group = CLI_GROUP_API;
-		return &api_options[it->i++];
-	default:
-		return NULL;
 	}
+	if (!(cmd->flags & CLI_API) || !api_options[it->i].name)
+		return NULL;
+	if (group)
+		*group = CLI_GROUP_API;
+	return &api_options[it->i++];
 }
 
 static const struct cli_option *find_code(const struct cli_command *cmd, int code,
@@ -137,8 +132,12 @@ static const struct cli_option *find_code(const struct cli_command *cmd, int cod
 	return NULL;
 }
 
-int cli_getopt(const struct cli_command *cmd, struct option *longopts, size_t n, char *optstring,
-	       size_t len)
+/*
+ * getopt_long's tables from cmd's: longopts (n entries, the last {0}) and optstring (":"
+ * and the short letters). -ENOSPC when too small.
+ */
+static int cli_getopt(const struct cli_command *cmd, struct option *longopts, size_t n,
+		      char *optstring, size_t len)
 {
 	struct cli_option_iter it;
 	const struct cli_option *o;
@@ -190,13 +189,6 @@ static int check_empty(const struct cli_option *o, const char *word, const char 
 	spelling(o, word, flag, sizeof(flag));
 	log_error("%s: empty value (want %s)", flag, o->arg);
 	return -EINVAL;
-}
-
-int cli_value_check(const struct cli_command *cmd, int code, const char *value)
-{
-	struct cli_option_iter it;
-
-	return check_empty(find_code(cmd, code, &it), NULL, value);
 }
 
 /* The long options that start with name (up to a '='), as "--a, --b". */

@@ -19,9 +19,9 @@
  *	};
  *	ret = cli_parse(&verify_command, argc, argv, &api, on_option, &state);
  *
- * A subcommand still on its own getopt_long loop adopts the table with cli_getopt() (the
- * tables for getopt_long), cli_value_check() (empty values), api_opts_handle() and
- * cli_usage(), keeping its loop.
+ * A subcommand still on its own getopt_long loop adopts the table by moving the body of its
+ * switch into the handler (it receives the same codes and optarg), its usage text into
+ * description, and its struct option entries into the table; its API codes stay.
  */
 #ifndef TALOS_GCP_CLI_OPTIONS_H
 #define TALOS_GCP_CLI_OPTIONS_H
@@ -103,7 +103,7 @@ struct cli_command {
 #define CLI_FORMATS(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define CLI_VALUES(...)  ((const char *const[]){__VA_ARGS__, NULL})
 
-/* What every API subcommand takes (and -o, -v, -h: api_opts.help for cli_getopt users). */
+/* What every API subcommand takes, and -o, -v, -h (help: for the legacy getopt loops). */
 struct api_opts {
 	const char *project;
 	const char *compute_endpoint;
@@ -139,18 +139,6 @@ struct cli_option_iter {
 void cli_options_begin(struct cli_option_iter *it, const struct cli_command *cmd);
 /* The next option (and its group), or NULL at the end. */
 const struct cli_option *cli_options_next(struct cli_option_iter *it, enum cli_group *group);
-
-/*
- * For a subcommand that keeps its getopt_long loop: fills longopts (n entries, the last
- * {0}) and optstring (":" and the short letters) from cmd's table. -ENOSPC when too small.
- */
-int cli_getopt(const struct cli_command *cmd, struct option *longopts, size_t n, char *optstring,
-	       size_t len);
-/*
- * The option with this getopt code and its value: -EINVAL after one error line when the
- * value is empty and the option does not allow it. The code of an unknown option is 0.
- */
-int cli_value_check(const struct cli_command *cmd, int code, const char *value);
 
 /* --help: usage, description, options by group, exit status. */
 void cli_usage(const struct cli_command *cmd, FILE *out);
