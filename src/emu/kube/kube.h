@@ -14,6 +14,12 @@
  *   discovery.c        /api, /apis, APIResourceLists, /version, /openapi/v2
  *   nodes.c            per-kind admission: Node validation, Service and Namespace defaults
  *   controllers.c      kubelet, CCM (node controller, node IPAM, lifecycle), KCM
+ *   endpoints.c        Endpoints and EndpointSlices (KCM's controllers, the API server's own)
+ *   types.c            the Go types of the served kinds: JSON, protobuf, apply semantics
+ *   protobuf.c         application/vnd.kubernetes.protobuf request bodies
+ *   yaml.c             application/yaml and apply-patch+yaml request bodies
+ *   fieldset.c         field sets and typed merge/compare for server-side apply
+ *   managed.c          metadata.managedFields, server-side apply, conflicts
  *
  * One thread (the loop's), so no locks. Objects are immutable once stored: a write builds
  * a new version (struct kobj) and the event ring keeps references to old ones, so a watch
@@ -61,6 +67,8 @@ enum kube_printer {
 	KP_LEASE,
 	KP_ROLEBINDING,
 	KP_CREATED_AT, /* NAME CREATED AT (roles, CRDs) */
+	KP_ENDPOINTS,
+	KP_ENDPOINTSLICE,
 };
 
 struct kube_rdef {
@@ -213,6 +221,7 @@ struct kube_err {
 /* ---- the module state ---- */
 struct kube_watch;
 struct kube_ctrl;
+struct kube_ep;
 
 struct emu_kube {
 	struct emu *emu;
@@ -231,6 +240,7 @@ struct emu_kube {
 	struct kube_watch *watches;
 	long watch_timer;
 	struct kube_ctrl *ctrl;
+	struct kube_ep *ep;    /* Endpoints and EndpointSlice controllers (kube/endpoints.c) */
 	char cluster_cidr[64]; /* --cluster-cidr, or "" until read from the pods range */
 	/* The field manager of the write in progress: the client's (rest.c, for the request)
 	 * or a controller's (for its writes); NULL: KUBE_CTRL_MANAGER / "unknown". */
@@ -477,6 +487,13 @@ int kube_write_serviceaccount(struct emu_kube *k, const char *dir);
  * req->user and req->groups. 0, or -EACCES when neither is valid.
  */
 int kube_authenticate(struct emu_kube *k, struct emu_request *req);
+
+/* kube/endpoints.c: Endpoints and EndpointSlices of Services and of default/kubernetes. */
+int kube_endpoints_init(struct emu_kube *k);
+void kube_endpoints_free(struct emu_kube *k);
+void kube_endpoints_on_event(struct emu_kube *k, const struct kube_event *ev);
+/* Looks at every Service again (a start, a state load). */
+void kube_endpoints_resync(struct emu_kube *k);
 
 /* kube/controllers.c */
 int kube_ctrl_init(struct emu_kube *k);

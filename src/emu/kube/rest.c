@@ -1046,6 +1046,11 @@ int kube_rest_handle(struct emu_kube *k, struct emu_request *req)
 		goto cleanup;
 	}
 	watch = emu_request_query(req, "watch");
+	if (!t.res->def.group[0] && !strcmp(t.res->def.resource, "endpoints"))
+		/* KEP-4974: the API server's deprecation warning on v1 Endpoints since 1.33 */
+		emu_reply_header(
+		    req, "Warning",
+		    "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"");
 	if (t.res->def.flags & KR_CREATE_ONLY) {
 		ret = (!strcmp(m, "POST") && !t.name) ? do_create(k, req, &t)
 						      : method_not_allowed(req);

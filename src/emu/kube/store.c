@@ -38,7 +38,7 @@
 static const struct kube_rdef builtin[] = {
     /* core/v1 */
     {"", "v1", "configmaps", "configmap", "ConfigMap", KR_NAMESPACED, "cm", "", "", KP_CONFIGMAP},
-    {"", "v1", "endpoints", "endpoints", "Endpoints", KR_NAMESPACED, "ep", "", "", KP_DEFAULT},
+    {"", "v1", "endpoints", "endpoints", "Endpoints", KR_NAMESPACED, "ep", "", "", KP_ENDPOINTS},
     {"", "v1", "events", "event", "Event", KR_NAMESPACED, "ev", "",
      "involvedObject.kind,involvedObject.namespace,involvedObject.name,involvedObject.uid,"
      "involvedObject.apiVersion,involvedObject.resourceVersion,involvedObject.fieldPath,"
@@ -87,7 +87,7 @@ static const struct kube_rdef builtin[] = {
     {"coordination.k8s.io", "v1", "leases", "lease", "Lease", KR_NAMESPACED, "", "", "", KP_LEASE},
     /* discovery.k8s.io/v1 */
     {"discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", KR_NAMESPACED,
-     "", "", "", KP_DEFAULT},
+     "", "", "", KP_ENDPOINTSLICE},
     /* networking.k8s.io/v1 */
     {"networking.k8s.io", "v1", "ingressclasses", "ingressclass", "IngressClass", 0, "", "", "",
      KP_DEFAULT},
@@ -607,6 +607,7 @@ static void ring_push(struct emu_kube *k, enum kube_event_type type, struct kube
 	    .rv = k->rv, .type = type, .res = r, .obj = kobj_ref(obj), .old = kobj_ref(old)};
 	k->ring_len++;
 	kube_ctrl_on_event(k, ev);
+	kube_endpoints_on_event(k, ev);
 	kube_watch_notify(k);
 	emu_state_changed(k->emu);
 }
