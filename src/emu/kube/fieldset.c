@@ -260,7 +260,8 @@ static char *assoc_pe(struct tref list, const json_t *item, const char **err)
 		} else {
 			/* A key field with a schema default counts with its default (TCP). */
 			const struct kube_tfield *f = kube_type_field((unsigned)list.type, name);
-			json_t *def = f && f->def ? json_loads(f->def, 0, NULL) : NULL;
+			json_t *def =
+			    f && f->def ? json_loads(f->def, JSON_DECODE_ANY, NULL) : NULL;
 			if (def)
 				json_object_set_new(key, name, def);
 		}

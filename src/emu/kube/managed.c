@@ -491,7 +491,8 @@ void kube_managed_update(struct kube_res *r, const json_t *old, json_t *obj, jso
 	}
 	lhs = old ? without_managed(old) : zero_object(r);
 	rhs = without_managed(obj);
-	record_update(r, lhs, rhs, pre, mode, managed, manager ? manager : "unknown", subresource);
+	record_update(r, lhs, rhs, pre, mode, managed, manager && manager[0] ? manager : "unknown",
+		      subresource);
 	cap_updaters(managed);
 	store_managed(obj, managed);
 	json_decref(lhs);

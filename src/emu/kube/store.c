@@ -825,7 +825,8 @@ static const char *writer(const struct emu_kube *k, unsigned flags)
 {
 	if (flags & KWF_CONTROLLER)
 		return k->ctrl_manager ? k->ctrl_manager : KUBE_CTRL_MANAGER;
-	return k->manager ? k->manager : "unknown";
+	/* buildManagerInfoManager: a writer without a name is "unknown" */
+	return k->manager && k->manager[0] ? k->manager : "unknown";
 }
 
 /* What the registry allocates on these kinds is nobody's: the decoded body, kept for the
@@ -835,7 +836,7 @@ static json_t *before_admission(const struct kube_res *r, const json_t *obj, uns
 	if ((flags & (KWF_APPLIED | KWF_UNTRACKED)) || r->def.group[0] ||
 	    (strcmp(r->def.resource, "services") && strcmp(r->def.resource, "namespaces")))
 		return NULL;
-	return json_pack("{s:O*}", "spec", json_object_get(obj, "spec"));
+	return json_pack("{s:o*}", "spec", json_deep_copy(json_object_get(obj, "spec")));
 }
 
 /* ---- create ---- */

@@ -4,9 +4,10 @@
  * server-side apply), converted to JSON as sigs.k8s.io/yaml's YAMLToJSON does with
  * go-yaml v2's YAML 1.1 scalar resolution: plain null/~ and empty are null; true/false,
  * yes/no, on/off (any of their three spellings) are booleans; decimal, 0x hex, 0o and
- * leading-zero octal and 0b binary integers; floats and .inf/.nan; everything quoted or
- * tagged !!str is a string. Mapping keys become strings. One document; aliases are
- * expanded within a bound (a "billion laughs" body is refused, not expanded).
+ * leading-zero octal and 0b binary integers; floats and .inf/.nan; everything quoted is a
+ * string (explicit tags are not read: libyaml's loader does not tell them from defaults). Mapping
+ * keys become strings. One document; aliases are expanded within a bound (a "billion laughs" body
+ * is refused, not expanded).
  */
 #include <errno.h>
 #include <math.h>
@@ -110,10 +111,11 @@ static json_t *scalar(yaml_node_t *n)
 	static const char *const no[] = {"n",     "N",     "no",  "No",  "NO",  "false",
 					 "False", "FALSE", "off", "Off", "OFF", NULL};
 	const char *s = (const char *)n->data.scalar.value;
-	const char *tag = (const char *)n->tag;
 	json_t *v;
 
-	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || (tag && !strcmp(tag, YAML_STR_TAG)))
+	/* libyaml's loader gives untagged scalars the default !!str tag, so only the style
+	 * tells a quoted string from a plain scalar to resolve. */
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return json_stringn(s, n->data.scalar.length);
 	if (one_of(s, nulls))
 		return json_null();
