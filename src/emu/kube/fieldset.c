@@ -337,19 +337,52 @@ static void node_member(json_t *node)
 		json_object_set_new(node, ".", json_object());
 }
 
+/*
+ * The walk's current path, and for the sets being filled the nodes of its prefix already
+ * made (a walk inserts many paths sharing their beginning: each costs its new part only).
+ */
+#define PATH_CACHES 4
+
 struct path {
 	const char *pe[MAX_DEPTH];
 	int n;
+	struct {
+		json_t *set;
+		json_t *node[MAX_DEPTH + 1];
+		int valid; /* node[0..valid] are the nodes of pe[0..valid) */
+	} cache[PATH_CACHES];
+	int next_cache;
 };
 
-static void set_insert(json_t *set, const struct path *p)
+static void path_pop(struct path *p)
 {
-	json_t *node = set;
+	p->n--;
+	for (int i = 0; i < PATH_CACHES; i++)
+		if (p->cache[i].valid > p->n)
+			p->cache[i].valid = p->n;
+}
+
+static void set_insert(json_t *set, struct path *p)
+{
+	int c;
+	json_t *node;
 
 	if (!set || p->n == 0)
 		return;
-	for (int i = 0; i < p->n; i++)
+	for (c = 0; c < PATH_CACHES && p->cache[c].set != set; c++)
+		;
+	if (c == PATH_CACHES) {
+		c = p->next_cache++ % PATH_CACHES;
+		p->cache[c].set = set;
+		p->cache[c].node[0] = set;
+		p->cache[c].valid = 0;
+	}
+	node = p->cache[c].node[p->cache[c].valid];
+	for (int i = p->cache[c].valid; i < p->n; i++) {
 		node = node_child(node, p->pe[i]);
+		p->cache[c].node[i + 1] = node;
+	}
+	p->cache[c].valid = p->n;
 	node_member(node);
 }
 
@@ -400,6 +433,35 @@ json_t *kube_fset_difference(const json_t *a, const json_t *b)
 			json_object_set_new(out, key, d);
 	}
 	return out;
+}
+
+/* a without the members of b, in place (b's structure walked, nothing copied). */
+void kube_fset_subtract(json_t *a, const json_t *b)
+{
+	const char *key;
+	json_t *v;
+	void *it;
+
+	json_object_foreach((json_t *)b, key, v)
+	{
+		json_t *av;
+		if (!strcmp(key, ".")) {
+			json_object_del(a, ".");
+			continue;
+		}
+		av = json_object_get(a, key);
+		if (av)
+			kube_fset_subtract(av, v);
+	}
+	/* prune the children left empty */
+	it = json_object_iter(a);
+	while (it) {
+		void *next = json_object_iter_next(a, it);
+		if (strcmp(json_object_iter_key(it), ".") &&
+		    kube_fset_empty(json_object_iter_value(it)))
+			json_object_del(a, json_object_iter_key(it));
+		it = next;
+	}
 }
 
 json_t *kube_fset_intersection(const json_t *a, const json_t *b)
@@ -572,6 +634,19 @@ static int pe_qsort(const void *a, const void *b)
 	return pe_cmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/*
+ * The {} of a leaf member: one shared, never modified object (stored objects are immutable;
+ * a Node's managedFields hold a hundred of them).
+ */
+static json_t *empty_leaf(void)
+{
+	static json_t *leaf;
+
+	if (!leaf)
+		leaf = json_object();
+	return leaf;
+}
+
 /* Internal set -> FieldsV1 JSON (sorted, leaf members as {}). */
 static json_t *to_fields(const json_t *s)
 {
@@ -594,7 +669,7 @@ static json_t *to_fields(const json_t *s)
 		const json_t *c = json_object_get(s, keys[i]);
 		bool member = json_object_get(c, ".") != NULL;
 		if (member && json_object_size(c) == 1)
-			json_object_set_new(out, keys[i], json_object());
+			json_object_set(out, keys[i], empty_leaf());
 		else
 			json_object_set_new(out, keys[i], to_fields(c));
 	}
@@ -811,7 +886,8 @@ static bool descend(struct walk *w, char *pe)
 
 static void ascend(struct walk *w)
 {
-	free((char *)w->path.pe[--w->path.n]);
+	free((char *)w->path.pe[w->path.n - 1]);
+	path_pop(&w->path);
 }
 
 static void path_error(struct walk *w, const char *msg)
@@ -997,6 +1073,9 @@ static void compare(struct walk *w, const json_t *l, const json_t *r, struct tre
 	const char *key;
 	json_t *x;
 
+	/* Equal values record nothing below them (the common case of an update's walk). */
+	if (l && r && json_equal((json_t *)l, (json_t *)r))
+		return;
 	/* Values of different shapes (a map replaced by a scalar) compare as leaves. */
 	if (l && r && shape_of(t, l) != shape_of(t, r))
 		sh = SH_LEAF;

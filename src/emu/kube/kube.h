@@ -394,6 +394,7 @@ int kube_review(struct emu_kube *k, struct kube_res *r, struct emu_request *req,
 bool kube_fset_empty(const json_t *set);
 void kube_fset_union(json_t *dst, const json_t *src);
 json_t *kube_fset_difference(const json_t *a, const json_t *b);
+void kube_fset_subtract(json_t *a, const json_t *b); /* in place */
 json_t *kube_fset_intersection(const json_t *a, const json_t *b);
 /* FieldsV1 <-> set; from_fields: NULL when malformed. */
 json_t *kube_fset_to_fields(const json_t *set);

@@ -45,8 +45,11 @@ static const char *annotation(const json_t *obj, const char *key)
 	return json_string_value(json_object_get(kj_path(obj, "metadata.annotations"), key));
 }
 
-/* Decoded managedFields: identity -> {"manager","operation","apiVersion","subresource",
- * "time","set"}. */
+/*
+ * Decoded managedFields: identity -> {"manager","operation","apiVersion","subresource",
+ * "time", and "set" (the field set) or, until a write needs it, "fields" (the entry's stored
+ * FieldsV1, kept as it is: most writes touch one manager's fields only)}.
+ */
 static char *identity(const char *manager, const char *operation, const char *api_version,
 		      const char *subresource)
 {
@@ -64,8 +67,10 @@ static char *identity(const char *manager, const char *operation, const char *ap
 	return s;
 }
 
-static void put_entry(json_t *managed, const char *manager, const char *operation,
-		      const char *api_version, const char *subresource, json_t *time, json_t *set)
+/* Puts (replaces) an entry; returns it (borrowed), NULL when out of memory. */
+static json_t *put_entry(json_t *managed, const char *manager, const char *operation,
+			 const char *api_version, const char *subresource, json_t *time,
+			 json_t *set)
 {
 	char *id = identity(manager, operation, api_version, subresource);
 	json_t *e = json_pack("{s:s, s:s, s:s, s:o}", "manager", manager, "operation", operation,
@@ -77,13 +82,77 @@ static void put_entry(json_t *managed, const char *manager, const char *operatio
 		json_object_set(e, "time", time);
 	if (id && e)
 		json_object_set_new(managed, id, e);
-	else
+	else {
 		json_decref(e);
+		e = NULL;
+	}
 	free(id);
+	return e;
 }
 
-/* DecodeManagedFields: NULL when an entry is malformed. */
-static json_t *decode(const json_t *mf)
+/* The entry's field set, decoded from its FieldsV1 the first time it is needed. */
+static json_t *entry_set(json_t *e)
+{
+	json_t *set = json_object_get(e, "set");
+
+	if (!set) {
+		set = kube_fset_from_fields(json_object_get(e, "fields"));
+		if (!set)
+			set = json_object(); /* the request's were checked when taken (eager) */
+		json_object_set_new(e, "set", set);
+		json_object_del(e, "fields");
+	}
+	return set;
+}
+
+/* Does the FieldsV1 tree f hold a member of the set s? (f's leaf {} is a member.) */
+static bool fields_touch(const json_t *f, const json_t *s, bool root)
+{
+	const char *key;
+	json_t *sv;
+
+	json_object_foreach((json_t *)s, key, sv)
+	{
+		json_t *fv;
+		if (!strcmp(key, ".")) {
+			if (!root && (!json_object_size(f) || json_object_get(f, ".")))
+				return true;
+			continue;
+		}
+		fv = json_object_get(f, key);
+		if (json_is_object(fv) && fields_touch(fv, sv, false))
+			return true;
+	}
+	return false;
+}
+
+/* Does the entry's set (decoded or not) hold a member of s? */
+static bool entry_touches(json_t *e, const json_t *s)
+{
+	json_t *set = json_object_get(e, "set");
+
+	if (set) {
+		json_t *both = kube_fset_intersection(set, s);
+		bool any = !kube_fset_empty(both);
+		json_decref(both);
+		return any;
+	}
+	return fields_touch(json_object_get(e, "fields"), s, true);
+}
+
+static bool entry_empty(const json_t *e)
+{
+	json_t *set = json_object_get(e, "set");
+
+	return set ? kube_fset_empty(set) : !json_object_size(json_object_get(e, "fields"));
+}
+
+/*
+ * DecodeManagedFields: NULL when an entry is malformed. eager: every field set is decoded
+ * (and so checked) now, as for managedFields a client sent; otherwise (the stored object's
+ * own) an entry's FieldsV1 is decoded when a write touches it.
+ */
+static json_t *decode(const json_t *mf, bool eager)
 {
 	json_t *managed = json_object(), *e;
 	size_t i;
@@ -98,6 +167,16 @@ static json_t *decode(const json_t *mf)
 		    strcmp(ft, "FieldsV1") || (time && !json_is_string(time))) {
 			json_decref(managed);
 			return NULL;
+		}
+		if (!eager && json_is_object(json_object_get(e, "fieldsV1"))) {
+			/* "fields": the stored FieldsV1, decoded when a write needs it */
+			json_t *x = put_entry(managed, manager ? manager : "", op, av,
+					      kj_str(e, "subresource"), time, json_object());
+			if (x) {
+				json_object_del(x, "set");
+				json_object_set(x, "fields", json_object_get(e, "fieldsV1"));
+			}
+			continue;
 		}
 		set = json_object_get(e, "fieldsV1") ? kube_fset_from_fields(kj_path(e, "fieldsV1"))
 						     : json_object();
@@ -160,8 +239,11 @@ static json_t *encode(const json_t *managed)
 		if (json_object_get(entries[i], "time"))
 			json_object_set(x, "time", json_object_get(entries[i], "time"));
 		json_object_set_new(x, "fieldsType", json_string("FieldsV1"));
-		json_object_set_new(x, "fieldsV1",
-				    kube_fset_to_fields(json_object_get(entries[i], "set")));
+		if (json_object_get(entries[i], "set"))
+			json_object_set_new(
+			    x, "fieldsV1", kube_fset_to_fields(json_object_get(entries[i], "set")));
+		else
+			json_object_set(x, "fieldsV1", json_object_get(entries[i], "fields"));
 		if (kj_str(entries[i], "subresource"))
 			json_object_set(x, "subresource", kj_path(entries[i], "subresource"));
 		json_array_append_new(out, x);
@@ -372,8 +454,7 @@ static void cap_updaters(json_t *managed)
 					json_object_set_new(managed, bucket, f);
 					b = f;
 				}
-				kube_fset_union(json_object_get(b, "set"),
-						json_object_get(ent, "set"));
+				kube_fset_union(entry_set(b), entry_set(ent));
 				if (json_object_get(ent, "time"))
 					json_object_set(b, "time", json_object_get(ent, "time"));
 				json_object_del(managed, xid);
@@ -395,7 +476,7 @@ static void drop_empty(json_t *managed)
 	while (it) {
 		json_t *e = json_object_iter_value(it);
 		void *next = json_object_iter_next(managed, it);
-		if (kube_fset_empty(json_object_get(e, "set")))
+		if (entry_empty(e))
 			json_object_del(managed, json_object_iter_key(it));
 		it = next;
 	}
@@ -407,13 +488,15 @@ static void take_from_others(json_t *managed, const char *skip, const json_t *se
 	const char *id;
 	json_t *e;
 
+	if (kube_fset_empty(set))
+		return;
 	json_object_foreach(managed, id, e)
 	{
-		json_t *d;
 		if (skip && !strcmp(id, skip))
 			continue;
-		d = kube_fset_difference(json_object_get(e, "set"), set);
-		json_object_set_new(e, "set", d);
+		if (!json_object_get(e, "set") && !entry_touches(e, set))
+			continue; /* untouched: stays as stored */
+		kube_fset_subtract(entry_set(e), set);
 	}
 }
 
@@ -446,7 +529,7 @@ static int record_update(const struct kube_res *r, const json_t *lhs, const json
 	if (id && !kube_fset_empty(cur)) {
 		json_t *prev = json_object_get(managed, id), *time = kj_now();
 		if (prev)
-			kube_fset_union(json_object_get(prev, "set"), cur);
+			kube_fset_union(entry_set(prev), cur);
 		else
 			put_entry(managed, manager, "Update", r->api_version, subresource, NULL,
 				  json_incref(cur));
@@ -473,11 +556,13 @@ void kube_managed_update(struct kube_res *r, const json_t *old, json_t *obj, jso
 	if (!subresource && is_reset(req_mf)) {
 		managed = json_object();
 	} else {
+		/* a client's own managedFields are checked now; the stored ones when needed */
 		if (!subresource && req_mf)
-			managed = decode(req_mf);
+			managed =
+			    decode(req_mf, !live_mf || !json_equal(req_mf, (json_t *)live_mf));
 		if (!managed || !json_object_size(managed)) {
 			json_decref(managed);
-			managed = live_mf ? decode(live_mf) : NULL;
+			managed = live_mf ? decode(live_mf, false) : NULL;
 			if (!managed)
 				managed = json_object();
 		}
@@ -589,8 +674,10 @@ static json_t *find_conflicts(const json_t *managed, const char *self, const jso
 	}
 	qsort(ids, k, sizeof(*ids), id_qsort);
 	for (size_t i = 0; i < k; i++) {
-		json_t *both = kube_fset_intersection(
-		    kj_path(json_object_get(managed, ids[i]), "set"), changed);
+		json_t *ent = json_object_get(managed, ids[i]), *both;
+		if (!entry_touches(ent, changed))
+			continue;
+		both = kube_fset_intersection(entry_set(ent), changed);
 		if (!kube_fset_empty(both))
 			json_object_set_new(out, ids[i], kube_fset_paths(both));
 		json_decref(both);
@@ -675,7 +762,7 @@ static int apply_once(const struct kube_res *r, const json_t *live, const json_t
 	if (mode == KW_MAIN && (r->def.flags & KR_STATUS))
 		drop_status(set);
 	entry = json_object_get(managed, id);
-	last = entry ? json_incref(json_object_get(entry, "set")) : NULL;
+	last = entry ? json_incref(entry_set(entry)) : NULL;
 	put_entry(managed, manager, "Apply", r->api_version, subresource,
 		  entry ? json_object_get(entry, "time") : NULL, set);
 	/* prune: what this manager applied last time, does not now, and nobody else owns */
@@ -684,8 +771,7 @@ static int apply_once(const struct kube_res *r, const json_t *live, const json_t
 		const char *mid;
 		json_t *me;
 		all = json_object();
-		json_object_foreach(managed, mid, me)
-		    kube_fset_union(all, json_object_get(me, "set"));
+		json_object_foreach(managed, mid, me) kube_fset_union(all, entry_set(me));
 		named_last = kube_fset_named(last, type);
 		named_all = kube_fset_named(all, type);
 		remove = kube_fset_difference(named_last, named_all);
@@ -761,7 +847,7 @@ json_t *kube_managed_apply(struct kube_res *r, const json_t *live, json_t *confi
 		goto cleanup;
 	}
 	if (live && kj_path(live, "metadata.managedFields")) {
-		managed = decode(kj_path(live, "metadata.managedFields"));
+		managed = decode(kj_path(live, "metadata.managedFields"), false);
 		if (!managed) {
 			kube_errf(e, 500, "InternalError",
 				  "failed to decode managed fields: malformed managedFields entry");
@@ -802,7 +888,7 @@ json_t *kube_managed_apply(struct kube_res *r, const json_t *live, json_t *confi
 	if (ret < 0)
 		goto cleanup;
 	/* stripMetaManager, then the time when the object changes */
-	strip_meta(kj_path(json_object_get(managed, id), "set"));
+	strip_meta(entry_set(json_object_get(managed, id)));
 	drop_empty(managed);
 	/* managedFieldsUpdater: the time moves only when the object changes */
 	if (json_object_get(managed, id) && !json_equal(result, base))

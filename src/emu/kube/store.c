@@ -180,12 +180,17 @@ const char *kobj_text(struct kobj *o, size_t *len)
 void kobj_slim(struct kobj *o, const struct kube_res *r)
 {
 	const char *p = r->def.field_labels;
-	json_t *slim;
+	json_t *slim, *meta;
 
 	if (!o || o->slim || !kobj_text(o, NULL) || !o->text)
 		return;
-	slim = json_pack("{s:s, s:s, s:O}", "kind", r->def.kind, "apiVersion", r->api_version,
-			 "metadata", json_object_get(o->obj, "metadata"));
+	/* metadata without managedFields: selectors never look at them, and an old version
+	 * in the ring should hold as little as it can */
+	meta = json_copy(json_object_get(o->obj, "metadata"));
+	if (meta)
+		json_object_del(meta, "managedFields");
+	slim = json_pack("{s:s, s:s, s:o}", "kind", r->def.kind, "apiVersion", r->api_version,
+			 "metadata", meta ? meta : json_object());
 	/* The fields a field selector may name, at their paths. */
 	while (slim && p && *p) {
 		const char *comma = strchr(p, ',');
