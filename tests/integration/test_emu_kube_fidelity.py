@@ -168,6 +168,30 @@ class KubeFidelityTest(unittest.TestCase):
         self.assertEqual(m[("before-first-apply", "Update", "")], {"f:data": {".": {}, "f:a": {}}})
         self.assertEqual(m[("ap", "Apply", "")], {"f:data": {"f:b": {}}})
 
+    def test_loaded_managed_fields(self):
+        # A state file's objects keep managedFields that decode; ones that do not are dropped
+        # (the API server's next write would drop them), so the object is untracked.
+        good = self.cm("mf-load-good", {"a": "1"}, namespace="default", managedFields=[
+            {"manager": "loader", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:data": {".": {}, "f:a": {}}}}])
+        bad = self.cm("mf-load-bad", {"a": "1"}, namespace="default", managedFields=[
+            {"manager": "loader", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:data": {"x:a": {}}}}])
+        st, doc = self.emu.control("GET", "state")
+        self.assertEqual(st, 200)
+        doc["kube"]["objects"] += [good, bad]
+        self.assertEqual(self.emu.control("PUT", "state", {"kube": doc["kube"]})[0], 200)
+        self.s.close()
+        type(self).s = self.emu.kube_session()
+        o = self.call("GET", CM + "/mf-load-good")[1]
+        self.assertEqual(managers(o), {("loader", "Update", ""): {"f:data": {".": {}, "f:a": {}}}})
+        o = self.call("GET", CM + "/mf-load-bad")[1]
+        self.assertNotIn("managedFields", o["metadata"])
+        st, o = self.call("PATCH", CM + "/mf-load-good", {"data": {"a": "2"}}, query={"fieldManager": "w"},
+                          content_type=MERGE)
+        self.assertEqual(managers(self.ok(st, o)), {("loader", "Update", ""): {"f:data": {}},
+                                                    ("w", "Update", ""): {"f:data": {"f:a": {}}}})
+
     def test_update_managers_are_capped(self):
         self.ok(*self.call("POST", CM, self.cm("mf-cap", {"k0": "0"}), query={"fieldManager": "m0"}))
         for i in range(1, 12):

@@ -426,6 +426,12 @@ char *kube_go_json(const json_t *v);
  * (stolen), managedFields included; NULL with e filled (409 with FieldManagerConflict causes
  * unless force, 400).
  */
+/*
+ * Stored objects hold managedFields that decode (the field manager relies on it and reads an
+ * entry only when a write touches it): one loaded from a state file with ones that do not
+ * loses them (false), as the API server's next write of it would.
+ */
+bool kube_managed_sanitize(json_t *obj);
 void kube_managed_update(struct kube_res *r, const json_t *old, json_t *obj, json_t *req_mf,
 			 const json_t *pre, enum kube_write_mode mode, const char *manager);
 json_t *kube_managed_apply(struct kube_res *r, const json_t *live, json_t *config,

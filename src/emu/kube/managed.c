@@ -544,6 +544,23 @@ static int record_update(const struct kube_res *r, const json_t *lhs, const json
 	return 0;
 }
 
+bool kube_managed_sanitize(json_t *obj)
+{
+	json_t *meta = json_object_get(obj, "metadata"),
+	       *mf = json_object_get(meta, "managedFields");
+	json_t *managed;
+
+	if (!mf)
+		return true;
+	managed = json_is_array(mf) ? decode(mf, true) : NULL;
+	json_decref(managed);
+	if (managed)
+		return true;
+	/* DecodeManagedFields fails: the API server's next write of it drops them too */
+	json_object_del(meta, "managedFields");
+	return false;
+}
+
 void kube_managed_update(struct kube_res *r, const json_t *old, json_t *obj, json_t *req_mf,
 			 const json_t *pre, enum kube_write_mode mode, const char *manager)
 {

@@ -1429,6 +1429,9 @@ int kube_store_put_loaded(struct emu_kube *k, struct kube_res *r, json_t *obj)
 	}
 	if (!kj_str(meta, "creationTimestamp"))
 		json_object_set_new(meta, "creationTimestamp", kj_now());
+	if (!kube_managed_sanitize(obj))
+		log_warn("kube state: %s %s%s%s: managedFields that do not decode, dropped",
+			 r->def.kind, ns ? ns : "", ns ? "/" : "", name);
 	rv = kj_str(meta, "resourceVersion");
 	v = rv ? strtoull(rv, NULL, 10) : 0;
 	if (!v)
