@@ -529,6 +529,13 @@ class KubectlFidelityTest(unittest.TestCase):
                 r = self.k("delete", "configmap", name, version=v)
                 self.assertEqual(r.stdout.strip(), f'configmap "{name}" deleted')
                 self.assertEqual(self.k("get", "configmap", name, ok=False, version=v).returncode, 1)
+                # the other writes kubectl can dry-run on the server create nothing either
+                r = self.k("create", "configmap", name, "--from-literal=a=b", "--dry-run=server", version=v)
+                self.assertEqual(r.stdout.strip(), f"configmap/{name} created (server dry run)")
+                r = self.k("apply", "--server-side", "--dry-run=server", "-f", "-", version=v,
+                           input=CM_SSA.format(name=name, data='  a: "1"\n'))
+                self.assertEqual(r.stdout.strip(), f"configmap/{name} serverside-applied (server dry run)")
+                self.assertEqual(self.k("get", "configmap", name, ok=False, version=v).returncode, 1)
 
     def test_apply_server_side_prunes_and_conflicts(self):
         for v in sorted({self.versions[0], self.versions[-1]}, key=str):
