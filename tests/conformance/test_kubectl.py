@@ -475,18 +475,19 @@ spec:
 
 
 def normalized(obj):
-    """An object without what the server sets per object (ids, times, allocations)."""
+    """What a create's body made of an object: without what the server sets per object (ids,
+    times, allocations) and what the emulated controllers write afterwards (status, their
+    managedFields entries), which depends on when they ran."""
     meta = obj["metadata"]
-    for k in ("uid", "resourceVersion", "creationTimestamp", "namespace"):
+    for k in ("uid", "resourceVersion", "creationTimestamp", "namespace", "generation"):
         meta.pop(k, None)
-    for m in meta.get("managedFields", []):
-        m.pop("time", None)
+    meta["managedFields"] = [dict(m, time=None) for m in meta.get("managedFields", [])
+                             if m["manager"] == "kubectl-create"]
+    obj.pop("status", None)
     spec = obj.get("spec", {})
     if obj["kind"] == "Service":
         for k in ("clusterIP", "clusterIPs"):
             spec.pop(k, None)
-    if obj["kind"] == "RoleBinding":
-        pass
     return obj
 
 
@@ -596,10 +597,16 @@ class KubectlFidelityTest(unittest.TestCase):
 
     def test_endpoints_and_endpointslices(self):
         self.k("create", "service", "clusterip", "web", "--tcp=80:8080")
+        # pods bound to a Ready Node (its kubelet keeps them Ready) and to one that is not
+        for node, ready in (("ep-up", "True"), ("ep-down", "False")):
+            st, o = self.emu.kube("POST", "/api/v1/nodes", {
+                "apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]}})
+            self.assertEqual(st, 201, o)
         for i, ready in enumerate([True, True, False]):
             st, o = self.emu.kube("POST", "/api/v1/namespaces/default/pods", {
                 "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"web-{i}", "labels": {"app": "web"}},
-                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}]}})
+                "spec": {"nodeName": "ep-up" if ready else "ep-down", "containers": [{"name": "c", "image": "nginx"}]}})
             self.assertEqual(st, 201, o)
             st, o = self.emu.kube("PATCH", f"/api/v1/namespaces/default/pods/web-{i}/status", {"status": {
                 "phase": "Running", "podIP": f"10.244.0.{10 + i}",
@@ -693,6 +700,7 @@ class KubectlFidelityTest(unittest.TestCase):
                 objs[v] = normalized(self.get(kinds[what], name, "-n", ns, "--show-managed-fields"))
             for v in pb_v:
                 with self.subTest(kind=what, kubectl=v):
+                    self.assertEqual(len(objs[v]["metadata"]["managedFields"]), 1, objs[v])
                     self.assertEqual(objs[v], objs[json_v[-1]])
         # namespaces themselves, and what kubectl auth asks with protobuf
         for v in pb_v:

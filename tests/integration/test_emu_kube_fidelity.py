@@ -466,6 +466,23 @@ class KubeFidelityTest(unittest.TestCase):
         st, err = self.call("POST", CM, b"x", content_type="application/x-protobuf")
         self.assertEqual(st, 415)
 
+    def test_protobuf_eviction(self):
+        # client-go's typed clients send the Eviction subresource's body as protobuf too
+        self.ok(*self.call("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pb-n"}}))
+        self.ok(*self.call("POST", "/api/v1/namespaces/default/pods", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pb-ev"},
+            "spec": {"nodeName": "pb-n", "containers": [{"name": "c", "image": "i"}]}}))
+        # Eviction: metadata=1 deleteOptions=2 (DeleteOptions dryRun=5)
+        body = unknown("policy/v1", "Eviction", field(1, object_meta("pb-ev")) + field(2, field(5, "All")))
+        st, o = self.call("POST", "/api/v1/namespaces/default/pods/pb-ev/eviction", body,
+                          content_type="application/vnd.kubernetes.protobuf")
+        self.assertEqual(st, 201, o)
+        self.assertEqual(self.call("GET", "/api/v1/namespaces/default/pods/pb-ev")[0], 200)  # dry run
+        body = unknown("policy/v1", "Eviction", field(1, object_meta("pb-ev")))
+        st, o = self.call("POST", "/api/v1/namespaces/default/pods/pb-ev/eviction", body,
+                          content_type="application/vnd.kubernetes.protobuf")
+        self.assertEqual(st, 201, o)
+
     def test_protobuf_delete_options(self):
         self.ok(*self.call("POST", CM, self.cm("pb-del", {"a": "1"})))
         # DeleteOptions: gracePeriodSeconds=1 preconditions=2 orphanDependents=3 propagationPolicy=4 dryRun=5
@@ -476,7 +493,9 @@ class KubeFidelityTest(unittest.TestCase):
 
 
 class KubeEndpointsTest(unittest.TestCase):
-    """Endpoints and EndpointSlices kept by the emulated controllers."""
+    """Endpoints and EndpointSlices kept by the emulated controllers. Pods are bound to
+    Nodes made here: a Ready one (its kubelet keeps them running and Ready) and one that is not
+    (they stay as their status says, not Ready); a pod bound to no Node would be collected."""
 
     @classmethod
     def setUpClass(cls):
@@ -484,6 +503,22 @@ class KubeEndpointsTest(unittest.TestCase):
         cls.emu = Emu(cls.tmp, ccm="off").start()
         cls.s = cls.emu.kube_session()
         cls.port = cls.emu.kube_url.rsplit(":", 1)[1]
+        for name, ready in (("n-up", "True"), ("n-down", "False")):
+            cls.node(name, ready)
+
+    @classmethod
+    def node(cls, name, ready):
+        st, o = cls.s.call("POST", "/api/v1/nodes", {
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {
+                "topology.kubernetes.io/zone": "us-central1-a"}},
+            "status": {"addresses": [{"type": "InternalIP", "address": "10.0.1.1"}],
+                       "conditions": [{"type": "Ready", "status": ready}]}})
+        assert st == 201, o
+
+    def node_ready(self, name):
+        st, o = self.call("PATCH", f"/api/v1/nodes/{name}/status", {"status": {"conditions": [
+            {"type": "Ready", "status": "True"}]}}, content_type=SMP)
+        self.assertEqual(st, 200, o)
 
     @classmethod
     def tearDownClass(cls):
@@ -507,7 +542,8 @@ class KubeEndpointsTest(unittest.TestCase):
         self.assertEqual(st, 201, o)
         return o
 
-    def pod(self, ns, name, ip, ready=True, labels=None, node="n1", ports=None):
+    def pod(self, ns, name, ip, ready=True, labels=None, node=None, ports=None):
+        node = node or ("n-up" if ready else "n-down")
         body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {"app": "web"}},
                 "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx",
                                                            "ports": ports or [{"name": "http", "containerPort": 8080}]}]}}
@@ -538,8 +574,9 @@ class KubeEndpointsTest(unittest.TestCase):
         ns = self.ns("ep-sel")
         svc = self.service(ns, "web", {"app": "web"}, [{"name": "http", "port": 80, "targetPort": "http"},
                                                        {"name": "m", "port": 9090}])
+        self.node("n-web1", "False")
         self.pod(ns, "web-0", "10.244.1.10")
-        self.pod(ns, "web-1", "10.244.1.11", ready=False)
+        self.pod(ns, "web-1", "10.244.1.11", ready=False, node="n-web1")
         self.pod(ns, "other", "10.244.1.12", labels={"app": "db"})
         ep = self.emu.wait_until(lambda: (lambda e: e if len(self.ips(e)) == 1 and self.ips(e, "notReadyAddresses") else None)(self.endpoints(ns, "web")),
                                  what="endpoints")
@@ -549,7 +586,7 @@ class KubeEndpointsTest(unittest.TestCase):
         self.assertEqual(sub["ports"], [{"name": "http", "port": 8080, "protocol": "TCP"},
                                         {"name": "m", "port": 9090, "protocol": "TCP"}])
         addr = sub["addresses"][0]
-        self.assertEqual((addr["nodeName"], addr["targetRef"]["kind"], addr["targetRef"]["name"]), ("n1", "Pod", "web-0"))
+        self.assertEqual((addr["nodeName"], addr["targetRef"]["kind"], addr["targetRef"]["name"]), ("n-up", "Pod", "web-0"))
         self.assertEqual(ep["metadata"]["labels"], {"team": "t"})
         self.assertIn("endpoints.kubernetes.io/last-change-trigger-time", ep["metadata"]["annotations"])
         self.assertIn(("kube-controller-manager", "Update", ""), managers(ep))
@@ -563,11 +600,13 @@ class KubeEndpointsTest(unittest.TestCase):
                                                               "blockOwnerDeletion": True}])
         byip = {e["addresses"][0]: e for e in sl["endpoints"]}
         self.assertEqual(byip["10.244.1.10"]["conditions"], {"ready": True, "serving": True, "terminating": False})
+        self.assertEqual((byip["10.244.1.10"]["nodeName"], byip["10.244.1.10"]["zone"]), ("n-up", "us-central1-a"))
         self.assertEqual(byip["10.244.1.11"]["conditions"], {"ready": False, "serving": False, "terminating": False})
         self.assertEqual(sl["ports"], [{"name": "http", "port": 8080, "protocol": "TCP"},
                                        {"name": "m", "port": 9090, "protocol": "TCP"}])
-        # a pod that turns ready moves; a deleted service takes its endpoints and slices
-        self.set_pod(ns, "web-1", "10.244.1.11", True)
+        # a pod that turns ready (its Node does, its kubelet runs it) moves; a deleted
+        # service takes its endpoints and slices
+        self.node_ready("n-web1")
         self.emu.wait_until(lambda: self.ips(self.endpoints(ns, "web")) == ["10.244.1.10", "10.244.1.11"], what="ready")
         self.assertEqual(self.call("DELETE", f"/api/v1/namespaces/{ns}/services/web")[0], 200)
         self.emu.wait_until(lambda: self.endpoints(ns, "web") is None, what="endpoints deleted")
@@ -578,9 +617,10 @@ class KubeEndpointsTest(unittest.TestCase):
         rv = self.call("GET", f"/api/v1/namespaces/{ns}/endpoints")[1]["metadata"]["resourceVersion"]
         self.service(ns, "api", {"app": "api"}, [{"port": 443, "targetPort": 8443}])
         self.emu.wait_until(lambda: self.endpoints(ns, "api"), what="endpoints")
-        self.pod(ns, "api-0", "10.244.2.5", labels={"app": "api"}, ready=False)
+        self.node("n-api", "False")
+        self.pod(ns, "api-0", "10.244.2.5", labels={"app": "api"}, ready=False, node="n-api")
         self.emu.wait_until(lambda: self.ips(self.endpoints(ns, "api"), "notReadyAddresses"), what="not ready")
-        self.set_pod(ns, "api-0", "10.244.2.5", True)
+        self.node_ready("n-api")
         self.emu.wait_until(lambda: self.ips(self.endpoints(ns, "api")), what="ready")
         s = self.emu.kube_session(timeout=5)
         events = []
