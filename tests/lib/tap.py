@@ -27,11 +27,13 @@ class TapResult(unittest.TestResult):
     def stopTest(self, test):
         failed = self.sub_failures.pop(test.id(), None)
         if failed:
-            self._line(False, test)
+            if getattr(self, "printed", None) != test.id():
+                self._line(False, test)
             print("# " + "\n".join(failed).replace("\n", "\n# "), flush=True)
         super().stopTest(test)
 
     def _line(self, ok, test, extra=""):
+        self.printed = test.id()
         self.n += 1
         name = test.id().split(".", 1)[-1]
         print(f"{'ok' if ok else 'not ok'} {self.n} - {name}{extra}", flush=True)
