@@ -204,17 +204,6 @@ static void run_timers(struct emu *emu)
 	}
 }
 
-void emu_state_changed(struct emu *emu)
-{
-	emu->state_dirty = true;
-}
-
-int emu_state_save(struct emu *emu)
-{
-	emu->state_dirty = false;
-	return 0;
-}
-
 /* ---- the Kubernetes side, stubbed ---- */
 
 void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *name,

@@ -169,11 +169,6 @@ static void fake_drop_timers(void)
 	ntimers = 0;
 }
 
-void emu_state_changed(struct emu *emu)
-{
-	(void)emu;
-}
-
 /* ---- Compute: one Talos instance with an alias, and its subnetwork ---- */
 static json_t *instance, *dump;
 
@@ -243,6 +238,7 @@ void fake_emu_free(struct emu *emu)
 {
 	fake_drop_timers();
 	emu_kube_free(emu);
+	emu_state_close(emu); /* the tables the kube side registered (no --state here) */
 	free(emu);
 }
 

@@ -505,6 +505,18 @@ void kube_endpoints_on_event(struct emu_kube *k, const struct kube_event *ev);
 /* Looks at every Service again (a start, a state load). */
 void kube_endpoints_resync(struct emu_kube *k);
 /*
+ * state/kube.c: --state rows. Every store write passes ring_push(), which calls
+ * kube_state_event(); a store change that makes no event (a CRD's objects going with it)
+ * calls kube_state_res_cleared() first.
+ */
+int kube_state_register(struct emu_kube *k);
+void kube_state_event(struct emu_kube *k, const struct kube_res *r, const struct kobj *o);
+void kube_state_res_cleared(struct emu_kube *k, const struct kube_res *r);
+void kube_state_instance_changed(struct emu_kube *k);
+/* After a load: every Kubernetes row is rewritten. */
+void kube_state_loaded(struct emu_kube *k);
+
+/*
  * kube/workloads.c: what runs on the emulated nodes. The kubelet's side of pods (phase,
  * Ready, IPs), the DaemonSet, ReplicaSet and Deployment controllers, a minimal scheduler,
  * the pod garbage collector and the disruption controller (PodDisruptionBudget status).

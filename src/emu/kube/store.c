@@ -520,6 +520,7 @@ void kube_res_remove_custom(struct emu_kube *k, const json_t *crd)
 		    strcmp(r->def.resource, plural) == 0) {
 			/* Objects of a deleted CRD are deleted with it (no events: the type is
 			 * gone). */
+			kube_state_res_cleared(k, r);
 			res_clear(r);
 			r->removed = true;
 		}
@@ -611,10 +612,10 @@ static void ring_push(struct emu_kube *k, enum kube_event_type type, struct kube
 	*ev = (struct kube_event){
 	    .rv = k->rv, .type = type, .res = r, .obj = kobj_ref(obj), .old = kobj_ref(old)};
 	k->ring_len++;
+	kube_state_event(k, r, obj);
 	kube_ctrl_on_event(k, ev);
 	kube_endpoints_on_event(k, ev);
 	kube_watch_notify(k);
-	emu_state_changed(k->emu);
 }
 
 const struct kube_event *kube_events_after(struct emu_kube *k, uint64_t rv, bool *too_old)
