@@ -68,18 +68,6 @@ static const struct cli_option *find_long(const struct cli_command *cmd, const c
 	return NULL;
 }
 
-static const struct cli_option *find_short(const struct cli_command *cmd, int c,
-					   struct cli_option_iter *it)
-{
-	const struct cli_option *o;
-
-	cli_options_begin(it, cmd);
-	while ((o = cli_options_next(it, NULL)))
-		if (o->short_name == c)
-			return o;
-	return NULL;
-}
-
 /* The value of option o; partial is what was typed of it. Returns the directive. */
 static const char *complete_value(const struct cli_command *cmd, const struct cli_option *o,
 				  const char *partial, FILE *out)
@@ -173,7 +161,7 @@ static void scan_word(const struct cli_command *cmd, struct scan *sc, const char
 		return;
 	}
 	for (const char *p = w + 1; *p; p++) {
-		o = find_short(cmd, *p, &it);
+		o = cli_option_find(cmd, *p, &it);
 		if (!o)
 			return;
 		use(sc, o);

@@ -120,8 +120,8 @@ const struct cli_option *cli_options_next(struct cli_option_iter *it, enum cli_g
 	return &api_options[it->i++];
 }
 
-static const struct cli_option *find_code(const struct cli_command *cmd, int code,
-					  struct cli_option_iter *it)
+const struct cli_option *cli_option_find(const struct cli_command *cmd, int code,
+					 struct cli_option_iter *it)
 {
 	const struct cli_option *o;
 
@@ -242,7 +242,7 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv, struct api_o
 				       : argv[optind - 1];
 
 		if (c == ':' || c == '?') {
-			o = optopt ? find_code(cmd, optopt, &it) : NULL;
+			o = optopt ? cli_option_find(cmd, optopt, &it) : NULL;
 			if (o)
 				spelling(o, word, flag, sizeof(flag));
 			else
@@ -263,7 +263,7 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv, struct api_o
 					  (int)strcspn(word, "="), word, cmd->name);
 			return -EINVAL;
 		}
-		if (check_empty(find_code(cmd, c, &it), word, optarg) < 0)
+		if (check_empty(cli_option_find(cmd, c, &it), word, optarg) < 0)
 			return -EINVAL;
 		r = api_opts_handle(api, c, optarg, argv);
 		if (r == 0)

@@ -63,7 +63,7 @@ enum cli_option_flags {
 struct cli_option {
 	const char *name; /* the long name, without "--" */
 	int short_name;   /* 'o', 'f', ... or 0 */
-	int code;         /* what the handler is given: short_name, or an OPT_ value */
+	int code;         /* what the handler is given: short_name if any, else an OPT_ value */
 	const char *arg;  /* the value's placeholder (NAME, FILE, ...); NULL: a switch */
 	const char *def;  /* the default, shown as "(default DEF)"; NULL: none to show */
 	const char *help; /* a phrase, wrapped by the help printer */
@@ -139,6 +139,9 @@ struct cli_option_iter {
 void cli_options_begin(struct cli_option_iter *it, const struct cli_command *cmd);
 /* The next option (and its group), or NULL at the end. */
 const struct cli_option *cli_options_next(struct cli_option_iter *it, enum cli_group *group);
+/* The option with this code (a short option's is its letter), or NULL; it may live in *it. */
+const struct cli_option *cli_option_find(const struct cli_command *cmd, int code,
+					 struct cli_option_iter *it);
 
 /* --help: usage, description, options by group, exit status. */
 void cli_usage(const struct cli_command *cmd, FILE *out);

@@ -145,18 +145,13 @@ class Base(unittest.TestCase):
 
 
 class VerifyTest(Base):
-    def test_every_status(self):
+    def test_rows_and_orphans(self):
+        # (Every Node status is made by test_verify_repair, validated there by talos_gcp().)
         self.pair("ok-0", alias="172.20.1.0/24", podcidr="172.20.1.0/24")
-        self.pair("mm-0", alias="172.20.14.0/24", podcidr="172.20.7.0/24")
-        self.pair("na-0", alias=None, podcidr="172.20.3.0/24")
-        self.pair("np-0", alias="172.20.4.0/24")
         self.c.create_node("ni-0", self.c.provider_id("gone"), "172.20.5.0/24")
-        self.pair("dup-a", alias="172.20.6.0/24", podcidr="172.20.6.0/24")
-        self.c.create_node("dup-b", self.c.provider_id("dup-a"), "172.20.8.0/24")
         self.c.instance("leftover", alias="172.20.7.0/24", talos=False)
         doc = self.json_cli("verify", rc=1)
-        self.assertEqual({n["status"] for n in doc["nodes"]},
-                         set(schema.schema("verify")["$defs"]["row"]["properties"]["status"]["enum"]))
+        self.assertEqual(sorted(n["status"] for n in doc["nodes"]), ["no-instance", "ok", "orphan"])
         doc = self.json_cli("verify", "--node", "ok-0", rc=0)
         self.assertEqual([n["node"] for n in doc["nodes"]], ["ok-0"])
         # Could not check: nothing on stdout, the reason on stderr.
