@@ -33,6 +33,8 @@ static const struct coll_type *const all_types[] = {
     &ct_firewalls,
     &ct_instance_groups,
     &ct_instance_group_managers,
+    &ct_target_pools,
+    &ct_http_health_checks,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 

@@ -318,6 +318,20 @@ static const char *const e_HealthCheck_TypeValueValuesEnum[] = {
 	"SSL",
 	"TCP",
 };
+static const char *const e_HealthStatus_HealthStateValueValuesEnum[] = {
+	"HEALTHY",
+	"UNHEALTHY",
+};
+static const char *const e_HealthStatus_Ipv6HealthStateValueValuesEnum[] = {
+	"HEALTHY",
+	"UNHEALTHY",
+};
+static const char *const e_HealthStatus_WeightErrorValueValuesEnum[] = {
+	"INVALID_WEIGHT",
+	"MISSING_WEIGHT",
+	"UNAVAILABLE_WEIGHT",
+	"WEIGHT_NONE",
+};
 static const char *const e_Image_ArchitectureValueValuesEnum[] = {
 	"ARCHITECTURE_UNSPECIFIED",
 	"ARM64",
@@ -688,6 +702,79 @@ static const char *const e_ReservationAffinity_ConsumeReservationTypeValueValues
 	"SPECIFIC_RESERVATION",
 	"UNSPECIFIED",
 };
+static const char *const e_RouterBgpPeerBfd_SessionInitializationModeValueValuesEnum[] = {
+	"ACTIVE",
+	"DISABLED",
+	"PASSIVE",
+};
+static const char *const e_RouterBgpPeer_AdvertiseModeValueValuesEnum[] = {
+	"CUSTOM",
+	"DEFAULT",
+};
+static const char *const e_RouterBgpPeer_AdvertisedGroupsValueListEntryValuesEnum[] = {
+	"ALL_SUBNETS",
+};
+static const char *const e_RouterBgpPeer_EnableValueValuesEnum[] = {
+	"FALSE",
+	"TRUE",
+};
+static const char *const e_RouterBgpPeer_ManagementTypeValueValuesEnum[] = {
+	"MANAGED_BY_ATTACHMENT",
+	"MANAGED_BY_USER",
+};
+static const char *const e_RouterBgp_AdvertiseModeValueValuesEnum[] = {
+	"CUSTOM",
+	"DEFAULT",
+};
+static const char *const e_RouterBgp_AdvertisedGroupsValueListEntryValuesEnum[] = {
+	"ALL_SUBNETS",
+};
+static const char *const e_RouterInterface_IpVersionValueValuesEnum[] = {
+	"IPV4",
+	"IPV6",
+};
+static const char *const e_RouterInterface_ManagementTypeValueValuesEnum[] = {
+	"MANAGED_BY_ATTACHMENT",
+	"MANAGED_BY_USER",
+};
+static const char *const e_RouterNatLogConfig_FilterValueValuesEnum[] = {
+	"ALL",
+	"ERRORS_ONLY",
+	"TRANSLATIONS_ONLY",
+};
+static const char *const e_RouterNatSubnetworkToNat_SourceIpRangesToNatValueListEntryValuesEnum[] = {
+	"ALL_IP_RANGES",
+	"LIST_OF_SECONDARY_IP_RANGES",
+	"PRIMARY_IP_RANGE",
+};
+static const char *const e_RouterNat_AutoNetworkTierValueValuesEnum[] = {
+	"FIXED_STANDARD",
+	"PREMIUM",
+	"STANDARD",
+	"STANDARD_OVERRIDES_FIXED_STANDARD",
+};
+static const char *const e_RouterNat_EndpointTypesValueListEntryValuesEnum[] = {
+	"ENDPOINT_TYPE_MANAGED_PROXY_LB",
+	"ENDPOINT_TYPE_SWG",
+	"ENDPOINT_TYPE_VM",
+};
+static const char *const e_RouterNat_NatIpAllocateOptionValueValuesEnum[] = {
+	"AUTO_ONLY",
+	"MANUAL_ONLY",
+};
+static const char *const e_RouterNat_SourceSubnetworkIpRangesToNat64ValueValuesEnum[] = {
+	"ALL_IPV6_SUBNETWORKS",
+	"LIST_OF_IPV6_SUBNETWORKS",
+};
+static const char *const e_RouterNat_SourceSubnetworkIpRangesToNatValueValuesEnum[] = {
+	"ALL_SUBNETWORKS_ALL_IP_RANGES",
+	"ALL_SUBNETWORKS_ALL_PRIMARY_IP_RANGES",
+	"LIST_OF_SUBNETWORKS",
+};
+static const char *const e_RouterNat_TypeValueValuesEnum[] = {
+	"PRIVATE",
+	"PUBLIC",
+};
 static const char *const e_SSLHealthCheck_PortSpecificationValueValuesEnum[] = {
 	"USE_FIXED_PORT",
 	"USE_NAMED_PORT",
@@ -786,6 +873,25 @@ static const char *const e_TCPHealthCheck_ProxyHeaderValueValuesEnum[] = {
 	"NONE",
 	"PROXY_V1",
 };
+static const char *const e_TargetPool_SessionAffinityValueValuesEnum[] = {
+	"CLIENT_IP",
+	"CLIENT_IP_NO_DESTINATION",
+	"CLIENT_IP_PORT_PROTO",
+	"CLIENT_IP_PROTO",
+	"GENERATED_COOKIE",
+	"HEADER_FIELD",
+	"HTTP_COOKIE",
+	"NONE",
+	"STRONG_COOKIE_AFFINITY",
+};
+static const char *const e_TargetTcpProxiesSetProxyHeaderRequest_ProxyHeaderValueValuesEnum[] = {
+	"NONE",
+	"PROXY_V1",
+};
+static const char *const e_TargetTcpProxy_ProxyHeaderValueValuesEnum[] = {
+	"NONE",
+	"PROXY_V1",
+};
 static const char *const e_UpcomingMaintenance_MaintenanceStatusValueValuesEnum[] = {
 	"ONGOING",
 	"PENDING",
@@ -854,6 +960,9 @@ const struct sch_enum sch_enums[] = {
 	{e_HTTPSHealthCheck_PortSpecificationValueValuesEnum, 3},
 	{e_HTTPSHealthCheck_ProxyHeaderValueValuesEnum, 2},
 	{e_HealthCheck_TypeValueValuesEnum, 7},
+	{e_HealthStatus_HealthStateValueValuesEnum, 2},
+	{e_HealthStatus_Ipv6HealthStateValueValuesEnum, 2},
+	{e_HealthStatus_WeightErrorValueValuesEnum, 4},
 	{e_Image_ArchitectureValueValuesEnum, 3},
 	{e_Image_RawDiskValue_ContainerTypeValueValuesEnum, 1},
 	{e_Image_SourceTypeValueValuesEnum, 1},
@@ -886,6 +995,23 @@ const struct sch_enum sch_enums[] = {
 	{e_Region_QuotaStatusWarningValue_CodeValueValuesEnum, 29},
 	{e_Region_StatusValueValuesEnum, 2},
 	{e_ReservationAffinity_ConsumeReservationTypeValueValuesEnum, 4},
+	{e_RouterBgpPeerBfd_SessionInitializationModeValueValuesEnum, 3},
+	{e_RouterBgpPeer_AdvertiseModeValueValuesEnum, 2},
+	{e_RouterBgpPeer_AdvertisedGroupsValueListEntryValuesEnum, 1},
+	{e_RouterBgpPeer_EnableValueValuesEnum, 2},
+	{e_RouterBgpPeer_ManagementTypeValueValuesEnum, 2},
+	{e_RouterBgp_AdvertiseModeValueValuesEnum, 2},
+	{e_RouterBgp_AdvertisedGroupsValueListEntryValuesEnum, 1},
+	{e_RouterInterface_IpVersionValueValuesEnum, 2},
+	{e_RouterInterface_ManagementTypeValueValuesEnum, 2},
+	{e_RouterNatLogConfig_FilterValueValuesEnum, 3},
+	{e_RouterNatSubnetworkToNat_SourceIpRangesToNatValueListEntryValuesEnum, 3},
+	{e_RouterNat_AutoNetworkTierValueValuesEnum, 4},
+	{e_RouterNat_EndpointTypesValueListEntryValuesEnum, 3},
+	{e_RouterNat_NatIpAllocateOptionValueValuesEnum, 2},
+	{e_RouterNat_SourceSubnetworkIpRangesToNat64ValueValuesEnum, 2},
+	{e_RouterNat_SourceSubnetworkIpRangesToNatValueValuesEnum, 3},
+	{e_RouterNat_TypeValueValuesEnum, 2},
 	{e_SSLHealthCheck_PortSpecificationValueValuesEnum, 3},
 	{e_SSLHealthCheck_ProxyHeaderValueValuesEnum, 2},
 	{e_SchedulingNodeAffinity_OperatorValueValuesEnum, 3},
@@ -905,6 +1031,9 @@ const struct sch_enum sch_enums[] = {
 	{e_Subsetting_PolicyValueValuesEnum, 2},
 	{e_TCPHealthCheck_PortSpecificationValueValuesEnum, 3},
 	{e_TCPHealthCheck_ProxyHeaderValueValuesEnum, 2},
+	{e_TargetPool_SessionAffinityValueValuesEnum, 9},
+	{e_TargetTcpProxiesSetProxyHeaderRequest_ProxyHeaderValueValuesEnum, 2},
+	{e_TargetTcpProxy_ProxyHeaderValueValuesEnum, 2},
 	{e_UpcomingMaintenance_MaintenanceStatusValueValuesEnum, 3},
 	{e_UpcomingMaintenance_TypeValueValuesEnum, 3},
 	{e_Zone_StatusValueValuesEnum, 2},
@@ -987,7 +1116,7 @@ static const struct sch_field f_AttachedDisk[] = {
 	{"licenses", SCH_STRING, true, 0},
 	{"mode", SCH_ENUM, false, 13},
 	{"savedState", SCH_ENUM, false, 14},
-	{"shieldedInstanceInitialState", SCH_MESSAGE, false, 74},
+	{"shieldedInstanceInitialState", SCH_MESSAGE, false, 79},
 	{"source", SCH_STRING, false, 0},
 	{"type", SCH_ENUM, false, 15},
 };
@@ -1077,19 +1206,19 @@ static const struct sch_field f_BackendService[] = {
 	{"metadatas", SCH_MESSAGE, false, 33},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
-	{"outlierDetection", SCH_MESSAGE, false, 112},
+	{"outlierDetection", SCH_MESSAGE, false, 117},
 	{"port", SCH_INT32, false, 0},
 	{"portName", SCH_STRING, false, 0},
 	{"protocol", SCH_ENUM, false, 27},
 	{"region", SCH_STRING, false, 0},
 	{"securityPolicy", SCH_STRING, false, 0},
-	{"securitySettings", SCH_MESSAGE, false, 129},
+	{"securitySettings", SCH_MESSAGE, false, 149},
 	{"selfLink", SCH_STRING, false, 0},
 	{"serviceBindings", SCH_STRING, true, 0},
 	{"serviceLbPolicy", SCH_STRING, false, 0},
 	{"sessionAffinity", SCH_ENUM, false, 28},
 	{"strongSessionAffinityCookie", SCH_MESSAGE, false, 26},
-	{"subsetting", SCH_MESSAGE, false, 146},
+	{"subsetting", SCH_MESSAGE, false, 166},
 	{"timeoutSec", SCH_INT32, false, 0},
 	{"usedBy", SCH_MESSAGE, true, 32},
 };
@@ -1314,7 +1443,7 @@ static const struct sch_field f_ForwardingRule[] = {
 	{"labelFingerprint", SCH_BYTES, false, 0},
 	{"labels", SCH_MESSAGE, false, 59},
 	{"loadBalancingScheme", SCH_ENUM, false, 40},
-	{"metadataFilters", SCH_MESSAGE, true, 94},
+	{"metadataFilters", SCH_MESSAGE, true, 99},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
 	{"networkTier", SCH_ENUM, false, 41},
@@ -1395,8 +1524,8 @@ static const struct sch_field f_HealthCheck[] = {
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
 	{"sourceRegions", SCH_STRING, true, 0},
-	{"sslHealthCheck", SCH_MESSAGE, false, 125},
-	{"tcpHealthCheck", SCH_MESSAGE, false, 147},
+	{"sslHealthCheck", SCH_MESSAGE, false, 145},
+	{"tcpHealthCheck", SCH_MESSAGE, false, 167},
 	{"timeoutSec", SCH_INT32, false, 0},
 	{"type", SCH_ENUM, false, 51},
 	{"unhealthyThreshold", SCH_INT32, false, 0},
@@ -1404,15 +1533,51 @@ static const struct sch_field f_HealthCheck[] = {
 static const struct sch_field f_HealthCheckLogConfig[] = {
 	{"enable", SCH_BOOL, false, 0},
 };
+static const struct sch_field f_HealthCheckReference[] = {
+	{"healthCheck", SCH_STRING, false, 0},
+};
+static const struct sch_field f_HealthStatus[] = {
+	{"annotations", SCH_MESSAGE, false, 70},
+	{"forwardingRule", SCH_STRING, false, 0},
+	{"forwardingRuleIp", SCH_STRING, false, 0},
+	{"healthState", SCH_ENUM, false, 52},
+	{"instance", SCH_STRING, false, 0},
+	{"ipAddress", SCH_STRING, false, 0},
+	{"ipv6Address", SCH_STRING, false, 0},
+	{"ipv6HealthState", SCH_ENUM, false, 53},
+	{"port", SCH_INT32, false, 0},
+	{"weight", SCH_STRING, false, 0},
+	{"weightError", SCH_ENUM, false, 54},
+};
+static const struct sch_field f_HealthStatus_AnnotationsValue[] = {{"value", SCH_STRING, false, 0}};
+static const struct sch_field f_HealthStatus_AnnotationsValue_AdditionalProperty[] = {
+	{"key", SCH_STRING, false, 0},
+	{"value", SCH_STRING, false, 0},
+};
 static const struct sch_field f_Help[] = {
-	{"links", SCH_MESSAGE, true, 69},
+	{"links", SCH_MESSAGE, true, 73},
 };
 static const struct sch_field f_HelpLink[] = {
 	{"description", SCH_STRING, false, 0},
 	{"url", SCH_STRING, false, 0},
 };
+static const struct sch_field f_HttpHealthCheck[] = {
+	{"checkIntervalSec", SCH_INT32, false, 0},
+	{"creationTimestamp", SCH_STRING, false, 0},
+	{"description", SCH_STRING, false, 0},
+	{"healthyThreshold", SCH_INT32, false, 0},
+	{"host", SCH_STRING, false, 0},
+	{"id", SCH_UINT64, false, 0},
+	{"kind", SCH_STRING, false, 0},
+	{"name", SCH_STRING, false, 0},
+	{"port", SCH_INT32, false, 0},
+	{"requestPath", SCH_STRING, false, 0},
+	{"selfLink", SCH_STRING, false, 0},
+	{"timeoutSec", SCH_INT32, false, 0},
+	{"unhealthyThreshold", SCH_INT32, false, 0},
+};
 static const struct sch_field f_Image[] = {
-	{"architecture", SCH_ENUM, false, 52},
+	{"architecture", SCH_ENUM, false, 55},
 	{"archiveSizeBytes", SCH_INT64, false, 0},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"deprecated", SCH_MESSAGE, false, 43},
@@ -1425,15 +1590,15 @@ static const struct sch_field f_Image[] = {
 	{"imageEncryptionKey", SCH_MESSAGE, false, 42},
 	{"kind", SCH_STRING, false, 0},
 	{"labelFingerprint", SCH_BYTES, false, 0},
-	{"labels", SCH_MESSAGE, false, 71},
+	{"labels", SCH_MESSAGE, false, 76},
 	{"licenseCodes", SCH_INT64, true, 0},
 	{"licenses", SCH_STRING, true, 0},
 	{"name", SCH_STRING, false, 0},
-	{"rawDisk", SCH_MESSAGE, false, 73},
+	{"rawDisk", SCH_MESSAGE, false, 78},
 	{"satisfiesPzi", SCH_BOOL, false, 0},
 	{"satisfiesPzs", SCH_BOOL, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
-	{"shieldedInstanceInitialState", SCH_MESSAGE, false, 74},
+	{"shieldedInstanceInitialState", SCH_MESSAGE, false, 79},
 	{"sourceDisk", SCH_STRING, false, 0},
 	{"sourceDiskEncryptionKey", SCH_MESSAGE, false, 42},
 	{"sourceDiskId", SCH_STRING, false, 0},
@@ -1443,8 +1608,8 @@ static const struct sch_field f_Image[] = {
 	{"sourceSnapshot", SCH_STRING, false, 0},
 	{"sourceSnapshotEncryptionKey", SCH_MESSAGE, false, 42},
 	{"sourceSnapshotId", SCH_STRING, false, 0},
-	{"sourceType", SCH_ENUM, false, 54},
-	{"status", SCH_ENUM, false, 55},
+	{"sourceType", SCH_ENUM, false, 57},
+	{"status", SCH_ENUM, false, 58},
 	{"storageLocations", SCH_STRING, true, 0},
 };
 static const struct sch_field f_Image_LabelsValue[] = {{"value", SCH_STRING, false, 0}};
@@ -1453,7 +1618,7 @@ static const struct sch_field f_Image_LabelsValue_AdditionalProperty[] = {
 	{"value", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Image_RawDiskValue[] = {
-	{"containerType", SCH_ENUM, false, 53},
+	{"containerType", SCH_ENUM, false, 56},
 	{"sha1Checksum", SCH_STRING, false, 0},
 	{"source", SCH_STRING, false, 0},
 };
@@ -1478,37 +1643,37 @@ static const struct sch_field f_Instance[] = {
 	{"hostname", SCH_STRING, false, 0},
 	{"id", SCH_UINT64, false, 0},
 	{"instanceEncryptionKey", SCH_MESSAGE, false, 42},
-	{"keyRevocationActionType", SCH_ENUM, false, 57},
+	{"keyRevocationActionType", SCH_ENUM, false, 60},
 	{"kind", SCH_STRING, false, 0},
 	{"labelFingerprint", SCH_BYTES, false, 0},
-	{"labels", SCH_MESSAGE, false, 85},
+	{"labels", SCH_MESSAGE, false, 90},
 	{"lastStartTimestamp", SCH_STRING, false, 0},
 	{"lastStopTimestamp", SCH_STRING, false, 0},
 	{"lastSuspendedTimestamp", SCH_STRING, false, 0},
 	{"machineType", SCH_STRING, false, 0},
-	{"metadata", SCH_MESSAGE, false, 93},
+	{"metadata", SCH_MESSAGE, false, 98},
 	{"minCpuPlatform", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"networkInterfaces", SCH_MESSAGE, true, 99},
-	{"networkPerformanceConfig", SCH_MESSAGE, false, 104},
-	{"params", SCH_MESSAGE, false, 81},
-	{"privateIpv6GoogleAccess", SCH_ENUM, false, 58},
-	{"reservationAffinity", SCH_MESSAGE, false, 121},
+	{"networkInterfaces", SCH_MESSAGE, true, 104},
+	{"networkPerformanceConfig", SCH_MESSAGE, false, 109},
+	{"params", SCH_MESSAGE, false, 86},
+	{"privateIpv6GoogleAccess", SCH_ENUM, false, 61},
+	{"reservationAffinity", SCH_MESSAGE, false, 126},
 	{"resourcePolicies", SCH_STRING, true, 0},
-	{"resourceStatus", SCH_MESSAGE, false, 122},
+	{"resourceStatus", SCH_MESSAGE, false, 128},
 	{"satisfiesPzi", SCH_BOOL, false, 0},
 	{"satisfiesPzs", SCH_BOOL, false, 0},
-	{"scheduling", SCH_MESSAGE, false, 126},
+	{"scheduling", SCH_MESSAGE, false, 146},
 	{"selfLink", SCH_STRING, false, 0},
-	{"serviceAccounts", SCH_MESSAGE, true, 130},
-	{"shieldedInstanceConfig", SCH_MESSAGE, false, 135},
-	{"shieldedInstanceIntegrityPolicy", SCH_MESSAGE, false, 136},
+	{"serviceAccounts", SCH_MESSAGE, true, 150},
+	{"shieldedInstanceConfig", SCH_MESSAGE, false, 155},
+	{"shieldedInstanceIntegrityPolicy", SCH_MESSAGE, false, 156},
 	{"sourceMachineImage", SCH_STRING, false, 0},
 	{"sourceMachineImageEncryptionKey", SCH_MESSAGE, false, 42},
 	{"startRestricted", SCH_BOOL, false, 0},
-	{"status", SCH_ENUM, false, 59},
+	{"status", SCH_ENUM, false, 62},
 	{"statusMessage", SCH_STRING, false, 0},
-	{"tags", SCH_MESSAGE, false, 148},
+	{"tags", SCH_MESSAGE, false, 168},
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_InstanceGroup[] = {
@@ -1518,7 +1683,7 @@ static const struct sch_field f_InstanceGroup[] = {
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"namedPorts", SCH_MESSAGE, true, 97},
+	{"namedPorts", SCH_MESSAGE, true, 102},
 	{"network", SCH_STRING, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
@@ -1527,20 +1692,20 @@ static const struct sch_field f_InstanceGroup[] = {
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_InstanceGroupsAddInstancesRequest[] = {
-	{"instances", SCH_MESSAGE, true, 84},
+	{"instances", SCH_MESSAGE, true, 89},
 };
 static const struct sch_field f_InstanceGroupsListInstancesRequest[] = {
-	{"instanceState", SCH_ENUM, false, 56},
+	{"instanceState", SCH_ENUM, false, 59},
 };
 static const struct sch_field f_InstanceGroupsRemoveInstancesRequest[] = {
-	{"instances", SCH_MESSAGE, true, 84},
+	{"instances", SCH_MESSAGE, true, 89},
 };
 static const struct sch_field f_InstanceGroupsSetNamedPortsRequest[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
-	{"namedPorts", SCH_MESSAGE, true, 97},
+	{"namedPorts", SCH_MESSAGE, true, 102},
 };
 static const struct sch_field f_InstanceParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 82},
+	{"resourceManagerTags", SCH_MESSAGE, false, 87},
 };
 static const struct sch_field f_InstanceParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_InstanceParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -1556,7 +1721,7 @@ static const struct sch_field f_Instance_LabelsValue_AdditionalProperty[] = {
 	{"value", SCH_STRING, false, 0},
 };
 static const struct sch_field f_InstancesBulkInsertOperationMetadata[] = {
-	{"perLocationStatus", SCH_MESSAGE, false, 88},
+	{"perLocationStatus", SCH_MESSAGE, false, 93},
 };
 static const struct sch_field f_InstancesBulkInsertOperationMetadata_PerLocationStatusValue[] = {{"value", SCH_MESSAGE, false, 35}};
 static const struct sch_field f_InstancesBulkInsertOperationMetadata_PerLocationStatusValue_AdditionalProperty[] = {
@@ -1568,8 +1733,8 @@ static const struct sch_field f_LocalizedMessage[] = {
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_MachineType[] = {
-	{"accelerators", SCH_MESSAGE, true, 92},
-	{"architecture", SCH_ENUM, false, 60},
+	{"accelerators", SCH_MESSAGE, true, 97},
+	{"architecture", SCH_ENUM, false, 63},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"deprecated", SCH_MESSAGE, false, 43},
 	{"description", SCH_STRING, false, 0},
@@ -1591,12 +1756,12 @@ static const struct sch_field f_MachineType_AcceleratorsValueListEntry[] = {
 };
 static const struct sch_field f_Metadata[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
-	{"items", SCH_MESSAGE, true, 96},
+	{"items", SCH_MESSAGE, true, 101},
 	{"kind", SCH_STRING, false, 0},
 };
 static const struct sch_field f_MetadataFilter[] = {
-	{"filterLabels", SCH_MESSAGE, true, 95},
-	{"filterMatchCriteria", SCH_ENUM, false, 61},
+	{"filterLabels", SCH_MESSAGE, true, 100},
+	{"filterMatchCriteria", SCH_ENUM, false, 64},
 };
 static const struct sch_field f_MetadataFilterLabelMatch[] = {
 	{"name", SCH_STRING, false, 0},
@@ -1623,11 +1788,11 @@ static const struct sch_field f_Network[] = {
 	{"kind", SCH_STRING, false, 0},
 	{"mtu", SCH_INT32, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"networkFirewallPolicyEnforcementOrder", SCH_ENUM, false, 72},
+	{"networkFirewallPolicyEnforcementOrder", SCH_ENUM, false, 75},
 	{"networkProfile", SCH_STRING, false, 0},
-	{"params", SCH_MESSAGE, false, 100},
-	{"peerings", SCH_MESSAGE, true, 103},
-	{"routingConfig", SCH_MESSAGE, false, 105},
+	{"params", SCH_MESSAGE, false, 105},
+	{"peerings", SCH_MESSAGE, true, 108},
+	{"routingConfig", SCH_MESSAGE, false, 110},
 	{"selfLink", SCH_STRING, false, 0},
 	{"selfLinkWithId", SCH_STRING, false, 0},
 	{"subnetworks", SCH_STRING, true, 0},
@@ -1638,20 +1803,20 @@ static const struct sch_field f_NetworkInterface[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
 	{"internalIpv6PrefixLength", SCH_INT32, false, 0},
 	{"ipv6AccessConfigs", SCH_MESSAGE, true, 2},
-	{"ipv6AccessType", SCH_ENUM, false, 62},
+	{"ipv6AccessType", SCH_ENUM, false, 65},
 	{"ipv6Address", SCH_STRING, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
 	{"networkAttachment", SCH_STRING, false, 0},
 	{"networkIP", SCH_STRING, false, 0},
-	{"nicType", SCH_ENUM, false, 63},
+	{"nicType", SCH_ENUM, false, 66},
 	{"queueCount", SCH_INT32, false, 0},
-	{"stackType", SCH_ENUM, false, 64},
+	{"stackType", SCH_ENUM, false, 67},
 	{"subnetwork", SCH_STRING, false, 0},
 };
 static const struct sch_field f_NetworkParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 101},
+	{"resourceManagerTags", SCH_MESSAGE, false, 106},
 };
 static const struct sch_field f_NetworkParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_NetworkParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -1668,32 +1833,32 @@ static const struct sch_field f_NetworkPeering[] = {
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
 	{"peerMtu", SCH_INT32, false, 0},
-	{"stackType", SCH_ENUM, false, 65},
-	{"state", SCH_ENUM, false, 66},
+	{"stackType", SCH_ENUM, false, 68},
+	{"state", SCH_ENUM, false, 69},
 	{"stateDetails", SCH_STRING, false, 0},
 };
 static const struct sch_field f_NetworkPerformanceConfig[] = {
-	{"totalEgressBandwidthTier", SCH_ENUM, false, 67},
+	{"totalEgressBandwidthTier", SCH_ENUM, false, 70},
 };
 static const struct sch_field f_NetworkRoutingConfig[] = {
 	{"bgpAlwaysCompareMed", SCH_BOOL, false, 0},
-	{"bgpBestPathSelectionMode", SCH_ENUM, false, 68},
-	{"bgpInterRegionCost", SCH_ENUM, false, 69},
+	{"bgpBestPathSelectionMode", SCH_ENUM, false, 71},
+	{"bgpInterRegionCost", SCH_ENUM, false, 72},
 	{"effectiveBgpAlwaysCompareMed", SCH_BOOL, false, 0},
-	{"effectiveBgpInterRegionCost", SCH_ENUM, false, 70},
-	{"routingMode", SCH_ENUM, false, 71},
+	{"effectiveBgpInterRegionCost", SCH_ENUM, false, 73},
+	{"routingMode", SCH_ENUM, false, 74},
 };
 static const struct sch_field f_Operation[] = {
 	{"clientOperationId", SCH_STRING, false, 0},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"description", SCH_STRING, false, 0},
 	{"endTime", SCH_STRING, false, 0},
-	{"error", SCH_MESSAGE, false, 107},
+	{"error", SCH_MESSAGE, false, 112},
 	{"httpErrorMessage", SCH_STRING, false, 0},
 	{"httpErrorStatusCode", SCH_INT32, false, 0},
 	{"id", SCH_UINT64, false, 0},
 	{"insertTime", SCH_STRING, false, 0},
-	{"instancesBulkInsertOperationMetadata", SCH_MESSAGE, false, 87},
+	{"instancesBulkInsertOperationMetadata", SCH_MESSAGE, false, 92},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
 	{"operationGroupId", SCH_STRING, false, 0},
@@ -1701,34 +1866,34 @@ static const struct sch_field f_Operation[] = {
 	{"progress", SCH_INT32, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
-	{"setCommonInstanceMetadataOperationMetadata", SCH_MESSAGE, false, 131},
+	{"setCommonInstanceMetadataOperationMetadata", SCH_MESSAGE, false, 151},
 	{"startTime", SCH_STRING, false, 0},
-	{"status", SCH_ENUM, false, 73},
+	{"status", SCH_ENUM, false, 76},
 	{"statusMessage", SCH_STRING, false, 0},
 	{"targetId", SCH_UINT64, false, 0},
 	{"targetLink", SCH_STRING, false, 0},
 	{"user", SCH_STRING, false, 0},
-	{"warnings", SCH_MESSAGE, true, 110},
+	{"warnings", SCH_MESSAGE, true, 115},
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_ErrorValue[] = {
-	{"errors", SCH_MESSAGE, true, 108},
+	{"errors", SCH_MESSAGE, true, 113},
 };
 static const struct sch_field f_Operation_ErrorValue_ErrorsValueListEntry[] = {
 	{"code", SCH_STRING, false, 0},
-	{"errorDetails", SCH_MESSAGE, true, 109},
+	{"errorDetails", SCH_MESSAGE, true, 114},
 	{"location", SCH_STRING, false, 0},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_ErrorValue_ErrorsValueListEntry_ErrorDetailsValueListEntry[] = {
 	{"errorInfo", SCH_MESSAGE, false, 46},
-	{"help", SCH_MESSAGE, false, 68},
-	{"localizedMessage", SCH_MESSAGE, false, 90},
-	{"quotaInfo", SCH_MESSAGE, false, 115},
+	{"help", SCH_MESSAGE, false, 72},
+	{"localizedMessage", SCH_MESSAGE, false, 95},
+	{"quotaInfo", SCH_MESSAGE, false, 120},
 };
 static const struct sch_field f_Operation_WarningsValueListEntry[] = {
-	{"code", SCH_ENUM, false, 74},
-	{"data", SCH_MESSAGE, true, 111},
+	{"code", SCH_ENUM, false, 77},
+	{"data", SCH_MESSAGE, true, 116},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_WarningsValueListEntry_DataValueListEntry[] = {
@@ -1749,35 +1914,35 @@ static const struct sch_field f_OutlierDetection[] = {
 	{"successRateStdevFactor", SCH_INT32, false, 0},
 };
 static const struct sch_field f_Project[] = {
-	{"cloudArmorTier", SCH_ENUM, false, 75},
-	{"commonInstanceMetadata", SCH_MESSAGE, false, 93},
+	{"cloudArmorTier", SCH_ENUM, false, 78},
+	{"commonInstanceMetadata", SCH_MESSAGE, false, 98},
 	{"creationTimestamp", SCH_STRING, false, 0},
-	{"defaultNetworkTier", SCH_ENUM, false, 76},
+	{"defaultNetworkTier", SCH_ENUM, false, 79},
 	{"defaultServiceAccount", SCH_STRING, false, 0},
 	{"description", SCH_STRING, false, 0},
 	{"enabledFeatures", SCH_STRING, true, 0},
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"quotas", SCH_MESSAGE, true, 114},
+	{"quotas", SCH_MESSAGE, true, 119},
 	{"selfLink", SCH_STRING, false, 0},
-	{"usageExportLocation", SCH_MESSAGE, false, 150},
-	{"vmDnsSetting", SCH_ENUM, false, 77},
-	{"xpnProjectStatus", SCH_ENUM, false, 78},
+	{"usageExportLocation", SCH_MESSAGE, false, 180},
+	{"vmDnsSetting", SCH_ENUM, false, 80},
+	{"xpnProjectStatus", SCH_ENUM, false, 81},
 };
 static const struct sch_field f_Quota[] = {
 	{"limit", SCH_DOUBLE, false, 0},
-	{"metric", SCH_ENUM, false, 80},
+	{"metric", SCH_ENUM, false, 83},
 	{"owner", SCH_STRING, false, 0},
 	{"usage", SCH_DOUBLE, false, 0},
 };
 static const struct sch_field f_QuotaExceededInfo[] = {
-	{"dimensions", SCH_MESSAGE, false, 116},
+	{"dimensions", SCH_MESSAGE, false, 121},
 	{"futureLimit", SCH_DOUBLE, false, 0},
 	{"limit", SCH_DOUBLE, false, 0},
 	{"limitName", SCH_STRING, false, 0},
 	{"metricName", SCH_STRING, false, 0},
-	{"rolloutStatus", SCH_ENUM, false, 79},
+	{"rolloutStatus", SCH_ENUM, false, 82},
 };
 static const struct sch_field f_QuotaExceededInfo_DimensionsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_QuotaExceededInfo_DimensionsValue_AdditionalProperty[] = {
@@ -1791,16 +1956,16 @@ static const struct sch_field f_Region[] = {
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"quotaStatusWarning", SCH_MESSAGE, false, 119},
-	{"quotas", SCH_MESSAGE, true, 114},
+	{"quotaStatusWarning", SCH_MESSAGE, false, 124},
+	{"quotas", SCH_MESSAGE, true, 119},
 	{"selfLink", SCH_STRING, false, 0},
-	{"status", SCH_ENUM, false, 82},
+	{"status", SCH_ENUM, false, 85},
 	{"supportsPzs", SCH_BOOL, false, 0},
 	{"zones", SCH_STRING, true, 0},
 };
 static const struct sch_field f_Region_QuotaStatusWarningValue[] = {
-	{"code", SCH_ENUM, false, 81},
-	{"data", SCH_MESSAGE, true, 120},
+	{"code", SCH_ENUM, false, 84},
+	{"data", SCH_MESSAGE, true, 125},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Region_QuotaStatusWarningValue_DataValueListEntry[] = {
@@ -1808,15 +1973,18 @@ static const struct sch_field f_Region_QuotaStatusWarningValue_DataValueListEntr
 	{"value", SCH_STRING, false, 0},
 };
 static const struct sch_field f_ReservationAffinity[] = {
-	{"consumeReservationType", SCH_ENUM, false, 83},
+	{"consumeReservationType", SCH_ENUM, false, 86},
 	{"key", SCH_STRING, false, 0},
 	{"values", SCH_STRING, true, 0},
 };
+static const struct sch_field f_ResourceGroupReference[] = {
+	{"group", SCH_STRING, false, 0},
+};
 static const struct sch_field f_ResourceStatus[] = {
 	{"physicalHost", SCH_STRING, false, 0},
-	{"physicalHostTopology", SCH_MESSAGE, false, 123},
-	{"scheduling", SCH_MESSAGE, false, 124},
-	{"upcomingMaintenance", SCH_MESSAGE, false, 149},
+	{"physicalHostTopology", SCH_MESSAGE, false, 129},
+	{"scheduling", SCH_MESSAGE, false, 130},
+	{"upcomingMaintenance", SCH_MESSAGE, false, 179},
 };
 static const struct sch_field f_ResourceStatusPhysicalHostTopology[] = {
 	{"block", SCH_STRING, false, 0},
@@ -1827,11 +1995,137 @@ static const struct sch_field f_ResourceStatusPhysicalHostTopology[] = {
 static const struct sch_field f_ResourceStatusScheduling[] = {
 	{"availabilityDomain", SCH_INT32, false, 0},
 };
+static const struct sch_field f_Router[] = {
+	{"bgp", SCH_MESSAGE, false, 133},
+	{"bgpPeers", SCH_MESSAGE, true, 134},
+	{"creationTimestamp", SCH_STRING, false, 0},
+	{"description", SCH_STRING, false, 0},
+	{"encryptedInterconnectRouter", SCH_BOOL, false, 0},
+	{"id", SCH_UINT64, false, 0},
+	{"interfaces", SCH_MESSAGE, true, 137},
+	{"kind", SCH_STRING, false, 0},
+	{"md5AuthenticationKeys", SCH_MESSAGE, true, 138},
+	{"name", SCH_STRING, false, 0},
+	{"nats", SCH_MESSAGE, true, 139},
+	{"network", SCH_STRING, false, 0},
+	{"region", SCH_STRING, false, 0},
+	{"selfLink", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterAdvertisedIpRange[] = {
+	{"description", SCH_STRING, false, 0},
+	{"range", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterBgp[] = {
+	{"advertiseMode", SCH_ENUM, false, 92},
+	{"advertisedGroups", SCH_ENUM, true, 93},
+	{"advertisedIpRanges", SCH_MESSAGE, true, 132},
+	{"asn", SCH_UINT32, false, 0},
+	{"identifierRange", SCH_STRING, false, 0},
+	{"keepaliveInterval", SCH_UINT32, false, 0},
+};
+static const struct sch_field f_RouterBgpPeer[] = {
+	{"advertiseMode", SCH_ENUM, false, 88},
+	{"advertisedGroups", SCH_ENUM, true, 89},
+	{"advertisedIpRanges", SCH_MESSAGE, true, 132},
+	{"advertisedRoutePriority", SCH_UINT32, false, 0},
+	{"bfd", SCH_MESSAGE, false, 135},
+	{"customLearnedIpRanges", SCH_MESSAGE, true, 136},
+	{"customLearnedRoutePriority", SCH_INT32, false, 0},
+	{"enable", SCH_ENUM, false, 90},
+	{"enableIpv4", SCH_BOOL, false, 0},
+	{"enableIpv6", SCH_BOOL, false, 0},
+	{"exportPolicies", SCH_STRING, true, 0},
+	{"importPolicies", SCH_STRING, true, 0},
+	{"interfaceName", SCH_STRING, false, 0},
+	{"ipAddress", SCH_STRING, false, 0},
+	{"ipv4NexthopAddress", SCH_STRING, false, 0},
+	{"ipv6NexthopAddress", SCH_STRING, false, 0},
+	{"managementType", SCH_ENUM, false, 91},
+	{"md5AuthenticationKeyName", SCH_STRING, false, 0},
+	{"name", SCH_STRING, false, 0},
+	{"peerAsn", SCH_UINT32, false, 0},
+	{"peerIpAddress", SCH_STRING, false, 0},
+	{"peerIpv4NexthopAddress", SCH_STRING, false, 0},
+	{"peerIpv6NexthopAddress", SCH_STRING, false, 0},
+	{"routerApplianceInstance", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterBgpPeerBfd[] = {
+	{"minReceiveInterval", SCH_UINT32, false, 0},
+	{"minTransmitInterval", SCH_UINT32, false, 0},
+	{"multiplier", SCH_UINT32, false, 0},
+	{"sessionInitializationMode", SCH_ENUM, false, 87},
+};
+static const struct sch_field f_RouterBgpPeerCustomLearnedIpRange[] = {
+	{"range", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterInterface[] = {
+	{"ipRange", SCH_STRING, false, 0},
+	{"ipVersion", SCH_ENUM, false, 94},
+	{"linkedInterconnectAttachment", SCH_STRING, false, 0},
+	{"linkedVpnTunnel", SCH_STRING, false, 0},
+	{"managementType", SCH_ENUM, false, 95},
+	{"name", SCH_STRING, false, 0},
+	{"privateIpAddress", SCH_STRING, false, 0},
+	{"redundantInterface", SCH_STRING, false, 0},
+	{"subnetwork", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterMd5AuthenticationKey[] = {
+	{"key", SCH_STRING, false, 0},
+	{"name", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterNat[] = {
+	{"autoNetworkTier", SCH_ENUM, false, 98},
+	{"drainNatIps", SCH_STRING, true, 0},
+	{"enableDynamicPortAllocation", SCH_BOOL, false, 0},
+	{"enableEndpointIndependentMapping", SCH_BOOL, false, 0},
+	{"endpointTypes", SCH_ENUM, true, 99},
+	{"icmpIdleTimeoutSec", SCH_INT32, false, 0},
+	{"logConfig", SCH_MESSAGE, false, 140},
+	{"maxPortsPerVm", SCH_INT32, false, 0},
+	{"minPortsPerVm", SCH_INT32, false, 0},
+	{"name", SCH_STRING, false, 0},
+	{"nat64Subnetworks", SCH_MESSAGE, true, 144},
+	{"natIpAllocateOption", SCH_ENUM, false, 100},
+	{"natIps", SCH_STRING, true, 0},
+	{"rules", SCH_MESSAGE, true, 141},
+	{"sourceSubnetworkIpRangesToNat", SCH_ENUM, false, 102},
+	{"sourceSubnetworkIpRangesToNat64", SCH_ENUM, false, 101},
+	{"subnetworks", SCH_MESSAGE, true, 143},
+	{"tcpEstablishedIdleTimeoutSec", SCH_INT32, false, 0},
+	{"tcpTimeWaitTimeoutSec", SCH_INT32, false, 0},
+	{"tcpTransitoryIdleTimeoutSec", SCH_INT32, false, 0},
+	{"type", SCH_ENUM, false, 103},
+	{"udpIdleTimeoutSec", SCH_INT32, false, 0},
+};
+static const struct sch_field f_RouterNatLogConfig[] = {
+	{"enable", SCH_BOOL, false, 0},
+	{"filter", SCH_ENUM, false, 96},
+};
+static const struct sch_field f_RouterNatRule[] = {
+	{"action", SCH_MESSAGE, false, 142},
+	{"description", SCH_STRING, false, 0},
+	{"match", SCH_STRING, false, 0},
+	{"ruleNumber", SCH_UINT32, false, 0},
+};
+static const struct sch_field f_RouterNatRuleAction[] = {
+	{"sourceNatActiveIps", SCH_STRING, true, 0},
+	{"sourceNatActiveRanges", SCH_STRING, true, 0},
+	{"sourceNatDrainIps", SCH_STRING, true, 0},
+	{"sourceNatDrainRanges", SCH_STRING, true, 0},
+};
+static const struct sch_field f_RouterNatSubnetworkToNat[] = {
+	{"name", SCH_STRING, false, 0},
+	{"secondaryIpRangeNames", SCH_STRING, true, 0},
+	{"sourceIpRangesToNat", SCH_ENUM, true, 97},
+};
+static const struct sch_field f_RouterNatSubnetworkToNat64[] = {
+	{"name", SCH_STRING, false, 0},
+};
 static const struct sch_field f_SSLHealthCheck[] = {
 	{"port", SCH_INT32, false, 0},
 	{"portName", SCH_STRING, false, 0},
-	{"portSpecification", SCH_ENUM, false, 84},
-	{"proxyHeader", SCH_ENUM, false, 85},
+	{"portSpecification", SCH_ENUM, false, 104},
+	{"proxyHeader", SCH_ENUM, false, 105},
 	{"request", SCH_STRING, false, 0},
 	{"response", SCH_STRING, false, 0},
 };
@@ -1839,21 +2133,21 @@ static const struct sch_field f_Scheduling[] = {
 	{"automaticRestart", SCH_BOOL, false, 0},
 	{"availabilityDomain", SCH_INT32, false, 0},
 	{"hostErrorTimeoutSeconds", SCH_INT32, false, 0},
-	{"instanceTerminationAction", SCH_ENUM, false, 87},
+	{"instanceTerminationAction", SCH_ENUM, false, 107},
 	{"localSsdRecoveryTimeout", SCH_MESSAGE, false, 45},
 	{"locationHint", SCH_STRING, false, 0},
 	{"maxRunDuration", SCH_MESSAGE, false, 45},
 	{"minNodeCpus", SCH_INT32, false, 0},
-	{"nodeAffinities", SCH_MESSAGE, true, 127},
-	{"onHostMaintenance", SCH_ENUM, false, 88},
-	{"onInstanceStopAction", SCH_MESSAGE, false, 128},
+	{"nodeAffinities", SCH_MESSAGE, true, 147},
+	{"onHostMaintenance", SCH_ENUM, false, 108},
+	{"onInstanceStopAction", SCH_MESSAGE, false, 148},
 	{"preemptible", SCH_BOOL, false, 0},
-	{"provisioningModel", SCH_ENUM, false, 89},
+	{"provisioningModel", SCH_ENUM, false, 109},
 	{"terminationTime", SCH_STRING, false, 0},
 };
 static const struct sch_field f_SchedulingNodeAffinity[] = {
 	{"key", SCH_STRING, false, 0},
-	{"operator", SCH_ENUM, false, 86},
+	{"operator", SCH_ENUM, false, 106},
 	{"values", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SchedulingOnInstanceStopAction[] = {
@@ -1870,16 +2164,16 @@ static const struct sch_field f_ServiceAccount[] = {
 };
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata[] = {
 	{"clientOperationId", SCH_STRING, false, 0},
-	{"perLocationOperations", SCH_MESSAGE, false, 133},
+	{"perLocationOperations", SCH_MESSAGE, false, 153},
 };
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadataPerLocationOperationInfo[] = {
-	{"error", SCH_MESSAGE, false, 137},
-	{"state", SCH_ENUM, false, 90},
+	{"error", SCH_MESSAGE, false, 157},
+	{"state", SCH_ENUM, false, 110},
 };
-static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue[] = {{"value", SCH_MESSAGE, false, 132}};
+static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue[] = {{"value", SCH_MESSAGE, false, 152}};
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue_AdditionalProperty[] = {
 	{"key", SCH_STRING, false, 0},
-	{"value", SCH_MESSAGE, false, 132},
+	{"value", SCH_MESSAGE, false, 152},
 };
 static const struct sch_field f_ShieldedInstanceConfig[] = {
 	{"enableIntegrityMonitoring", SCH_BOOL, false, 0},
@@ -1891,7 +2185,7 @@ static const struct sch_field f_ShieldedInstanceIntegrityPolicy[] = {
 };
 static const struct sch_field f_Status[] = {
 	{"code", SCH_INT32, false, 0},
-	{"details", SCH_MESSAGE, true, 138},
+	{"details", SCH_MESSAGE, true, 158},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Status_DetailsValueListEntry[] = {{"value", SCH_ANY, false, 0}};
@@ -1910,37 +2204,37 @@ static const struct sch_field f_Subnetwork[] = {
 	{"internalIpv6Prefix", SCH_STRING, false, 0},
 	{"ipCidrRange", SCH_STRING, false, 0},
 	{"ipCollection", SCH_STRING, false, 0},
-	{"ipv6AccessType", SCH_ENUM, false, 93},
+	{"ipv6AccessType", SCH_ENUM, false, 113},
 	{"ipv6CidrRange", SCH_STRING, false, 0},
-	{"ipv6GceEndpoint", SCH_ENUM, false, 94},
+	{"ipv6GceEndpoint", SCH_ENUM, false, 114},
 	{"kind", SCH_STRING, false, 0},
-	{"logConfig", SCH_MESSAGE, false, 141},
+	{"logConfig", SCH_MESSAGE, false, 161},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
-	{"params", SCH_MESSAGE, false, 142},
+	{"params", SCH_MESSAGE, false, 162},
 	{"privateIpGoogleAccess", SCH_BOOL, false, 0},
-	{"privateIpv6GoogleAccess", SCH_ENUM, false, 95},
-	{"purpose", SCH_ENUM, false, 96},
+	{"privateIpv6GoogleAccess", SCH_ENUM, false, 115},
+	{"purpose", SCH_ENUM, false, 116},
 	{"region", SCH_STRING, false, 0},
 	{"reservedInternalRange", SCH_STRING, false, 0},
-	{"role", SCH_ENUM, false, 97},
-	{"secondaryIpRanges", SCH_MESSAGE, true, 145},
+	{"role", SCH_ENUM, false, 117},
+	{"secondaryIpRanges", SCH_MESSAGE, true, 165},
 	{"selfLink", SCH_STRING, false, 0},
-	{"stackType", SCH_ENUM, false, 98},
-	{"state", SCH_ENUM, false, 99},
+	{"stackType", SCH_ENUM, false, 118},
+	{"state", SCH_ENUM, false, 119},
 	{"systemReservedExternalIpv6Ranges", SCH_STRING, true, 0},
 	{"systemReservedInternalIpv6Ranges", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SubnetworkLogConfig[] = {
-	{"aggregationInterval", SCH_ENUM, false, 91},
+	{"aggregationInterval", SCH_ENUM, false, 111},
 	{"enable", SCH_BOOL, false, 0},
 	{"filterExpr", SCH_STRING, false, 0},
 	{"flowSampling", SCH_DOUBLE, false, 0},
-	{"metadata", SCH_ENUM, false, 92},
+	{"metadata", SCH_ENUM, false, 112},
 	{"metadataFields", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SubnetworkParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 143},
+	{"resourceManagerTags", SCH_MESSAGE, false, 163},
 };
 static const struct sch_field f_SubnetworkParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_SubnetworkParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -1953,13 +2247,13 @@ static const struct sch_field f_SubnetworkSecondaryRange[] = {
 	{"reservedInternalRange", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Subsetting[] = {
-	{"policy", SCH_ENUM, false, 100},
+	{"policy", SCH_ENUM, false, 120},
 };
 static const struct sch_field f_TCPHealthCheck[] = {
 	{"port", SCH_INT32, false, 0},
 	{"portName", SCH_STRING, false, 0},
-	{"portSpecification", SCH_ENUM, false, 101},
-	{"proxyHeader", SCH_ENUM, false, 102},
+	{"portSpecification", SCH_ENUM, false, 121},
+	{"proxyHeader", SCH_ENUM, false, 122},
 	{"request", SCH_STRING, false, 0},
 	{"response", SCH_STRING, false, 0},
 };
@@ -1967,11 +2261,63 @@ static const struct sch_field f_Tags[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
 	{"items", SCH_STRING, true, 0},
 };
+static const struct sch_field f_TargetPool[] = {
+	{"backupPool", SCH_STRING, false, 0},
+	{"creationTimestamp", SCH_STRING, false, 0},
+	{"description", SCH_STRING, false, 0},
+	{"failoverRatio", SCH_DOUBLE, false, 0},
+	{"healthChecks", SCH_STRING, true, 0},
+	{"id", SCH_UINT64, false, 0},
+	{"instances", SCH_STRING, true, 0},
+	{"kind", SCH_STRING, false, 0},
+	{"name", SCH_STRING, false, 0},
+	{"region", SCH_STRING, false, 0},
+	{"securityPolicy", SCH_STRING, false, 0},
+	{"selfLink", SCH_STRING, false, 0},
+	{"sessionAffinity", SCH_ENUM, false, 123},
+};
+static const struct sch_field f_TargetPoolInstanceHealth[] = {
+	{"healthStatus", SCH_MESSAGE, true, 69},
+	{"kind", SCH_STRING, false, 0},
+};
+static const struct sch_field f_TargetPoolsAddHealthCheckRequest[] = {
+	{"healthChecks", SCH_MESSAGE, true, 68},
+};
+static const struct sch_field f_TargetPoolsAddInstanceRequest[] = {
+	{"instances", SCH_MESSAGE, true, 89},
+};
+static const struct sch_field f_TargetPoolsRemoveHealthCheckRequest[] = {
+	{"healthChecks", SCH_MESSAGE, true, 68},
+};
+static const struct sch_field f_TargetPoolsRemoveInstanceRequest[] = {
+	{"instances", SCH_MESSAGE, true, 89},
+};
+static const struct sch_field f_TargetReference[] = {
+	{"target", SCH_STRING, false, 0},
+};
+static const struct sch_field f_TargetTcpProxiesSetBackendServiceRequest[] = {
+	{"service", SCH_STRING, false, 0},
+};
+static const struct sch_field f_TargetTcpProxiesSetProxyHeaderRequest[] = {
+	{"proxyHeader", SCH_ENUM, false, 124},
+};
+static const struct sch_field f_TargetTcpProxy[] = {
+	{"creationTimestamp", SCH_STRING, false, 0},
+	{"description", SCH_STRING, false, 0},
+	{"id", SCH_UINT64, false, 0},
+	{"kind", SCH_STRING, false, 0},
+	{"name", SCH_STRING, false, 0},
+	{"proxyBind", SCH_BOOL, false, 0},
+	{"proxyHeader", SCH_ENUM, false, 125},
+	{"region", SCH_STRING, false, 0},
+	{"selfLink", SCH_STRING, false, 0},
+	{"service", SCH_STRING, false, 0},
+};
 static const struct sch_field f_UpcomingMaintenance[] = {
 	{"canReschedule", SCH_BOOL, false, 0},
 	{"latestWindowStartTime", SCH_STRING, false, 0},
-	{"maintenanceStatus", SCH_ENUM, false, 103},
-	{"type", SCH_ENUM, false, 104},
+	{"maintenanceStatus", SCH_ENUM, false, 126},
+	{"type", SCH_ENUM, false, 127},
 	{"windowEndTime", SCH_STRING, false, 0},
 	{"windowStartTime", SCH_STRING, false, 0},
 };
@@ -1989,7 +2335,7 @@ static const struct sch_field f_Zone[] = {
 	{"name", SCH_STRING, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
-	{"status", SCH_ENUM, false, 105},
+	{"status", SCH_ENUM, false, 128},
 	{"supportsPzs", SCH_BOOL, false, 0},
 };
 
@@ -2062,8 +2408,13 @@ const struct sch_message sch_messages[] = {
 	{"HTTPSHealthCheck", f_HTTPSHealthCheck, 7, false},
 	{"HealthCheck", f_HealthCheck, 20, false},
 	{"HealthCheckLogConfig", f_HealthCheckLogConfig, 1, false},
+	{"HealthCheckReference", f_HealthCheckReference, 1, false},
+	{"HealthStatus", f_HealthStatus, 11, false},
+	{"HealthStatus_AnnotationsValue", f_HealthStatus_AnnotationsValue, 1, true},
+	{"HealthStatus_AnnotationsValue_AdditionalProperty", f_HealthStatus_AnnotationsValue_AdditionalProperty, 2, false},
 	{"Help", f_Help, 1, false},
 	{"HelpLink", f_HelpLink, 2, false},
+	{"HttpHealthCheck", f_HttpHealthCheck, 13, false},
 	{"Image", f_Image, 34, false},
 	{"Image_LabelsValue", f_Image_LabelsValue, 1, true},
 	{"Image_LabelsValue_AdditionalProperty", f_Image_LabelsValue_AdditionalProperty, 2, false},
@@ -2116,9 +2467,24 @@ const struct sch_message sch_messages[] = {
 	{"Region_QuotaStatusWarningValue", f_Region_QuotaStatusWarningValue, 3, false},
 	{"Region_QuotaStatusWarningValue_DataValueListEntry", f_Region_QuotaStatusWarningValue_DataValueListEntry, 2, false},
 	{"ReservationAffinity", f_ReservationAffinity, 3, false},
+	{"ResourceGroupReference", f_ResourceGroupReference, 1, false},
 	{"ResourceStatus", f_ResourceStatus, 4, false},
 	{"ResourceStatusPhysicalHostTopology", f_ResourceStatusPhysicalHostTopology, 4, false},
 	{"ResourceStatusScheduling", f_ResourceStatusScheduling, 1, false},
+	{"Router", f_Router, 14, false},
+	{"RouterAdvertisedIpRange", f_RouterAdvertisedIpRange, 2, false},
+	{"RouterBgp", f_RouterBgp, 6, false},
+	{"RouterBgpPeer", f_RouterBgpPeer, 24, false},
+	{"RouterBgpPeerBfd", f_RouterBgpPeerBfd, 4, false},
+	{"RouterBgpPeerCustomLearnedIpRange", f_RouterBgpPeerCustomLearnedIpRange, 1, false},
+	{"RouterInterface", f_RouterInterface, 9, false},
+	{"RouterMd5AuthenticationKey", f_RouterMd5AuthenticationKey, 2, false},
+	{"RouterNat", f_RouterNat, 22, false},
+	{"RouterNatLogConfig", f_RouterNatLogConfig, 2, false},
+	{"RouterNatRule", f_RouterNatRule, 4, false},
+	{"RouterNatRuleAction", f_RouterNatRuleAction, 4, false},
+	{"RouterNatSubnetworkToNat", f_RouterNatSubnetworkToNat, 3, false},
+	{"RouterNatSubnetworkToNat64", f_RouterNatSubnetworkToNat64, 1, false},
 	{"SSLHealthCheck", f_SSLHealthCheck, 6, false},
 	{"Scheduling", f_Scheduling, 14, false},
 	{"SchedulingNodeAffinity", f_SchedulingNodeAffinity, 3, false},
@@ -2143,10 +2509,20 @@ const struct sch_message sch_messages[] = {
 	{"Subsetting", f_Subsetting, 1, false},
 	{"TCPHealthCheck", f_TCPHealthCheck, 6, false},
 	{"Tags", f_Tags, 2, false},
+	{"TargetPool", f_TargetPool, 13, false},
+	{"TargetPoolInstanceHealth", f_TargetPoolInstanceHealth, 2, false},
+	{"TargetPoolsAddHealthCheckRequest", f_TargetPoolsAddHealthCheckRequest, 1, false},
+	{"TargetPoolsAddInstanceRequest", f_TargetPoolsAddInstanceRequest, 1, false},
+	{"TargetPoolsRemoveHealthCheckRequest", f_TargetPoolsRemoveHealthCheckRequest, 1, false},
+	{"TargetPoolsRemoveInstanceRequest", f_TargetPoolsRemoveInstanceRequest, 1, false},
+	{"TargetReference", f_TargetReference, 1, false},
+	{"TargetTcpProxiesSetBackendServiceRequest", f_TargetTcpProxiesSetBackendServiceRequest, 1, false},
+	{"TargetTcpProxiesSetProxyHeaderRequest", f_TargetTcpProxiesSetProxyHeaderRequest, 1, false},
+	{"TargetTcpProxy", f_TargetTcpProxy, 10, false},
 	{"UpcomingMaintenance", f_UpcomingMaintenance, 6, false},
 	{"UsageExportLocation", f_UsageExportLocation, 2, false},
 	{"Zone", f_Zone, 11, false},
 };
 
-const unsigned sch_nmessages = 152;
+const unsigned sch_nmessages = 182;
 /* clang-format on */

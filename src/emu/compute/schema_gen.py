@@ -23,6 +23,14 @@ ROOTS = [
     "Firewall", "InstanceGroup", "InstanceGroupsAddInstancesRequest",
     "InstanceGroupsRemoveInstancesRequest", "InstanceGroupsListInstancesRequest",
     "InstanceGroupsSetNamedPortsRequest", "Image", "MachineType",
+    # plan/up/down: Cloud Router and NAT, TCP proxies, backend health.
+    "Router", "TargetTcpProxy", "TargetTcpProxiesSetBackendServiceRequest",
+    "TargetTcpProxiesSetProxyHeaderRequest", "ResourceGroupReference",
+    # The CCM's external load balancers: target pools and legacy HTTP health checks.
+    "TargetPool", "HttpHealthCheck", "TargetPoolsAddInstanceRequest",
+    "TargetPoolsRemoveInstanceRequest", "TargetPoolsAddHealthCheckRequest",
+    "TargetPoolsRemoveHealthCheckRequest", "InstanceReference", "TargetReference",
+    "TargetPoolInstanceHealth",
 ]
 
 
