@@ -442,6 +442,16 @@ static int health_check_check_delete(struct compute *c, struct item *it, struct 
 	return compute_check_unused(c, it, users, 1, e);
 }
 
+/* healthChecks.update and .patch (https://cloud.google.com/compute/docs/reference/rest/v1/
+ * healthChecks/patch): no fingerprint; the result is checked as an insert is. */
+static int health_check_method(struct call *k, struct item *it, struct api_error *e)
+{
+	static const struct update_rules rules = {.what = "health check",
+						  .prepare = health_check_prepare};
+
+	return compute_update_method(k, it, &rules, e);
+}
+
 const struct coll_type ct_health_checks = {
     .name = "healthChecks",
     .kind = "compute#healthCheck",
@@ -451,6 +461,8 @@ const struct coll_type ct_health_checks = {
     .scopes = SCOPE_REGION | SCOPE_GLOBAL,
     .prepare_insert = health_check_prepare,
     .check_delete = health_check_check_delete,
+    .method = health_check_method,
+    .apply_method = compute_update_apply,
 };
 
 /* ---- backendServices (global) and regionBackendServices ---- */
@@ -535,6 +547,25 @@ static int backend_service_check_delete(struct compute *c, struct item *it, stru
 	return compute_check_unused(c, it, users, 1, e);
 }
 
+/*
+ * update, patch and getHealth. BackendService.fingerprint: "An up-to-date fingerprint must be
+ * provided in order to update the BackendService, otherwise the request will fail with error
+ * 412 conditionNotMet" (Compute v1 BackendService reference); every update changes it. The
+ * load-balancing scheme and the network stay what they were created with.
+ */
+static int backend_service_method(struct call *k, struct item *it, struct api_error *e)
+{
+	static const char *const immutable[] = {"loadBalancingScheme", "network", NULL};
+	static const struct update_rules rules = {.what = "backend service",
+						  .immutable = immutable,
+						  .fingerprint = true,
+						  .prepare = backend_service_prepare};
+
+	if (k->verb && strcmp(k->verb, "getHealth") == 0 && strcmp(k->req->method, "POST") == 0)
+		return backend_service_get_health(k, it, e);
+	return compute_update_method(k, it, &rules, e);
+}
+
 const struct coll_type ct_backend_services = {
     .name = "backendServices",
     .kind = "compute#backendService",
@@ -544,6 +575,8 @@ const struct coll_type ct_backend_services = {
     .scopes = SCOPE_REGION | SCOPE_GLOBAL,
     .prepare_insert = backend_service_prepare,
     .check_delete = backend_service_check_delete,
+    .method = backend_service_method,
+    .apply_method = compute_update_apply,
 };
 
 /* ---- forwardingRules ---- */
@@ -567,6 +600,85 @@ static int parse_port_range(const char *s, unsigned *lo, unsigned *hi)
 		return -EINVAL;
 	*lo = (unsigned)a;
 	*hi = (unsigned)b;
+	return 0;
+}
+
+/* "N" or "N-N": one port. */
+static bool single_port(const char *range)
+{
+	unsigned lo, hi;
+
+	return range && parse_port_range(range, &lo, &hi) == 0 && lo == hi;
+}
+
+/*
+ * What a rule points at (https://cloud.google.com/load-balancing/docs/forwarding-rule-concepts):
+ * a target (here: a target TCP proxy of the rule's scope, whose backend service has the
+ * rule's scheme; TCP, one port in portRange) or, on a regional rule only, a backend service of
+ * its region with the same scheme. (The rule's protocol against the backend service's is not
+ * checked: rules of several protocols may share one address and backend service.)
+ */
+static int check_rule_target(struct call *k, json_t *res, const char *scheme, struct api_error *e)
+{
+	const char *t = jstr(res, "target"), *proto = jstr(res, "IPProtocol");
+	struct item *bs;
+
+	if (!t && !jstr(res, "backendService"))
+		return api_fail(e, 400, "required",
+				"Invalid value for field 'resource': a forwarding rule needs a "
+				"target or a backendService.");
+	if (t && strstr(t, "targetPools/"))
+		return target_pool_check_rule(k, res, e);
+	if (t) {
+		struct item *proxy = compute_ref_item(k->c, t, "targetTcpProxies", k->scope);
+
+		if (!proxy)
+			return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
+					     "The resource '%s' was not found", t);
+		if (strcmp(proxy->scope, k->scope) != 0)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.target': '%s'. The target "
+			    "must be in %s, as the forwarding rule.",
+			    t, k->scope);
+		bs = compute_ref_item(k->c, jstr(proxy->res, "service"), "backendServices",
+				      proxy->scope);
+		if (bs && strcmp(jstr(bs->res, "loadBalancingScheme") ?: "", scheme) != 0)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.loadBalancingScheme': '%s'. "
+			    "The target's backend service has loadBalancingScheme %s.",
+			    scheme, jstr(bs->res, "loadBalancingScheme") ?: "");
+		if (strcmp(proto ?: "", "TCP") != 0)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.IPProtocol': '%s'. A target "
+			    "TCP proxy takes TCP.",
+			    proto ?: "");
+		if (json_object_get(res, "ports") || !single_port(jstr(res, "portRange")))
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.portRange': '%s'. A rule "
+			    "for a target TCP proxy has one port in portRange.",
+			    jstr(res, "portRange") ?: "");
+		json_object_set(res, "target", json_object_get(proxy->res, "selfLink"));
+		return 0;
+	}
+	bs = compute_ref_item(k->c, jstr(res, "backendService"), "backendServices", k->scope);
+	if (!bs)
+		return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
+				     "The resource '%s' was not found",
+				     jstr(res, "backendService"));
+	if (k->skind != SCOPE_REGION || strcmp(bs->scope, k->scope) != 0)
+		return api_fail(e, 400, "invalid",
+				"Invalid value for field 'resource.backendService': '%s'. Only a "
+				"regional forwarding rule takes a backend service, of its region.",
+				jstr(res, "backendService"));
+	if (strcmp(jstr(bs->res, "loadBalancingScheme") ?: "", scheme) != 0)
+		return api_fail(e, 400, "invalid",
+				"Invalid value for field 'resource.loadBalancingScheme': '%s'. The "
+				"backend service has loadBalancingScheme %s.",
+				scheme, jstr(bs->res, "loadBalancingScheme") ?: "");
 	return 0;
 }
 
@@ -810,7 +922,7 @@ static int forwarding_rule_prepare(struct call *k, json_t *res, struct api_error
 	if (ret == 0)
 		ret = must_exist(k, res, "subnetwork", "subnetworks", region_scope(k), false, e);
 	if (ret == 0)
-		ret = target_pool_check_rule(k, res, e);
+		ret = check_rule_target(k, res, scheme, e);
 	if (ret < 0)
 		return ret;
 	if (jstr(res, "IPAddress") && strchr(jstr(res, "IPAddress"), '/')) {
@@ -1082,6 +1194,16 @@ static int firewall_prepare(struct call *k, json_t *res, struct api_error *e)
 	return 0;
 }
 
+/* firewalls.update and .patch: no fingerprint; network and direction cannot change. */
+static int firewall_method(struct call *k, struct item *it, struct api_error *e)
+{
+	static const char *const immutable[] = {"network", "direction", NULL};
+	static const struct update_rules rules = {
+	    .what = "firewall", .immutable = immutable, .prepare = firewall_prepare};
+
+	return compute_update_method(k, it, &rules, e);
+}
+
 const struct coll_type ct_firewalls = {
     .name = "firewalls",
     .kind = "compute#firewall",
@@ -1089,6 +1211,8 @@ const struct coll_type ct_firewalls = {
     .schema = "Firewall",
     .scopes = SCOPE_GLOBAL,
     .prepare_insert = firewall_prepare,
+    .method = firewall_method,
+    .apply_method = compute_update_apply,
 };
 
 /* ---- instanceGroups (unmanaged) ---- */
@@ -1119,7 +1243,7 @@ static char *group_key(const struct item *g)
 }
 
 /* The member list of a group (created on demand when create is set). Borrowed. */
-static json_t *members(struct compute *c, const struct item *g, bool create)
+json_t *instance_group_members(struct compute *c, const struct item *g, bool create)
 {
 	char *key = group_key(g);
 	json_t *m = key ? json_object_get(c->ig_members, key) : NULL;
@@ -1157,7 +1281,7 @@ void instance_groups_forget(struct compute *c, const char *instance_url)
 	struct coll *groups = compute_coll(c, "instanceGroups");
 
 	for (size_t i = 0; instance_url && i < groups->len; i++) {
-		json_t *m = members(c, groups->items[i], false);
+		json_t *m = instance_group_members(c, groups->items[i], false);
 		ssize_t at = m ? member_index(m, instance_url) : -1;
 
 		if (at >= 0) {
@@ -1188,7 +1312,7 @@ int compute_check_request(struct call *k, const char *schema, struct api_error *
 static int change_members(struct call *k, struct item *g, bool add, struct api_error *e)
 {
 	struct compute *c = k->c;
-	json_t *list, *ref, *urls, *m = members(c, g, false);
+	json_t *list, *ref, *urls, *m = instance_group_members(c, g, false);
 	size_t i;
 	int ret = compute_check_request(
 	    k, add ? "InstanceGroupsAddInstancesRequest" : "InstanceGroupsRemoveInstancesRequest",
@@ -1292,7 +1416,7 @@ static int set_named_ports(struct call *k, struct item *g, struct api_error *e)
 static int list_members(struct call *k, struct item *g, struct api_error *e)
 {
 	struct compute *c = k->c;
-	json_t *m = members(c, g, false), *items = json_array(), *url, *doc;
+	json_t *m = instance_group_members(c, g, false), *items = json_array(), *url, *doc;
 	size_t i;
 	int ret = compute_check_request(k, "InstanceGroupsListInstancesRequest", e);
 
@@ -1353,10 +1477,10 @@ static int instance_group_apply_method(struct compute *c, json_t *mu, struct api
 			json_object_set(g->res, "namedPorts", ports);
 		else
 			json_object_del(g->res, "namedPorts");
-		group_changed(g, members(c, g, false));
+		group_changed(g, instance_group_members(c, g, false));
 		return 0;
 	}
-	m = members(c, g, true);
+	m = instance_group_members(c, g, true);
 	if (!m)
 		return api_fail(e, 500, "internalError", "out of memory");
 	json_array_foreach(json_object_get(mu, "instances"), i, url)

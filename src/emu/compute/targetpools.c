@@ -99,81 +99,17 @@ static int http_hc_check_delete(struct compute *c, struct item *it, struct api_e
 	return compute_check_unused(c, it, users, 1, e);
 }
 
-static bool output_only(const char *key)
-{
-	static const char *const keys[] = {"kind", "id", "creationTimestamp", "selfLink", "name"};
-
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strcmp(key, keys[i]) == 0)
-			return true;
-	return false;
-}
-
 /*
  * update (PUT: the whole resource) and patch (PATCH: JSON merge patch), as the CCM's
- * UpdateHTTPHealthCheck uses when a check's parameters drifted (ensureHTTPHealthCheck).
+ * UpdateHTTPHealthCheck uses when a check's parameters drifted (ensureHTTPHealthCheck). The
+ * resource has no fingerprint.
  */
 static int http_hc_method(struct call *k, struct item *it, struct api_error *e)
 {
-	bool patch = strcmp(k->req->method, "PATCH") == 0;
-	const char *key;
-	json_t *next, *v;
-	int ret;
+	static const struct update_rules rules = {.what = "health check",
+						  .prepare = http_hc_prepare};
 
-	if (k->verb || (!patch && strcmp(k->req->method, "PUT") != 0))
-		return api_fail(e, 404, "notFound",
-				"The requested URL was not found on this server.");
-	ret = compute_check_request(k, "HttpHealthCheck", e);
-	if (ret < 0)
-		return ret;
-	if (jstr(k->body, "name") && strcmp(jstr(k->body, "name"), it->name) != 0)
-		return api_fail(
-		    e, 400, "invalid",
-		    "Invalid value for field 'resource.name': '%s'. The name of a health "
-		    "check cannot be changed.",
-		    jstr(k->body, "name"));
-	next = json_object();
-	if (!next)
-		return api_fail(e, 500, "internalError", "out of memory");
-	json_object_foreach(it->res, key, v)
-	{
-		if (patch || output_only(key))
-			json_object_set_new(next, key, json_deep_copy(v));
-	}
-	json_object_foreach(k->body, key, v)
-	{
-		if (output_only(key))
-			continue;
-		if (json_is_null(v))
-			json_object_del(next, key);
-		else
-			json_object_set_new(next, key, json_deep_copy(v));
-	}
-	ret = limits_check_resource(next, e);
-	if (ret == 0)
-		ret = http_hc_prepare(k, next, e);
-	if (ret < 0) {
-		json_decref(next);
-		return ret;
-	}
-	return op_start(k, patch ? "patch" : "update", it->scope, it->name, "httpHealthChecks",
-			json_incref(json_object_get(it->res, "id")),
-			json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "op", "method", "method",
-				  patch ? "patch" : "update", "collection", "httpHealthChecks",
-				  "scope", it->scope, "name", it->name, "resource", next));
-}
-
-static int http_hc_apply_method(struct compute *c, json_t *m, struct api_error *e)
-{
-	struct item *it = coll_find(compute_coll(c, "httpHealthChecks"), jstr(m, "scope") ?: "",
-				    jstr(m, "name") ?: "");
-	json_t *next = json_object_get(m, "resource");
-
-	if (!it || it->pending || !json_is_object(next))
-		return api_not_found(e, "httpHealthCheck");
-	json_decref(it->res);
-	it->res = json_deep_copy(next);
-	return it->res ? 0 : api_fail(e, 500, "internalError", "out of memory");
+	return compute_update_method(k, it, &rules, e);
 }
 
 const struct coll_type ct_http_health_checks = {
@@ -185,7 +121,7 @@ const struct coll_type ct_http_health_checks = {
     .prepare_insert = http_hc_prepare,
     .check_delete = http_hc_check_delete,
     .method = http_hc_method,
-    .apply_method = http_hc_apply_method,
+    .apply_method = compute_update_apply,
 };
 
 /* ---- targetPools ---- */
@@ -626,25 +562,25 @@ int target_pool_check_rule(struct call *k, json_t *res, struct api_error *e)
 
 	if (!target || !strstr(target, "targetPools/"))
 		return 0;
-	if (k->skind != SCOPE_REGION ||
-	    compute_parse_ref(c, target, "targetPools", k->scope, scope, sizeof(scope), name,
-			      sizeof(name)) < 0 ||
-	    strcmp(scope, k->scope) != 0)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field 'resource.target': '%s'. A target pool of "
-				"the forwarding rule's region is expected.",
+	if (compute_parse_ref(c, target, "targetPools", k->scope, scope, sizeof(scope), name,
+			      sizeof(name)) < 0)
+		return api_fail(e, 400, "invalid", "Invalid value for field 'resource.target': '%s'.",
 				target);
-	if (strcmp(jstr(res, "loadBalancingScheme") ?: "EXTERNAL", "EXTERNAL") != 0)
-		return api_fail(
-		    e, 400, "invalid",
-		    "Invalid value for field 'resource.loadBalancingScheme': '%s'. Target "
-		    "pools take EXTERNAL forwarding rules.",
-		    jstr(res, "loadBalancingScheme"));
 	pool = coll_find(compute_coll(c, "targetPools"), scope, name);
 	if (!pool || pool->pending)
 		return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
 				     "The resource 'projects/%s/%s/targetPools/%s' was not found",
 				     c->emu->opt.project, scope, name);
+	if (k->skind != SCOPE_REGION || strcmp(scope, k->scope) != 0)
+		return api_fail(e, 400, "invalid",
+				"Invalid value for field 'resource.target': '%s'. A target pool of "
+				"the forwarding rule's region is expected.",
+				target);
+	if (strcmp(jstr(res, "loadBalancingScheme") ?: "EXTERNAL", "EXTERNAL") != 0)
+		return api_fail(e, 400, "invalid",
+				"Invalid value for field 'resource.loadBalancingScheme': '%s'. Target "
+				"pools take EXTERNAL forwarding rules.",
+				jstr(res, "loadBalancingScheme"));
 	json_object_set(res, "target", json_object_get(pool->res, "selfLink"));
 	return 0;
 }
