@@ -131,6 +131,12 @@ static int address_prepare(struct call *k, json_t *res, struct api_error *e)
 	const char *type, *addr = jstr(res, "address");
 	int ret;
 
+	/* "Standard Tier ... regional external IP addresses" only: global ones are Premium. */
+	if (k->skind == SCOPE_GLOBAL && strcmp(jstr(res, "networkTier") ?: "", "STANDARD") == 0)
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.networkTier': 'STANDARD'. Global "
+		    "addresses are in the PREMIUM network tier.");
 	if (!jstr(res, "addressType"))
 		json_object_set_new(res, "addressType", json_string("EXTERNAL"));
 	type = jstr(res, "addressType"); /* borrowed from res: read after setting */
@@ -179,12 +185,6 @@ static int address_prepare(struct call *k, json_t *res, struct api_error *e)
 	}
 	if (!jstr(res, "networkTier") && strcmp(type, "EXTERNAL") == 0)
 		json_object_set_new(res, "networkTier", json_string("PREMIUM"));
-	/* "Standard Tier ... regional external IP addresses" only: global ones are Premium. */
-	if (k->skind == SCOPE_GLOBAL && strcmp(jstr(res, "networkTier") ?: "", "STANDARD") == 0)
-		return api_fail(
-		    e, 400, "invalid",
-		    "Invalid value for field 'resource.networkTier': 'STANDARD'. Global "
-		    "addresses are in the PREMIUM network tier.");
 	json_object_set_new(res, "labelFingerprint", json_string("42WmSpB8rSM="));
 	return 0;
 }
@@ -938,6 +938,9 @@ static int forwarding_rule_prepare(struct call *k, json_t *res, struct api_error
 		ret = prepare_internal_rule(k, res, e);
 	if (ret < 0)
 		return ret;
+	ret = check_rule_tier(k, res, e);
+	if (ret < 0)
+		return ret;
 	/* Internal rules get their address at completion (it must be free then). */
 	if (!jstr(res, "IPAddress") &&
 	    !(strncmp(scheme, "INTERNAL", 8) == 0 && k->skind == SCOPE_REGION)) {
@@ -949,9 +952,6 @@ static int forwarding_rule_prepare(struct call *k, json_t *res, struct api_error
 	}
 	if (strcmp(scheme, "EXTERNAL") == 0 && !jstr(res, "networkTier"))
 		json_object_set_new(res, "networkTier", json_string("PREMIUM"));
-	ret = check_rule_tier(k, res, e);
-	if (ret < 0)
-		return ret;
 	json_object_set_new(res, "labelFingerprint", json_string("42WmSpB8rSM="));
 	{
 		char *fp = new_fingerprint();
