@@ -26,6 +26,7 @@ enum {
 	OPT_VIP,
 	OPT_VPC_MTU,
 	OPT_REGION,
+	OPT_PENDING_AFTER,
 };
 
 static void usage(FILE *f)
@@ -52,6 +53,8 @@ static void usage(FILE *f)
 	    "  --vpc-mtu N               the VPC network's MTU (default: the network's, else 1460)\n"
 	    "  --region NAME             region of the load balancer and addresses (--live;\n"
 	    "                            default: from the nodes' zones)\n"
+	    "  --pending-after DURATION  a LoadBalancer Service without EXTERNAL-IP this long is\n"
+	    "                            pending (lb-pending; --live; default 5m)\n"
 	    "API options (--live):\n" API_OPTIONS_HELP
 	    "\nExit status: 0 clean, 1 findings at or above --fail-on, 2 something could not be\n"
 	    "checked (unreadable file, invalid YAML, API error).\n");
@@ -122,6 +125,7 @@ int doctor_main(int argc, char **argv)
 	    {"vip", required_argument, NULL, OPT_VIP},
 	    {"vpc-mtu", required_argument, NULL, OPT_VPC_MTU},
 	    {"region", required_argument, NULL, OPT_REGION},
+	    {"pending-after", required_argument, NULL, OPT_PENDING_AFTER},
 	    {NULL, 0, NULL, 0},
 	};
 	static const char *const formats[] = {"text", "json", "sarif", NULL};
@@ -207,6 +211,19 @@ int doctor_main(int argc, char **argv)
 		case OPT_REGION:
 			region = optarg;
 			break;
+		case OPT_PENDING_AFTER: {
+			uint64_t ms;
+
+			if (parse_duration_ms(optarg, &ms) < 0 || ms < 1000) {
+				log_error(
+				    "--pending-after %s: want a duration of a second or more, "
+				    "such as 90s or 5m",
+				    optarg);
+				goto cleanup;
+			}
+			opt.lb_pending_after_s = ms / 1000;
+			break;
+		}
 		default:
 			log_error("%s: unknown flag (see talos-gcp doctor --help)",
 				  argv[optind - 1]);
