@@ -34,6 +34,7 @@ struct ccm_call {
 	char *body; /* JSON text, or NULL */
 	bool token_fetch;
 	bool waiting; /* polling an Operation */
+	bool unsent;  /* the request could not be made */
 	struct emu_request *sub;
 	long timeout_timer, done_timer;
 	unsigned status;
@@ -141,8 +142,8 @@ static void call_answered(struct ccm_call *c)
 	}
 	if (status == 0) {
 		json_decref(body);
-		snprintf(err, sizeof(err), "%s \"%s\": read: connection reset by peer", c->method,
-			 c->path);
+		snprintf(err, sizeof(err), "%s \"%s\": %s", c->method, c->path,
+			 c->unsent ? "cannot make the request" : "read: connection reset by peer");
 		c->token_fetch = false;
 		call_finish(c, 0, NULL, err);
 		return;
@@ -259,8 +260,12 @@ static void call_send(struct ccm_call *c)
 	    c->token_fetch || !c->body ? 0 : strlen(c->body), sub_done, c);
 	free(auth);
 	if (!c->sub) {
-		c->token_fetch = false;
-		call_finish(c, 0, NULL, "cannot make a request (out of memory)");
+		/* Answered from the loop, never from inside the step that made the call. */
+		c->unsent = true;
+		c->status = 0;
+		c->done_timer = emu_timer_add(emu, 0, done_timer, c);
+		if (c->done_timer < 0)
+			c->done_timer = 0;
 		return;
 	}
 	c->timeout_timer =

@@ -646,7 +646,7 @@ static int update_target_pool(struct ccm_task *t)
 		json_decref(existing);
 		u->at = 0;
 	}
-		/* fall through */
+		__attribute__((fallthrough));
 	case 2:
 		if (t->step == 2 && !ccm_ok(t))
 			return ccm_fail_call(t, "");
@@ -719,7 +719,7 @@ static int delete_pool_and_checks(struct ccm_task *t)
 			return ccm_fail_call(t, "");
 		d->at = 0;
 		t->step = 2;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 2:
 		if (d->at >= d->nhcs)
 			return CCM_DONE;
@@ -1053,7 +1053,7 @@ int ccm_external_ensure(struct ccm_task *t)
 		if (ccm_ok(t) && strcmp(rule_tier(t->r.body), x->tier))
 			return ccm_call(t, E_TIER_RULE_DELETED, "DELETE", NULL,
 					"regions/%s/forwardingRules/%s", j->region, j->lb);
-		/* fall through */
+		__attribute__((fallthrough));
 	case E_TIER_RULE_DELETED:
 		return ccm_call(t, E_TIER_ADDR, "GET", NULL, "regions/%s/addresses/%s", j->region,
 				j->lb);
@@ -1061,7 +1061,7 @@ int ccm_external_ensure(struct ccm_task *t)
 		if (ccm_ok(t) && strcmp(rule_tier(t->r.body), x->tier))
 			return ccm_call(t, E_TIER_ADDR_DELETED, "DELETE", NULL,
 					"regions/%s/addresses/%s", j->region, j->lb);
-		/* fall through */
+		__attribute__((fallthrough));
 	case E_TIER_ADDR_DELETED:
 		return ccm_call(t, E_RULE, "GET", NULL, "regions/%s/forwardingRules/%s", j->region,
 				j->lb);
@@ -1122,7 +1122,7 @@ int ccm_external_ensure(struct ccm_task *t)
 			    x->requested);
 		snprintf(x->ip, sizeof(x->ip), "%s", x->requested);
 	}
-		/* fall through */
+		__attribute__((fallthrough));
 	case E_STATIC: {
 		/* ensureStaticIP: reserve <lb> (promotes the rule's ephemeral IP, if any) */
 		char desc[400];
@@ -1170,7 +1170,7 @@ int ccm_external_ensure(struct ccm_task *t)
 					j->lb, j->nsname, t->r.err);
 		snprintf(x->ip, sizeof(x->ip), "%s", kj_str(t->r.body, "address") ?: "");
 		t->step = E_FW;
-		/* fall through */
+		__attribute__((fallthrough));
 	case E_FW:
 		log_info(
 		    "ccm: ensureExternalLoadBalancer(%s(%s)): ensured IP address %s (tier: %s)",
@@ -1300,7 +1300,7 @@ int ccm_external_ensure(struct ccm_task *t)
 			return CCM_WAIT;
 		}
 		t->step = E_TP_DELETED;
-		/* fall through */
+		__attribute__((fallthrough));
 	case E_TP_DELETED:
 		if (t->failed)
 			return ext_fail_child(t, "failed to delete existing target pool");
@@ -1374,7 +1374,7 @@ int ccm_external_ensure(struct ccm_task *t)
 					x->create.name, j->lb, err);
 		}
 		t->step = E_CREATE_RULE;
-		/* fall through */
+		__attribute__((fallthrough));
 	case E_CREATE_RULE:
 		if (x->tp_recreate || x->rule_needs_update) {
 			log_info(
@@ -1517,7 +1517,7 @@ int ccm_external_delete(struct ccm_task *t)
 			snprintf(d->tpdel.hcs[d->tpdel.nhcs++], sizeof(d->tpdel.hcs[0]), "%s",
 				 kj_str(t->r.body, "name") ?: j->lb);
 		t->step = 2;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 2:
 		/* utilerrors.AggregateGoroutines: firewall, address, rule then pool. */
 		fw = str_printf("/compute/v1/projects/%s/global/firewalls/k8s-fw-%s",

@@ -187,7 +187,7 @@ diff:
 		}
 		json_decref(remove);
 		t->r.status = 200;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 5:
 		/* "Possible we'll receive 404's here if the instance was deleted" */
 		if (!ccm_ok(t) && !ccm_is(t, 404))
@@ -201,7 +201,7 @@ diff:
 					j->cid);
 		}
 		t->r.status = 200;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 6:
 		if (!ccm_ok(t))
 			return ccm_fail_call(t, "");
@@ -673,7 +673,7 @@ int ccm_internal_ensure(struct ccm_task *t)
 			return ccm_call_path(t, I_OLD_BS, "GET", NULL,
 					     ccm_url_path(kj_str(j->rule, "backendService")) ?: "");
 		t->r.status = 404;
-		/* fall through */
+		__attribute__((fallthrough));
 	case I_OLD_BS:
 		if (!ccm_ok(t) && !ccm_is(t, 404))
 			return ccm_fail_call(t, "");
@@ -715,7 +715,7 @@ int ccm_internal_ensure(struct ccm_task *t)
 		if (!ccm_is(t, 404))
 			return ccm_fail_call(t, "");
 		t->r.status = 200;
-		/* fall through */
+		__attribute__((fallthrough));
 	case I_ADDR_DELETED: {
 		char desc[400];
 		json_t *a;
@@ -792,7 +792,7 @@ int ccm_internal_ensure(struct ccm_task *t)
 		x->held = true;
 		snprintf(x->ip, sizeof(x->ip), "%s", x->target_ip);
 	}
-		/* fall through */
+		__attribute__((fallthrough));
 	case I_RULE_PREP:
 		json_decref(x->rule);
 		x->rule = rule_want(j, x);
@@ -842,7 +842,7 @@ int ccm_internal_ensure(struct ccm_task *t)
 	case I_BS_WRITTEN:
 		if (!ccm_ok(t))
 			return ilb_fail(t, t->r.err);
-		/* fall through */
+		__attribute__((fallthrough));
 	case I_RULE_CREATE:
 		if (x->rule_deleted || !j->rule) {
 			log_info("ccm: ensureInternalLoadBalancer(%s): creating forwarding rule",
@@ -851,7 +851,7 @@ int ccm_internal_ensure(struct ccm_task *t)
 					"regions/%s/forwardingRules", j->region);
 		}
 		t->r.status = 200;
-		/* fall through */
+		__attribute__((fallthrough));
 	case I_RULE_CREATED:
 		if (!ccm_ok(t))
 			return ilb_fail(t, t->r.err);
@@ -1081,7 +1081,7 @@ int ccm_internal_delete(struct ccm_task *t)
 			return ccm_fail(t, "failed to delete health check firewall: %s-hc, err: %s",
 					d->hc, t->r.err);
 		t->step = 8;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 8:
 		/* ensureInternalInstanceGroupsDeleted: every zone of the region */
 		return ccm_call(t, 9, "GET", NULL, "regions/%s", j->region);
@@ -1092,7 +1092,7 @@ int ccm_internal_delete(struct ccm_task *t)
 		d->at = 0;
 		t->step = 10;
 		t->r.status = 200;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 10:
 		/* "expect ResourceInuse error if needed by other LBs" */
 		if (!ccm_ok(t) && !ccm_is(t, 404) && !ccm_in_use(t))

@@ -619,7 +619,7 @@ static int provider_ensure(struct ccm_task *t)
 			}
 		}
 		t->step = 2;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 2:
 		if (t->failed)
 			return CCM_DONE;
@@ -973,7 +973,7 @@ static void job_done(struct ccm_job *j, bool ok, const char *err)
 		x->stage = STAGE_DELETE;
 		json_decref(copy);
 	}
-		/* fall through */
+		__attribute__((fallthrough));
 	case STAGE_DELETE:
 		if (!ok) {
 			if (x->deleted) {
@@ -1267,6 +1267,7 @@ void kube_ccm_free(struct ccm *c)
 	if (c->resync_timer)
 		emu_timer_cancel(c->k->emu, c->resync_timer);
 	json_decref(c->queue);
+	free(c->svcs);
 	free(c->token);
 	free(c);
 }
