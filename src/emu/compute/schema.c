@@ -1206,19 +1206,19 @@ static const struct sch_field f_BackendService[] = {
 	{"metadatas", SCH_MESSAGE, false, 33},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
-	{"outlierDetection", SCH_MESSAGE, false, 117},
+	{"outlierDetection", SCH_MESSAGE, false, 120},
 	{"port", SCH_INT32, false, 0},
 	{"portName", SCH_STRING, false, 0},
 	{"protocol", SCH_ENUM, false, 27},
 	{"region", SCH_STRING, false, 0},
 	{"securityPolicy", SCH_STRING, false, 0},
-	{"securitySettings", SCH_MESSAGE, false, 149},
+	{"securitySettings", SCH_MESSAGE, false, 152},
 	{"selfLink", SCH_STRING, false, 0},
 	{"serviceBindings", SCH_STRING, true, 0},
 	{"serviceLbPolicy", SCH_STRING, false, 0},
 	{"sessionAffinity", SCH_ENUM, false, 28},
 	{"strongSessionAffinityCookie", SCH_MESSAGE, false, 26},
-	{"subsetting", SCH_MESSAGE, false, 166},
+	{"subsetting", SCH_MESSAGE, false, 169},
 	{"timeoutSec", SCH_INT32, false, 0},
 	{"usedBy", SCH_MESSAGE, true, 32},
 };
@@ -1443,7 +1443,7 @@ static const struct sch_field f_ForwardingRule[] = {
 	{"labelFingerprint", SCH_BYTES, false, 0},
 	{"labels", SCH_MESSAGE, false, 59},
 	{"loadBalancingScheme", SCH_ENUM, false, 40},
-	{"metadataFilters", SCH_MESSAGE, true, 99},
+	{"metadataFilters", SCH_MESSAGE, true, 102},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
 	{"networkTier", SCH_ENUM, false, 41},
@@ -1524,8 +1524,8 @@ static const struct sch_field f_HealthCheck[] = {
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
 	{"sourceRegions", SCH_STRING, true, 0},
-	{"sslHealthCheck", SCH_MESSAGE, false, 145},
-	{"tcpHealthCheck", SCH_MESSAGE, false, 167},
+	{"sslHealthCheck", SCH_MESSAGE, false, 148},
+	{"tcpHealthCheck", SCH_MESSAGE, false, 170},
 	{"timeoutSec", SCH_INT32, false, 0},
 	{"type", SCH_ENUM, false, 51},
 	{"unhealthyThreshold", SCH_INT32, false, 0},
@@ -1651,29 +1651,29 @@ static const struct sch_field f_Instance[] = {
 	{"lastStopTimestamp", SCH_STRING, false, 0},
 	{"lastSuspendedTimestamp", SCH_STRING, false, 0},
 	{"machineType", SCH_STRING, false, 0},
-	{"metadata", SCH_MESSAGE, false, 98},
+	{"metadata", SCH_MESSAGE, false, 101},
 	{"minCpuPlatform", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"networkInterfaces", SCH_MESSAGE, true, 104},
-	{"networkPerformanceConfig", SCH_MESSAGE, false, 109},
+	{"networkInterfaces", SCH_MESSAGE, true, 107},
+	{"networkPerformanceConfig", SCH_MESSAGE, false, 112},
 	{"params", SCH_MESSAGE, false, 86},
 	{"privateIpv6GoogleAccess", SCH_ENUM, false, 61},
-	{"reservationAffinity", SCH_MESSAGE, false, 126},
+	{"reservationAffinity", SCH_MESSAGE, false, 129},
 	{"resourcePolicies", SCH_STRING, true, 0},
-	{"resourceStatus", SCH_MESSAGE, false, 128},
+	{"resourceStatus", SCH_MESSAGE, false, 131},
 	{"satisfiesPzi", SCH_BOOL, false, 0},
 	{"satisfiesPzs", SCH_BOOL, false, 0},
-	{"scheduling", SCH_MESSAGE, false, 146},
+	{"scheduling", SCH_MESSAGE, false, 149},
 	{"selfLink", SCH_STRING, false, 0},
-	{"serviceAccounts", SCH_MESSAGE, true, 150},
-	{"shieldedInstanceConfig", SCH_MESSAGE, false, 155},
-	{"shieldedInstanceIntegrityPolicy", SCH_MESSAGE, false, 156},
+	{"serviceAccounts", SCH_MESSAGE, true, 153},
+	{"shieldedInstanceConfig", SCH_MESSAGE, false, 158},
+	{"shieldedInstanceIntegrityPolicy", SCH_MESSAGE, false, 159},
 	{"sourceMachineImage", SCH_STRING, false, 0},
 	{"sourceMachineImageEncryptionKey", SCH_MESSAGE, false, 42},
 	{"startRestricted", SCH_BOOL, false, 0},
 	{"status", SCH_ENUM, false, 62},
 	{"statusMessage", SCH_STRING, false, 0},
-	{"tags", SCH_MESSAGE, false, 168},
+	{"tags", SCH_MESSAGE, false, 171},
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_InstanceGroup[] = {
@@ -1683,7 +1683,7 @@ static const struct sch_field f_InstanceGroup[] = {
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"namedPorts", SCH_MESSAGE, true, 102},
+	{"namedPorts", SCH_MESSAGE, true, 105},
 	{"network", SCH_STRING, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
@@ -1702,7 +1702,7 @@ static const struct sch_field f_InstanceGroupsRemoveInstancesRequest[] = {
 };
 static const struct sch_field f_InstanceGroupsSetNamedPortsRequest[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
-	{"namedPorts", SCH_MESSAGE, true, 102},
+	{"namedPorts", SCH_MESSAGE, true, 105},
 };
 static const struct sch_field f_InstanceParams[] = {
 	{"resourceManagerTags", SCH_MESSAGE, false, 87},
@@ -1728,12 +1728,21 @@ static const struct sch_field f_InstancesBulkInsertOperationMetadata_PerLocation
 	{"key", SCH_STRING, false, 0},
 	{"value", SCH_MESSAGE, false, 35},
 };
+static const struct sch_field f_InstancesSetLabelsRequest[] = {
+	{"labelFingerprint", SCH_BYTES, false, 0},
+	{"labels", SCH_MESSAGE, false, 96},
+};
+static const struct sch_field f_InstancesSetLabelsRequest_LabelsValue[] = {{"value", SCH_STRING, false, 0}};
+static const struct sch_field f_InstancesSetLabelsRequest_LabelsValue_AdditionalProperty[] = {
+	{"key", SCH_STRING, false, 0},
+	{"value", SCH_STRING, false, 0},
+};
 static const struct sch_field f_LocalizedMessage[] = {
 	{"locale", SCH_STRING, false, 0},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_MachineType[] = {
-	{"accelerators", SCH_MESSAGE, true, 97},
+	{"accelerators", SCH_MESSAGE, true, 100},
 	{"architecture", SCH_ENUM, false, 63},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"deprecated", SCH_MESSAGE, false, 43},
@@ -1756,11 +1765,11 @@ static const struct sch_field f_MachineType_AcceleratorsValueListEntry[] = {
 };
 static const struct sch_field f_Metadata[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
-	{"items", SCH_MESSAGE, true, 101},
+	{"items", SCH_MESSAGE, true, 104},
 	{"kind", SCH_STRING, false, 0},
 };
 static const struct sch_field f_MetadataFilter[] = {
-	{"filterLabels", SCH_MESSAGE, true, 100},
+	{"filterLabels", SCH_MESSAGE, true, 103},
 	{"filterMatchCriteria", SCH_ENUM, false, 64},
 };
 static const struct sch_field f_MetadataFilterLabelMatch[] = {
@@ -1790,9 +1799,9 @@ static const struct sch_field f_Network[] = {
 	{"name", SCH_STRING, false, 0},
 	{"networkFirewallPolicyEnforcementOrder", SCH_ENUM, false, 75},
 	{"networkProfile", SCH_STRING, false, 0},
-	{"params", SCH_MESSAGE, false, 105},
-	{"peerings", SCH_MESSAGE, true, 108},
-	{"routingConfig", SCH_MESSAGE, false, 110},
+	{"params", SCH_MESSAGE, false, 108},
+	{"peerings", SCH_MESSAGE, true, 111},
+	{"routingConfig", SCH_MESSAGE, false, 113},
 	{"selfLink", SCH_STRING, false, 0},
 	{"selfLinkWithId", SCH_STRING, false, 0},
 	{"subnetworks", SCH_STRING, true, 0},
@@ -1816,7 +1825,7 @@ static const struct sch_field f_NetworkInterface[] = {
 	{"subnetwork", SCH_STRING, false, 0},
 };
 static const struct sch_field f_NetworkParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 106},
+	{"resourceManagerTags", SCH_MESSAGE, false, 109},
 };
 static const struct sch_field f_NetworkParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_NetworkParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -1853,7 +1862,7 @@ static const struct sch_field f_Operation[] = {
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"description", SCH_STRING, false, 0},
 	{"endTime", SCH_STRING, false, 0},
-	{"error", SCH_MESSAGE, false, 112},
+	{"error", SCH_MESSAGE, false, 115},
 	{"httpErrorMessage", SCH_STRING, false, 0},
 	{"httpErrorStatusCode", SCH_INT32, false, 0},
 	{"id", SCH_UINT64, false, 0},
@@ -1866,34 +1875,34 @@ static const struct sch_field f_Operation[] = {
 	{"progress", SCH_INT32, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
-	{"setCommonInstanceMetadataOperationMetadata", SCH_MESSAGE, false, 151},
+	{"setCommonInstanceMetadataOperationMetadata", SCH_MESSAGE, false, 154},
 	{"startTime", SCH_STRING, false, 0},
 	{"status", SCH_ENUM, false, 76},
 	{"statusMessage", SCH_STRING, false, 0},
 	{"targetId", SCH_UINT64, false, 0},
 	{"targetLink", SCH_STRING, false, 0},
 	{"user", SCH_STRING, false, 0},
-	{"warnings", SCH_MESSAGE, true, 115},
+	{"warnings", SCH_MESSAGE, true, 118},
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_ErrorValue[] = {
-	{"errors", SCH_MESSAGE, true, 113},
+	{"errors", SCH_MESSAGE, true, 116},
 };
 static const struct sch_field f_Operation_ErrorValue_ErrorsValueListEntry[] = {
 	{"code", SCH_STRING, false, 0},
-	{"errorDetails", SCH_MESSAGE, true, 114},
+	{"errorDetails", SCH_MESSAGE, true, 117},
 	{"location", SCH_STRING, false, 0},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_ErrorValue_ErrorsValueListEntry_ErrorDetailsValueListEntry[] = {
 	{"errorInfo", SCH_MESSAGE, false, 46},
 	{"help", SCH_MESSAGE, false, 72},
-	{"localizedMessage", SCH_MESSAGE, false, 95},
-	{"quotaInfo", SCH_MESSAGE, false, 120},
+	{"localizedMessage", SCH_MESSAGE, false, 98},
+	{"quotaInfo", SCH_MESSAGE, false, 123},
 };
 static const struct sch_field f_Operation_WarningsValueListEntry[] = {
 	{"code", SCH_ENUM, false, 77},
-	{"data", SCH_MESSAGE, true, 116},
+	{"data", SCH_MESSAGE, true, 119},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_WarningsValueListEntry_DataValueListEntry[] = {
@@ -1915,7 +1924,7 @@ static const struct sch_field f_OutlierDetection[] = {
 };
 static const struct sch_field f_Project[] = {
 	{"cloudArmorTier", SCH_ENUM, false, 78},
-	{"commonInstanceMetadata", SCH_MESSAGE, false, 98},
+	{"commonInstanceMetadata", SCH_MESSAGE, false, 101},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"defaultNetworkTier", SCH_ENUM, false, 79},
 	{"defaultServiceAccount", SCH_STRING, false, 0},
@@ -1924,9 +1933,9 @@ static const struct sch_field f_Project[] = {
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"quotas", SCH_MESSAGE, true, 119},
+	{"quotas", SCH_MESSAGE, true, 122},
 	{"selfLink", SCH_STRING, false, 0},
-	{"usageExportLocation", SCH_MESSAGE, false, 180},
+	{"usageExportLocation", SCH_MESSAGE, false, 183},
 	{"vmDnsSetting", SCH_ENUM, false, 80},
 	{"xpnProjectStatus", SCH_ENUM, false, 81},
 };
@@ -1937,7 +1946,7 @@ static const struct sch_field f_Quota[] = {
 	{"usage", SCH_DOUBLE, false, 0},
 };
 static const struct sch_field f_QuotaExceededInfo[] = {
-	{"dimensions", SCH_MESSAGE, false, 121},
+	{"dimensions", SCH_MESSAGE, false, 124},
 	{"futureLimit", SCH_DOUBLE, false, 0},
 	{"limit", SCH_DOUBLE, false, 0},
 	{"limitName", SCH_STRING, false, 0},
@@ -1956,8 +1965,8 @@ static const struct sch_field f_Region[] = {
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"quotaStatusWarning", SCH_MESSAGE, false, 124},
-	{"quotas", SCH_MESSAGE, true, 119},
+	{"quotaStatusWarning", SCH_MESSAGE, false, 127},
+	{"quotas", SCH_MESSAGE, true, 122},
 	{"selfLink", SCH_STRING, false, 0},
 	{"status", SCH_ENUM, false, 85},
 	{"supportsPzs", SCH_BOOL, false, 0},
@@ -1965,7 +1974,7 @@ static const struct sch_field f_Region[] = {
 };
 static const struct sch_field f_Region_QuotaStatusWarningValue[] = {
 	{"code", SCH_ENUM, false, 84},
-	{"data", SCH_MESSAGE, true, 125},
+	{"data", SCH_MESSAGE, true, 128},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Region_QuotaStatusWarningValue_DataValueListEntry[] = {
@@ -1982,9 +1991,9 @@ static const struct sch_field f_ResourceGroupReference[] = {
 };
 static const struct sch_field f_ResourceStatus[] = {
 	{"physicalHost", SCH_STRING, false, 0},
-	{"physicalHostTopology", SCH_MESSAGE, false, 129},
-	{"scheduling", SCH_MESSAGE, false, 130},
-	{"upcomingMaintenance", SCH_MESSAGE, false, 179},
+	{"physicalHostTopology", SCH_MESSAGE, false, 132},
+	{"scheduling", SCH_MESSAGE, false, 133},
+	{"upcomingMaintenance", SCH_MESSAGE, false, 182},
 };
 static const struct sch_field f_ResourceStatusPhysicalHostTopology[] = {
 	{"block", SCH_STRING, false, 0},
@@ -1996,17 +2005,17 @@ static const struct sch_field f_ResourceStatusScheduling[] = {
 	{"availabilityDomain", SCH_INT32, false, 0},
 };
 static const struct sch_field f_Router[] = {
-	{"bgp", SCH_MESSAGE, false, 133},
-	{"bgpPeers", SCH_MESSAGE, true, 134},
+	{"bgp", SCH_MESSAGE, false, 136},
+	{"bgpPeers", SCH_MESSAGE, true, 137},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"description", SCH_STRING, false, 0},
 	{"encryptedInterconnectRouter", SCH_BOOL, false, 0},
 	{"id", SCH_UINT64, false, 0},
-	{"interfaces", SCH_MESSAGE, true, 137},
+	{"interfaces", SCH_MESSAGE, true, 140},
 	{"kind", SCH_STRING, false, 0},
-	{"md5AuthenticationKeys", SCH_MESSAGE, true, 138},
+	{"md5AuthenticationKeys", SCH_MESSAGE, true, 141},
 	{"name", SCH_STRING, false, 0},
-	{"nats", SCH_MESSAGE, true, 139},
+	{"nats", SCH_MESSAGE, true, 142},
 	{"network", SCH_STRING, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
@@ -2018,7 +2027,7 @@ static const struct sch_field f_RouterAdvertisedIpRange[] = {
 static const struct sch_field f_RouterBgp[] = {
 	{"advertiseMode", SCH_ENUM, false, 92},
 	{"advertisedGroups", SCH_ENUM, true, 93},
-	{"advertisedIpRanges", SCH_MESSAGE, true, 132},
+	{"advertisedIpRanges", SCH_MESSAGE, true, 135},
 	{"asn", SCH_UINT32, false, 0},
 	{"identifierRange", SCH_STRING, false, 0},
 	{"keepaliveInterval", SCH_UINT32, false, 0},
@@ -2026,10 +2035,10 @@ static const struct sch_field f_RouterBgp[] = {
 static const struct sch_field f_RouterBgpPeer[] = {
 	{"advertiseMode", SCH_ENUM, false, 88},
 	{"advertisedGroups", SCH_ENUM, true, 89},
-	{"advertisedIpRanges", SCH_MESSAGE, true, 132},
+	{"advertisedIpRanges", SCH_MESSAGE, true, 135},
 	{"advertisedRoutePriority", SCH_UINT32, false, 0},
-	{"bfd", SCH_MESSAGE, false, 135},
-	{"customLearnedIpRanges", SCH_MESSAGE, true, 136},
+	{"bfd", SCH_MESSAGE, false, 138},
+	{"customLearnedIpRanges", SCH_MESSAGE, true, 139},
 	{"customLearnedRoutePriority", SCH_INT32, false, 0},
 	{"enable", SCH_ENUM, false, 90},
 	{"enableIpv4", SCH_BOOL, false, 0},
@@ -2080,17 +2089,17 @@ static const struct sch_field f_RouterNat[] = {
 	{"enableEndpointIndependentMapping", SCH_BOOL, false, 0},
 	{"endpointTypes", SCH_ENUM, true, 99},
 	{"icmpIdleTimeoutSec", SCH_INT32, false, 0},
-	{"logConfig", SCH_MESSAGE, false, 140},
+	{"logConfig", SCH_MESSAGE, false, 143},
 	{"maxPortsPerVm", SCH_INT32, false, 0},
 	{"minPortsPerVm", SCH_INT32, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"nat64Subnetworks", SCH_MESSAGE, true, 144},
+	{"nat64Subnetworks", SCH_MESSAGE, true, 147},
 	{"natIpAllocateOption", SCH_ENUM, false, 100},
 	{"natIps", SCH_STRING, true, 0},
-	{"rules", SCH_MESSAGE, true, 141},
+	{"rules", SCH_MESSAGE, true, 144},
 	{"sourceSubnetworkIpRangesToNat", SCH_ENUM, false, 102},
 	{"sourceSubnetworkIpRangesToNat64", SCH_ENUM, false, 101},
-	{"subnetworks", SCH_MESSAGE, true, 143},
+	{"subnetworks", SCH_MESSAGE, true, 146},
 	{"tcpEstablishedIdleTimeoutSec", SCH_INT32, false, 0},
 	{"tcpTimeWaitTimeoutSec", SCH_INT32, false, 0},
 	{"tcpTransitoryIdleTimeoutSec", SCH_INT32, false, 0},
@@ -2102,7 +2111,7 @@ static const struct sch_field f_RouterNatLogConfig[] = {
 	{"filter", SCH_ENUM, false, 96},
 };
 static const struct sch_field f_RouterNatRule[] = {
-	{"action", SCH_MESSAGE, false, 142},
+	{"action", SCH_MESSAGE, false, 145},
 	{"description", SCH_STRING, false, 0},
 	{"match", SCH_STRING, false, 0},
 	{"ruleNumber", SCH_UINT32, false, 0},
@@ -2138,9 +2147,9 @@ static const struct sch_field f_Scheduling[] = {
 	{"locationHint", SCH_STRING, false, 0},
 	{"maxRunDuration", SCH_MESSAGE, false, 45},
 	{"minNodeCpus", SCH_INT32, false, 0},
-	{"nodeAffinities", SCH_MESSAGE, true, 147},
+	{"nodeAffinities", SCH_MESSAGE, true, 150},
 	{"onHostMaintenance", SCH_ENUM, false, 108},
-	{"onInstanceStopAction", SCH_MESSAGE, false, 148},
+	{"onInstanceStopAction", SCH_MESSAGE, false, 151},
 	{"preemptible", SCH_BOOL, false, 0},
 	{"provisioningModel", SCH_ENUM, false, 109},
 	{"terminationTime", SCH_STRING, false, 0},
@@ -2164,16 +2173,16 @@ static const struct sch_field f_ServiceAccount[] = {
 };
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata[] = {
 	{"clientOperationId", SCH_STRING, false, 0},
-	{"perLocationOperations", SCH_MESSAGE, false, 153},
+	{"perLocationOperations", SCH_MESSAGE, false, 156},
 };
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadataPerLocationOperationInfo[] = {
-	{"error", SCH_MESSAGE, false, 157},
+	{"error", SCH_MESSAGE, false, 160},
 	{"state", SCH_ENUM, false, 110},
 };
-static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue[] = {{"value", SCH_MESSAGE, false, 152}};
+static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue[] = {{"value", SCH_MESSAGE, false, 155}};
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue_AdditionalProperty[] = {
 	{"key", SCH_STRING, false, 0},
-	{"value", SCH_MESSAGE, false, 152},
+	{"value", SCH_MESSAGE, false, 155},
 };
 static const struct sch_field f_ShieldedInstanceConfig[] = {
 	{"enableIntegrityMonitoring", SCH_BOOL, false, 0},
@@ -2185,7 +2194,7 @@ static const struct sch_field f_ShieldedInstanceIntegrityPolicy[] = {
 };
 static const struct sch_field f_Status[] = {
 	{"code", SCH_INT32, false, 0},
-	{"details", SCH_MESSAGE, true, 158},
+	{"details", SCH_MESSAGE, true, 161},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Status_DetailsValueListEntry[] = {{"value", SCH_ANY, false, 0}};
@@ -2208,17 +2217,17 @@ static const struct sch_field f_Subnetwork[] = {
 	{"ipv6CidrRange", SCH_STRING, false, 0},
 	{"ipv6GceEndpoint", SCH_ENUM, false, 114},
 	{"kind", SCH_STRING, false, 0},
-	{"logConfig", SCH_MESSAGE, false, 161},
+	{"logConfig", SCH_MESSAGE, false, 164},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
-	{"params", SCH_MESSAGE, false, 162},
+	{"params", SCH_MESSAGE, false, 165},
 	{"privateIpGoogleAccess", SCH_BOOL, false, 0},
 	{"privateIpv6GoogleAccess", SCH_ENUM, false, 115},
 	{"purpose", SCH_ENUM, false, 116},
 	{"region", SCH_STRING, false, 0},
 	{"reservedInternalRange", SCH_STRING, false, 0},
 	{"role", SCH_ENUM, false, 117},
-	{"secondaryIpRanges", SCH_MESSAGE, true, 165},
+	{"secondaryIpRanges", SCH_MESSAGE, true, 168},
 	{"selfLink", SCH_STRING, false, 0},
 	{"stackType", SCH_ENUM, false, 118},
 	{"state", SCH_ENUM, false, 119},
@@ -2234,7 +2243,7 @@ static const struct sch_field f_SubnetworkLogConfig[] = {
 	{"metadataFields", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SubnetworkParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 163},
+	{"resourceManagerTags", SCH_MESSAGE, false, 166},
 };
 static const struct sch_field f_SubnetworkParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_SubnetworkParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -2435,6 +2444,9 @@ const struct sch_message sch_messages[] = {
 	{"InstancesBulkInsertOperationMetadata", f_InstancesBulkInsertOperationMetadata, 1, false},
 	{"InstancesBulkInsertOperationMetadata_PerLocationStatusValue", f_InstancesBulkInsertOperationMetadata_PerLocationStatusValue, 1, true},
 	{"InstancesBulkInsertOperationMetadata_PerLocationStatusValue_AdditionalProperty", f_InstancesBulkInsertOperationMetadata_PerLocationStatusValue_AdditionalProperty, 2, false},
+	{"InstancesSetLabelsRequest", f_InstancesSetLabelsRequest, 2, false},
+	{"InstancesSetLabelsRequest_LabelsValue", f_InstancesSetLabelsRequest_LabelsValue, 1, true},
+	{"InstancesSetLabelsRequest_LabelsValue_AdditionalProperty", f_InstancesSetLabelsRequest_LabelsValue_AdditionalProperty, 2, false},
 	{"LocalizedMessage", f_LocalizedMessage, 2, false},
 	{"MachineType", f_MachineType, 16, false},
 	{"MachineType_AcceleratorsValueListEntry", f_MachineType_AcceleratorsValueListEntry, 2, false},
@@ -2524,5 +2536,5 @@ const struct sch_message sch_messages[] = {
 	{"Zone", f_Zone, 11, false},
 };
 
-const unsigned sch_nmessages = 182;
+const unsigned sch_nmessages = 185;
 /* clang-format on */

@@ -31,6 +31,8 @@ ROOTS = [
     "TargetPoolsRemoveInstanceRequest", "TargetPoolsAddHealthCheckRequest",
     "TargetPoolsRemoveHealthCheckRequest", "InstanceReference", "TargetReference",
     "TargetPoolInstanceHealth",
+    # instances.setLabels and setTags (plan/up update labels and tags in place).
+    "InstancesSetLabelsRequest", "Tags",
 ]
 
 
