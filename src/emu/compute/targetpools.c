@@ -564,8 +564,8 @@ int target_pool_check_rule(struct call *k, json_t *res, struct api_error *e)
 		return 0;
 	if (compute_parse_ref(c, target, "targetPools", k->scope, scope, sizeof(scope), name,
 			      sizeof(name)) < 0)
-		return api_fail(e, 400, "invalid", "Invalid value for field 'resource.target': '%s'.",
-				target);
+		return api_fail(e, 400, "invalid",
+				"Invalid value for field 'resource.target': '%s'.", target);
 	pool = coll_find(compute_coll(c, "targetPools"), scope, name);
 	if (!pool || pool->pending)
 		return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
@@ -577,10 +577,11 @@ int target_pool_check_rule(struct call *k, json_t *res, struct api_error *e)
 				"the forwarding rule's region is expected.",
 				target);
 	if (strcmp(jstr(res, "loadBalancingScheme") ?: "EXTERNAL", "EXTERNAL") != 0)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field 'resource.loadBalancingScheme': '%s'. Target "
-				"pools take EXTERNAL forwarding rules.",
-				jstr(res, "loadBalancingScheme"));
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.loadBalancingScheme': '%s'. Target "
+		    "pools take EXTERNAL forwarding rules.",
+		    jstr(res, "loadBalancingScheme"));
 	json_object_set(res, "target", json_object_get(pool->res, "selfLink"));
 	return 0;
 }
