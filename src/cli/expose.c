@@ -287,8 +287,8 @@ static int sync_group(struct expose *x, const char *key, unsigned node_port, jso
 			snprintf(verb, sizeof(verb), "%s/setNamedPorts", path);
 			ret = mutate_wait(
 			    x, "POST", verb,
-			    json_pack("{s:o, s:O}", "namedPorts", ports, "fingerprint",
-				      json_object_get(g, "fingerprint") ?: json_string("")),
+			    json_pack("{s:o, s:s}", "namedPorts", ports, "fingerprint",
+				      json_string_value(json_object_get(g, "fingerprint")) ?: ""),
 			    err);
 		}
 		json_decref(g);
@@ -328,11 +328,11 @@ static int sync_backend_service(struct expose *x, const char *key, json_t *chang
 			json_decref(bs);
 			return 0;
 		}
-		ret =
-		    mutate_wait(x, "PATCH", path,
-				json_pack("{s:s, s:O}", "portName", x->ing.port_name, "fingerprint",
-					  json_object_get(bs, "fingerprint") ?: json_string("")),
-				err);
+		ret = mutate_wait(
+		    x, "PATCH", path,
+		    json_pack("{s:s, s:s}", "portName", x->ing.port_name, "fingerprint",
+			      json_string_value(json_object_get(bs, "fingerprint")) ?: ""),
+		    err);
 		json_decref(bs);
 		if (ret == 0) {
 			json_array_append_new(changes,

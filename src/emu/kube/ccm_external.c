@@ -350,6 +350,7 @@ int ccm_find_hosts(struct ccm_task *t)
 	struct ccm_job *j = t->job;
 	struct find_hosts *f = t->loc;
 	const json_t *n, *z, *inst;
+	json_t *tags;
 	size_t i;
 
 	switch (t->step) {
@@ -390,11 +391,12 @@ int ccm_find_hosts(struct ccm_task *t)
 			if (!json_is_true(json_object_get(f->want, name)))
 				continue;
 			json_object_set_new(f->want, name, json_false()); /* found once */
+			tags = kj_path(inst, "tags.items");
 			json_array_append_new(
-			    j->hosts, json_pack("{s:s, s:O, s:s, s:O}", "name", name, "zone",
+			    j->hosts, json_pack("{s:s, s:O, s:s, s:o}", "name", name, "zone",
 						json_array_get(f->zones, f->zone), "url",
 						kj_str(inst, "selfLink") ?: "", "tags",
-						kj_path(inst, "tags.items") ?: json_array()));
+						tags ? json_incref(tags) : json_array()));
 		}
 		free(f->page);
 		f->page = kj_str(t->r.body, "nextPageToken")
