@@ -435,3 +435,66 @@ class CcmServices(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CcmWithAuth(unittest.TestCase):
+    """--require-auth: the CCM's calls carry the instance service account's token from the
+    metadata server, as on a GCE node; a node whose instance has no tag that prefixes its
+    name leaves the firewall without a target, and the Service pending with that reason."""
+
+    def test_token_from_the_metadata_server_and_untagged_nodes(self):
+        tmp = tempfile.mkdtemp(prefix="emu-ccm-auth-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        e = Emu(tmp, extra=FAST + ["--require-auth", "--sa-key-out", f"{tmp}/sa.json"]).start()
+        self.addCleanup(e.stop)
+        st, tok = e.request("GET", e.cloud_url + "/computeMetadata/v1/instance/service-accounts/default/token",
+                            headers={"Metadata-Flavor": "Google"})
+        self.assertEqual(st, 200, tok)
+        auth = {"Authorization": "Bearer " + tok["access_token"]}
+
+        def call(method, path, body=None):
+            st, out = e.request(method, e.compute_endpoint + path, body, headers=auth)
+            if st == 200 and out.get("kind") == "compute#operation":
+                while out.get("status") != "DONE":
+                    st, out = e.request("POST", out["selfLink"] + "/wait", headers=auth)
+            return st, out
+        self.assertEqual(call("POST", f"{P}/global/images", {"name": "talos", "rawDisk": {
+            "source": "https://storage.googleapis.com/talos-images/gcp-amd64.raw.tar.gz"}})[0], 200)
+        self.assertEqual(call("POST", f"{P}/global/networks", {"name": "talos", "autoCreateSubnetworks": False})[0], 200)
+        self.assertEqual(call("POST", f"{P}/{R}/subnetworks", {
+            "name": "nodes", "network": "global/networks/talos", "ipCidrRange": "10.0.0.0/24",
+            "secondaryIpRanges": [{"rangeName": "pods", "ipCidrRange": "172.20.0.0/16"}]})[0], 200)
+        for name, tags in (("demo-cp-0", ["demo-controlplane"]), ("demo-worker-0", ["other"])):
+            body = Emu.instance_body(name)
+            body["tags"] = {"items": tags}
+            self.assertEqual(call("POST", f"{P}/zones/us-central1-a/instances", body)[0], 200)
+        for name in ("demo-cp-0", "demo-worker-0"):
+            e.wait_until(lambda: (lambda n: n and n["spec"].get("providerID"))(e.node(name)),
+                         timeout=15, what=f"node {name}")
+        st, svc = e.kube("POST", "/api/v1/namespaces/default/services", {
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "untagged"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
+        self.assertEqual(st, 201, svc)
+
+        def failed():
+            sel = urllib.parse.quote("involvedObject.name=untagged")
+            evs = e.kube("GET", f"/api/v1/namespaces/default/events?fieldSelector={sel}")[1]["items"]
+            return [x["message"] for x in evs if x["reason"] == "SyncLoadBalancerFailed"]
+        msgs = e.wait_until(failed, timeout=15, what="SyncLoadBalancerFailed")
+        self.assertIn("failed to parse the given lists of hosts for tags", msgs[0])
+        # The calls went through authenticated (a 401 would say so instead).
+        self.assertNotIn("401", msgs[0])
+        stats = e.stats()["requests"]
+        self.assertGreaterEqual(stats.get("GET /computeMetadata/v1/instance/service-accounts/default/token", 0), 1)
+        # Tagged as the CCM expects, the node is reached.
+        st, inst = call("GET", f"{P}/zones/us-central1-a/instances/demo-worker-0")
+        st, op = call("POST", f"{P}/zones/us-central1-a/instances/demo-worker-0/setTags",
+                      {"items": ["demo-worker"], "fingerprint": inst["tags"]["fingerprint"]})
+        self.assertEqual(st, 200, op)
+        st, s = e.kube("PATCH", "/api/v1/namespaces/default/services/untagged",
+                       {"metadata": {"annotations": {"retry": "now"}}},
+                       content_type="application/merge-patch+json")
+        self.assertEqual(st, 200, s)
+        e.wait_until(lambda: e.kube("GET", "/api/v1/namespaces/default/services/untagged")[1]
+                     .get("status", {}).get("loadBalancer", {}).get("ingress"), timeout=15,
+                     what="EXTERNAL-IP")
