@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "emu/core/subreq.h"
 #include "emu/kube/kube.h"
 #include "fuzz_emu_kube_fake.h"
 
@@ -188,6 +189,44 @@ const json_t *emu_compute_instance(struct emu *emu, const char *zone, const char
 	if (zone && name && !strcmp(zone, "us-central1-a") && !strcmp(name, "talos-cp-0"))
 		return instance;
 	return NULL;
+}
+
+/*
+ * The CCM's Compute calls (kube/ccm_call.c): no cloud port here, so none can be made and its
+ * load balancers fail (and are retried), as when the API is unreachable.
+ */
+struct emu_request *emu_subreq_new_internal(struct emu *emu, const char *method, const char *target,
+					    const char *const *headers, size_t nheaders,
+					    const char *body, size_t body_len,
+					    emu_subreq_done_fn done, void *arg)
+{
+	(void)emu, (void)method, (void)target, (void)headers, (void)nheaders, (void)body;
+	(void)body_len, (void)done, (void)arg;
+	return NULL;
+}
+
+void emu_subreq_run(struct emu_request *sub)
+{
+	(void)sub;
+	abort(); /* never made */
+}
+
+unsigned emu_subreq_status(const struct emu_request *sub)
+{
+	(void)sub;
+	abort();
+}
+
+const char *emu_subreq_body(const struct emu_request *sub, size_t *len)
+{
+	(void)sub, (void)len;
+	abort();
+}
+
+void emu_subreq_free(struct emu_request *sub)
+{
+	if (sub)
+		abort();
 }
 
 json_t *emu_compute_dump(struct emu *emu)

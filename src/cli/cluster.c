@@ -48,7 +48,7 @@ static int cluster_args_option(void *arg, int opt, const char *value)
 	int h = cluster_cmd_option(a->c, opt, value);
 
 	if (h == 0 && a->on_option)
-		h = a->on_option(a->arg, opt);
+		h = a->on_option(a->arg, opt, value);
 	return h < 0 ? h : 0;
 }
 

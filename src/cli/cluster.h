@@ -56,8 +56,9 @@ struct cluster_cmd {
 	bool have_plan;
 };
 
-/* A subcommand's own flag (--destroy, --keep-network): 1 handled, 0 not known. */
-typedef int (*cluster_option_fn)(void *arg, int opt);
+/* A subcommand's own flag (--destroy, --keep-network) and its value: 1 handled, 0 not known,
+ * -EINVAL after one error line. */
+typedef int (*cluster_option_fn)(void *arg, int opt, const char *value);
 
 /*
  * The command line by cmd's table (CLUSTER_CLI_OPTIONS, the subcommand's own, the API

@@ -4,8 +4,8 @@
 #include "cli/subcommands.h"
 
 static const struct cli_command *const commands[] = {
-    &plan_command,   &up_command,     &down_command,   &verify_command,
-    &repair_command, &doctor_command, &render_command,
+    &plan_command,   &up_command,     &down_command,   &expose_command,
+    &verify_command, &repair_command, &doctor_command, &render_command,
 };
 
 static const struct cli_option toplevel_options[] = {

@@ -25,6 +25,7 @@ enum {
 	OPT_VIP,
 	OPT_VPC_MTU,
 	OPT_REGION,
+	OPT_PENDING_AFTER,
 };
 
 static const struct cli_option doctor_options[] = {
@@ -73,6 +74,12 @@ static const struct cli_option doctor_options[] = {
      .arg = "NAME",
      .def = "from the nodes' zones",
      .help = "with --live: the region of the load balancer and addresses"},
+    {.name = "pending-after",
+     .code = OPT_PENDING_AFTER,
+     .arg = "DURATION",
+     .def = "5m",
+     .help = "with --live: a LoadBalancer Service without EXTERNAL-IP this long is pending "
+	     "(lb-pending)"},
     {0},
 };
 
@@ -224,6 +231,19 @@ static int doctor_option(void *arg, int c, const char *value)
 	case OPT_REGION:
 		a->region = value;
 		return 0;
+	case OPT_PENDING_AFTER: {
+		uint64_t ms;
+
+		if (parse_duration_ms(value, &ms) < 0 || ms < 1000) {
+			log_error(
+			    "--pending-after %s: want a duration of a second or more, such as "
+			    "90s or 5m",
+			    value);
+			return -EINVAL;
+		}
+		a->opt.lb_pending_after_s = ms / 1000;
+		return 0;
+	}
 	default:
 		return 0;
 	}

@@ -34,8 +34,9 @@ const struct cli_command down_command = {
     .main = down_main,
 };
 
-static int down_option(void *arg, int opt)
+static int down_option(void *arg, int opt, const char *value)
 {
+	(void)value;
 	if (opt != OPT_KEEP_NETWORK)
 		return 0;
 	*(unsigned *)arg |= PLAN_KEEP_NETWORK;

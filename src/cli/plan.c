@@ -37,8 +37,9 @@ const struct cli_command plan_command = {
     .main = plan_main,
 };
 
-static int plan_option(void *arg, int opt)
+static int plan_option(void *arg, int opt, const char *value)
 {
+	(void)value;
 	unsigned *flags = arg;
 
 	if (opt == OPT_DESTROY)

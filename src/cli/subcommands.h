@@ -16,6 +16,7 @@ int verify_main(int argc, char **argv);
 int repair_main(int argc, char **argv);
 int render_main(int argc, char **argv);
 int doctor_main(int argc, char **argv);
+int expose_main(int argc, char **argv);
 int plan_main(int argc, char **argv);
 int up_main(int argc, char **argv);
 int down_main(int argc, char **argv);
@@ -27,5 +28,6 @@ extern const struct cli_command render_command;
 extern const struct cli_command plan_command;
 extern const struct cli_command up_command;
 extern const struct cli_command down_command;
+extern const struct cli_command expose_command;
 
 #endif

@@ -970,10 +970,27 @@ static int check_object(struct doctor *d, struct ystream *s, uint32_t source,
 	}
 	if (yscalar_eq(apiv, "v1") && yscalar_eq(kind, "Service")) {
 		const struct ynode *ip = ymap_get(spec, "loadBalancerIP");
+		const struct ynode *type = ymap_get(spec, "type");
+		struct kept *k;
 
-		if (yscalar_eq(ymap_get(spec, "type"), "LoadBalancer") && ystr(ip) && ip->n &&
+		if (yscalar_eq(type, "LoadBalancer") && ystr(ip) && ip->n &&
 		    !keep(d, K_SERVICE_LB, source, ip))
 			return -ENOMEM;
+		if (yscalar_eq(type, "LoadBalancer") || yscalar_eq(type, "NodePort")) {
+			k = keep(d, K_SERVICE, source, root);
+			if (!k)
+				return -ENOMEM;
+			k->obj = root;
+		}
+		return 0;
+	}
+	if (yscalar_eq(apiv, "v1") && yscalar_eq(kind, "Event") &&
+	    yscalar_eq(ymap_get(root, "reason"), "SyncLoadBalancerFailed")) {
+		struct kept *k = keep(d, K_LB_EVENT, source, root);
+
+		if (!k)
+			return -ENOMEM;
+		k->obj = root;
 		return 0;
 	}
 	if (yscalar_eq(apiv, "v1") && yscalar_eq(kind, "Node")) {
@@ -1112,6 +1129,8 @@ static int check_gce(struct doctor *d, uint32_t source, const struct ynode *root
 	    {"compute#network", K_GCE_NETWORK},
 	    {"compute#instance", K_GCE_INSTANCE},
 	    {"compute#address", K_GCE_ADDRESS},
+	    {"compute#firewall", K_GCE_FIREWALL},
+	    {"compute#instanceGroup", K_GCE_INSTANCE_GROUP},
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
@@ -1123,6 +1142,8 @@ static int check_gce(struct doctor *d, uint32_t source, const struct ynode *root
 			k->obj = root;
 			if (map[i].k == K_GCE_ADDRESS)
 				d->addresses_complete = true;
+			if (map[i].k == K_GCE_FIREWALL)
+				d->firewalls_complete = true;
 			return 0;
 		}
 	}
@@ -1134,6 +1155,8 @@ static int check_gce(struct doctor *d, uint32_t source, const struct ynode *root
 		if (yscalar_eq(kind, "compute#addressList") ||
 		    yscalar_eq(kind, "compute#addressAggregatedList"))
 			d->addresses_complete = true;
+		if (yscalar_eq(kind, "compute#firewallList"))
+			d->firewalls_complete = true;
 		if (yis_seq(items)) {
 			for (uint32_t i = 0; i < items->n && ret >= 0; i++)
 				ret = check_gce(d, source, items->items[i],

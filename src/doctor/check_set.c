@@ -1241,7 +1241,7 @@ int check_set(struct doctor *d)
 	    (ret = check_cilium_talos(&s)) < 0 || (ret = check_iface_addrs(&s)) < 0 ||
 	    (ret = check_talos_mtu(&s)) < 0 || (ret = check_gce_lb(&s)) < 0 ||
 	    (ret = check_nodes(&s)) < 0 || (ret = check_vip_alias_present(&s)) < 0 ||
-	    (ret = check_lb_addresses(&s)) < 0)
+	    (ret = check_lb_addresses(&s)) < 0 || (ret = check_services(d)) < 0)
 		return ret;
 	return 0;
 }

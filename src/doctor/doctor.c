@@ -560,6 +560,10 @@ void doctor_set_complete(struct doctor *d, const char *what)
 		d->addresses_complete = true;
 	else if (!strcmp(what, "pods"))
 		d->pods_complete = true;
+	else if (!strcmp(what, "firewalls"))
+		d->firewalls_complete = true;
+	else if (!strcmp(what, "workloads"))
+		d->workloads_complete = true;
 }
 
 /* ---- results ---- */

@@ -34,6 +34,8 @@ struct doctor_options {
 	size_t max_file_size;             /* 0: 32 MiB */
 	const struct yaml_limits *limits; /* NULL: yaml_default_limits */
 	bool verbose;                     /* text output lists skipped documents too */
+	uint64_t lb_pending_after_s;      /* lb-pending: 0 means 300 (5 minutes) */
+	int64_t now;                      /* seconds since the epoch; 0: the clock's */
 };
 
 struct finding {
@@ -75,7 +77,8 @@ int doctor_add_buffer(struct doctor *d, const char *name, const char *buf, size_
 /* An object read from an API (Kubernetes or Compute JSON), named name in the report. */
 int doctor_add_json(struct doctor *d, const char *name, const json_t *obj);
 /* Records that the inputs hold the complete list of a kind of live state (so that an absence
- * means something): the region's addresses, the cluster's pods. */
+ * means something): the region's addresses, the cluster's pods, its workloads (Deployments,
+ * DaemonSets), the network's firewall rules. */
 void doctor_set_complete(struct doctor *d, const char *what);
 /* Records a problem that is not tied to a document (a live API call failed, say); source
  * names starting with "kube:" or "gce:" are logical (not files). */

@@ -18,6 +18,10 @@ enum kept_kind {
 	K_NODE,             /* obj: the Node */
 	K_POD,              /* obj: a Pod of vip-alias */
 	K_SERVICE_LB,       /* node: spec.loadBalancerIP */
+	K_SERVICE,          /* obj: a Service of type LoadBalancer or NodePort */
+	K_LB_EVENT, /* obj: an Event of the CCM's service controller (SyncLoadBalancerFailed) */
+	K_GCE_FIREWALL,
+	K_GCE_INSTANCE_GROUP,
 	K_GCE_FORWARDING_RULE,
 	K_GCE_BACKEND_SERVICE,
 	K_GCE_HEALTH_CHECK,
@@ -54,7 +58,7 @@ struct doctor {
 	struct ystream **streams; /* streams holding kept documents */
 	size_t n_streams, cap_streams;
 	struct doctor_stats stats;
-	bool addresses_complete, pods_complete;
+	bool addresses_complete, pods_complete, firewalls_complete, workloads_complete;
 	bool workloads_seen; /* a Kubernetes workload is among the inputs */
 	bool finished;
 	bool oom;
@@ -88,6 +92,8 @@ int check_embedded(struct doctor *d, struct ystream *s, uint32_t source, const s
 
 /* check_set.c */
 int check_set(struct doctor *d);
+/* check_services.c: the rules about Services and their load balancers (part of check_set). */
+int check_services(struct doctor *d);
 
 /* Helpers shared by the checks. */
 bool seq_has_scalar(const struct ynode *seq, const char *s);

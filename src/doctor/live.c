@@ -16,8 +16,9 @@ struct live {
 	struct gcp_compute *compute;
 	const char *api_version; /* set on listed items, which carry none */
 	const char *kind;
-	bool only_load_balancers;   /* Services: only type LoadBalancer */
+	bool only_load_balancers;   /* Services: only types LoadBalancer and NodePort */
 	const char *selector;       /* label selector of the list, or NULL */
+	const char *field_selector; /* field selector of the list, or NULL */
 	const char *skip_namespace; /* items of this namespace were read already */
 	char zone[64];              /* a zone of the nodes, for the region */
 	char subnetwork[512];       /* nic0 subnetwork / network of a node's instance */
@@ -36,10 +37,13 @@ static void trim_object(json_t *obj)
 			"kubectl.kubernetes.io/last-applied-configuration");
 	if (status) {
 		json_t *phase = json_incref(json_object_get(status, "phase"));
+		json_t *lb = json_incref(json_object_get(status, "loadBalancer")); /* Services */
 
 		json_object_clear(status);
 		if (phase)
 			json_object_set_new(status, "phase", phase);
+		if (lb)
+			json_object_set_new(status, "loadBalancer", lb);
 	}
 }
 
@@ -93,7 +97,8 @@ static int on_kube_item(void *arg, json_t *item)
 	const char *ns =
 	    json_string_value(json_object_get(json_object_get(item, "metadata"), "namespace"));
 
-	if (l->only_load_balancers && (!type || strcmp(type, "LoadBalancer")))
+	if (l->only_load_balancers &&
+	    (!type || (strcmp(type, "LoadBalancer") && strcmp(type, "NodePort"))))
 		return 0;
 	if (l->skip_namespace && ns && !strcmp(ns, l->skip_namespace))
 		return 0;
@@ -145,7 +150,8 @@ static int on_node(void *arg, json_t *item)
 static int kube_collect(struct live *l, const char *path, const char *api_version, const char *kind,
 			kube_item_fn fn)
 {
-	struct kube_list_options opt = {.label_selector = l->selector};
+	struct kube_list_options opt = {.label_selector = l->selector,
+					.field_selector = l->field_selector};
 	struct error err = {0};
 	char source[512];
 	int ret;
@@ -209,6 +215,10 @@ static int on_instance(void *arg, const char *scope, json_t *item)
 	json_t *small = json_pack(
 	    "{s:s,s:O,s:O,s:O}", "kind", "compute#instance", "name", json_object_get(item, "name"),
 	    "zone", json_object_get(item, "zone"), "networkInterfaces", nics ? nics : json_array());
+
+	/* The firewall rules' targets (lb-firewall-missing). */
+	if (small && json_object_get(item, "tags"))
+		json_object_set(small, "tags", json_object_get(item, "tags"));
 	json_t *nic0 = json_array_get(nics, 0);
 	int ret;
 
@@ -328,9 +338,15 @@ int doctor_live_collect(struct doctor *d, struct kube_client *kube, struct gcp_c
 		if (ret < 0)
 			return ret;
 		doctor_set_complete(d, "pods");
+		doctor_set_complete(d, "workloads");
 		l.only_load_balancers = true;
 		ret = kube_collect(&l, "/api/v1/services", "v1", "Service", on_kube_item);
 		l.only_load_balancers = false;
+		/* The CCM's failures, for the Services that stay pending (lb-pending). */
+		l.field_selector = "reason=SyncLoadBalancerFailed";
+		if (ret == 0)
+			ret = kube_collect(&l, "/api/v1/events", "v1", "Event", on_kube_item);
+		l.field_selector = NULL;
 		if (ret < 0 ||
 		    (ret =
 			 kube_get_one(&l, "/api/v1/namespaces/kube-system/configmaps/cilium-config",
@@ -383,6 +399,26 @@ int doctor_live_collect(struct doctor *d, struct kube_client *kube, struct gcp_c
 	/* An internal backend service may use a global health check. */
 	snprintf(path, sizeof(path), "projects/%s/global/healthChecks", project);
 	if ((ret = gce_collect(&l, path, "healthChecks", NULL)) < 0)
+		return ret;
+	/* The ingress load balancer (global, note §3) and the rules that let traffic in. */
+	snprintf(path, sizeof(path), "projects/%s/global/backendServices", project);
+	if ((ret = gce_collect(&l, path, "backendServices", NULL)) < 0)
+		return ret;
+	{
+		bool served = false;
+
+		snprintf(path, sizeof(path), "projects/%s/global/firewalls", project);
+		if ((ret = gce_collect(&l, path, "firewalls", &served)) < 0)
+			return ret;
+		if (served)
+			doctor_set_complete(d, "firewalls");
+	}
+	l.kind = "instanceGroups";
+	ret = gcp_compute_aggregated_list(compute, "instanceGroups", NULL, on_gce_item, &l, &lerr);
+	if (l.ret == -ENOMEM)
+		return -ENOMEM;
+	if (ret < 0 && (ret = doctor_add_problem(d, "gce:aggregated/instanceGroups", true,
+						 "cannot list: %s", lerr.msg)) < 0)
 		return ret;
 	if (addresses)
 		doctor_set_complete(d, "addresses");

@@ -272,6 +272,46 @@ const struct rule rules[R__COUNT] = {
 	 "(nothing listens there) and the node cannot reach the API server.\n"
 	 "Fix: nodeSelector node-role.kubernetes.io/control-plane: \"\" and a toleration for "
 	 "node-role.kubernetes.io/control-plane:NoSchedule."},
+    [R_LB_PENDING] =
+	{"lb-pending", SEV_ERROR, F | L, "note §2, design §3",
+	 "LoadBalancer Service pending: the CCM keeps failing",
+	 "A LoadBalancer Service has had no EXTERNAL-IP for longer than --pending-after (5m): the "
+	 "GCP CCM's service controller could not build its load balancer. Its last "
+	 "SyncLoadBalancerFailed event says why; the classic is a loadBalancerIP that is not "
+	 "reserved in the region (or reserved in the other network tier), then nodes whose "
+	 "instances have no tag that prefixes their names (the firewall has no target), or "
+	 "quota.\n"
+	 "Fix: what the event names (kubectl describe service NAME shows it); the CCM retries "
+	 "with backoff once it is fixed."},
+    [R_LB_WITHOUT_CCM] =
+	{"lb-ip-without-ccm", SEV_ERROR, F | L, "note §2",
+	 "Service loadBalancerIP but no cloud controller manager",
+	 "spec.loadBalancerIP asks the GCP CCM for a forwarding rule at that address, but no "
+	 "cloud-controller-manager runs in the cluster (or is among the files): nothing creates "
+	 "the load balancer and the Service stays <pending> forever.\n"
+	 "Fix: deploy the GCP CCM (talos-gcp render writes ccm.yaml; the Talos config needs "
+	 "cluster.externalCloudProvider), or expose the Service as a NodePort behind the "
+	 "ingress load balancer (note §3, talos-gcp expose)."},
+    [R_INGRESS_HC_PORT] =
+	{"ingress-health-check-port", SEV_ERROR, F | L, "note §3",
+	 "ingress health check does not probe the Service's node port",
+	 "The ingress load balancer sends traffic to the instance groups' named port (the "
+	 "backend service's portName), the node port of the Service behind it, but its health "
+	 "check probes another port: the backends are healthy while the Service does not answer, "
+	 "or unhealthy (and get no traffic) while it does. This is the note's manual step done "
+	 "halfway.\n"
+	 "Fix: talos-gcp expose --service NS/NAME -f cluster.yaml (with --watch it keeps them "
+	 "together), or set the health check's port to the node port."},
+    [R_LB_FIREWALL_MISSING] =
+	{"lb-firewall-missing", SEV_ERROR, F | L, "note §2",
+	 "no firewall rule lets a LoadBalancer Service's port reach the nodes",
+	 "A passthrough load balancer delivers clients' packets to the nodes unchanged, so a VPC "
+	 "firewall rule must allow the Service's port (and protocol) to the nodes' instances. "
+	 "The CCM creates k8s-fw-<lb> for it; when that rule is deleted, disabled, or targets "
+	 "tags the nodes do not carry, the Service has an EXTERNAL-IP and every connection to "
+	 "it times out.\n"
+	 "Fix: let the CCM recreate it (edit the Service, or restart the CCM), or add an "
+	 "ingress rule for the port to the nodes' tag."},
 };
 /* clang-format on */
 

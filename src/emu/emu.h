@@ -60,8 +60,9 @@ struct emu_options {
 	const char
 	    *serviceaccount_out;  /* kube.c: in-cluster token, ca.crt and namespace in a dir */
 	const char *cluster_cidr; /* kube: RangeAllocator's --cluster-cidr (NULL: the pods range) */
-	uint64_t kubelet_delay_ms; /* kube: kubelet (re-)registration delay */
-	uint64_t ccm_delay_ms;     /* kube: CCM reaction delay (init, IPAM, lifecycle) */
+	uint64_t kubelet_delay_ms;   /* kube: kubelet (re-)registration delay */
+	uint64_t ccm_delay_ms;       /* kube: CCM reaction delay (init, IPAM, lifecycle) */
+	uint64_t ccm_retry_delay_ms; /* kube/ccm_services.c: first retry of a failed LB sync */
 };
 
 struct emu {
@@ -227,6 +228,14 @@ bool emu_kube_backend_healthy(struct emu *emu, const char *zone, const char *ins
  * starts again. instance is borrowed. */
 void emu_kube_instance_reset(struct emu *emu, const char *zone, const char *name,
 			     const json_t *instance);
+/*
+ * Would the instance answer a legacy HTTP health check on port and path (a target pool's,
+ * compute/targetpools.c)? kube/ccm_services.c: kube-proxy's /healthz on 10256 while the
+ * instance's Node is Ready; a Service's healthCheckNodePort while a Ready endpoint of it runs
+ * there (externalTrafficPolicy: Local). Nothing else answers.
+ */
+bool emu_kube_lb_healthy(struct emu *emu, const char *zone, const char *instance, unsigned port,
+			 const char *path);
 /* Borrowed reference to an instance, or NULL. For the emulated CCM and kubelet. */
 const json_t *emu_compute_instance(struct emu *emu, const char *zone, const char *name);
 

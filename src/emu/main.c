@@ -32,6 +32,8 @@ static const char usage[] =
     "                              nodes' subnetwork `pods` range, else 172.20.0.0/16)\n"
     "  --kubelet-delay DURATION    emulated kubelets (re-)register Nodes after this (default 250ms)\n"
     "  --ccm-delay DURATION        emulated CCM reacts to Nodes and instances after this (default 100ms)\n"
+    "  --ccm-retry-delay DURATION  the CCM's service controller retries a failed load balancer\n"
+    "                              after this, doubling up to 300s (default 5s, as the real one)\n"
     "  --sa-key-out FILE           write a service-account key whose token_uri is this emulator (0600)\n"
     "  --adc-user-out FILE         write authorized_user credentials (refresh token) for it (0600)\n"
     "  --token-lifetime DURATION   lifetime of the access tokens it issues (default 1h)\n"
@@ -70,6 +72,7 @@ enum {
 	OPT_CLUSTER_CIDR,
 	OPT_KUBELET_DELAY,
 	OPT_CCM_DELAY,
+	OPT_CCM_RETRY_DELAY,
 	OPT_SA_KEY_OUT,
 	OPT_ADC_USER_OUT,
 	OPT_TOKEN_LIFETIME,
@@ -96,6 +99,7 @@ static const struct option long_options[] = {
     {"cluster-cidr", required_argument, NULL, OPT_CLUSTER_CIDR},
     {"kubelet-delay", required_argument, NULL, OPT_KUBELET_DELAY},
     {"ccm-delay", required_argument, NULL, OPT_CCM_DELAY},
+    {"ccm-retry-delay", required_argument, NULL, OPT_CCM_RETRY_DELAY},
     {"sa-key-out", required_argument, NULL, OPT_SA_KEY_OUT},
     {"adc-user-out", required_argument, NULL, OPT_ADC_USER_OUT},
     {"token-lifetime", required_argument, NULL, OPT_TOKEN_LIFETIME},
@@ -184,6 +188,7 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 				  .operation_wait_max_ms = 120 * 1000,
 				  .kubelet_delay_ms = 250,
 				  .ccm_delay_ms = 100,
+				  .ccm_retry_delay_ms = 5000,
 				  .idle_timeout_ms = 60 * 1000,
 				  .body_budget = 256u << 20};
 	unsigned fd_limit = raise_fd_limit();
@@ -230,6 +235,15 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 			if (parse_duration_ms(optarg, &o->ccm_delay_ms) < 0) {
 				log_error("--ccm-delay '%s': want a duration such as 100ms or 1s",
 					  optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_CCM_RETRY_DELAY:
+			if (parse_duration_ms(optarg, &o->ccm_retry_delay_ms) < 0 ||
+			    o->ccm_retry_delay_ms == 0) {
+				log_error(
+				    "--ccm-retry-delay '%s': want a duration such as 5s or 200ms",
+				    optarg);
 				return -EINVAL;
 			}
 			break;

@@ -237,10 +237,16 @@ class TestInUse(IpWorld):
         self.assertEqual((a["status"], a["users"]), ("IN_USE", [fr["selfLink"]]))
         self.assert_in_use(self.rule("fr-b", ip="10.0.12.12", ports=("80",), check=False))
         self.assert_in_use(self.instance("fr-inst", ip="10.0.12.12", check=False), status=400)
-        st, err = self.emu.compute("DELETE", f"{P}/{R}/addresses/fr-addr")
-        self.assertEqual(st, 400)
+        # Released under its rule, the address "demotes to ephemeral": the rule keeps the
+        # IP, which stays held (cloud-provider-gcp releases the address it reserved this way).
+        self.delete(f"{R}/addresses/fr-addr")
+        self.assertEqual(self.get(f"{R}/forwardingRules/fr-a")[1]["IPAddress"], "10.0.12.12")
+        self.assert_in_use(self.instance("fr-inst-2", ip="10.0.12.12", check=False), status=400)
+        # Reserved again, it promotes the rule's IP: the rule is its user.
+        self.address("fr-again", "10.0.12.12")
+        self.assertEqual(self.addr("fr-again")["users"], [fr["selfLink"]])
         self.delete(f"{R}/forwardingRules/fr-a")
-        self.assertEqual(self.addr("fr-addr")["status"], "RESERVED")
+        self.assertEqual(self.addr("fr-again")["status"], "RESERVED")
 
 
 class TestSharedVip(IpWorld):

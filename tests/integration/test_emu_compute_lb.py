@@ -105,7 +105,7 @@ class TestLoadBalancer(unittest.TestCase):
             "name": "broken", "healthChecks": [f"{R}/healthChecks/nope"]})
         self.assertEqual(st, 404)
         for path in (f"{R}/healthChecks/kube-apiserver", f"{R}/backendServices/cp",
-                     f"{R}/addresses/vip", f"{Z}/instanceGroups/cp"):
+                     f"{Z}/instanceGroups/cp"):
             st, err = self.emu.compute("DELETE", f"{P}/{path}")
             self.assertEqual(st, 400, path)
             self.assertEqual(err["error"]["errors"][0]["reason"], "resourceInUseByAnotherResource")

@@ -756,7 +756,9 @@ class KubeServiceTest(unittest.TestCase):
         self.assertTrue(o["spec"]["allocateLoadBalancerNodePorts"])
         # the registry's, not the creator's
         self.assertNotIn("f:healthCheckNodePort", json.dumps(o["metadata"]["managedFields"]))
-        # an update without it keeps it
+        # an update without it keeps it (read again: the CCM's service controller has
+        # added its finalizer to the LoadBalancer Service meanwhile)
+        st, o = self.s.call("GET", "/api/v1/namespaces/default/services/hc-a")
         st, o2 = self.s.call("PUT", "/api/v1/namespaces/default/services/hc-a",
                              dict(o, spec={k: v for k, v in o["spec"].items() if k != "healthCheckNodePort"}))
         self.assertEqual((st, o2["spec"]["healthCheckNodePort"]), (200, hc), o2)

@@ -36,6 +36,8 @@ static const struct coll_type *const all_types[] = {
     &ct_images,
     &ct_routers,
     &ct_target_tcp_proxies,
+    &ct_target_pools,
+    &ct_http_health_checks,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 

@@ -297,6 +297,12 @@ extern const struct coll_type ct_networks, ct_subnetworks, ct_instances;
 extern const struct coll_type ct_addresses, ct_forwarding_rules, ct_health_checks,
     ct_backend_services, ct_firewalls, ct_instance_groups, ct_instance_group_managers;
 extern const struct coll_type ct_images, ct_routers, ct_target_tcp_proxies;
+/* targetpools.c: the CCM's external load balancers (target pools, legacy HTTP checks). */
+extern const struct coll_type ct_target_pools, ct_http_health_checks;
+/* A forwarding rule's target that names a target pool: it must exist, in the rule's region. */
+int target_pool_check_rule(struct call *k, json_t *res, struct api_error *e);
+/* A custom method's request body (an empty one is {}) checked against schema (lb.c). */
+int compute_check_request(struct call *k, const char *schema, struct api_error *e);
 /* An instance is gone: it leaves its instance groups. */
 void instance_groups_forget(struct compute *c, const char *instance_url);
 /* The members of an instance group (created on demand with create). Borrowed. */

@@ -103,11 +103,40 @@ static struct item *address_subnet(struct compute *c, const struct item *a, char
 	return ip_subnet_of(c, a->res, net, len);
 }
 
+/*
+ * An external IP is reserved once: "If the IP is already reserved ... by an external address:
+ * a BadRequest is returned" (cloud-provider-gcp gce_address_manager.go), with the message
+ * kubernetes/ingress-gce matches (addressAlreadyInUseMessage).
+ */
+static int external_address_unique(struct compute *c, const char *ip, struct api_error *e)
+{
+	struct coll *addrs = compute_coll(c, "addresses");
+
+	for (size_t i = 0; i < addrs->len; i++) {
+		const json_t *a = addrs->items[i]->res;
+
+		if (strcmp(jstr(a, "addressType") ?: "", "INTERNAL") != 0 &&
+		    strcmp(jstr(a, "address") ?: "", ip) == 0)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.address': '%s'. Specified "
+			    "IP address is in-use and would result in a conflict.",
+			    ip);
+	}
+	return 0;
+}
+
 static int address_prepare(struct call *k, json_t *res, struct api_error *e)
 {
 	const char *type, *addr = jstr(res, "address");
 	int ret;
 
+	/* "Standard Tier ... regional external IP addresses" only: global ones are Premium. */
+	if (k->skind == SCOPE_GLOBAL && strcmp(jstr(res, "networkTier") ?: "", "STANDARD") == 0)
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.networkTier': 'STANDARD'. Global "
+		    "addresses are in the PREMIUM network tier.");
 	if (!jstr(res, "addressType"))
 		json_object_set_new(res, "addressType", json_string("EXTERNAL"));
 	type = jstr(res, "addressType"); /* borrowed from res: read after setting */
@@ -149,6 +178,10 @@ static int address_prepare(struct call *k, json_t *res, struct api_error *e)
 
 		json_object_set_new(res, "address", json_string(text ? text : ""));
 		free(text);
+	} else {
+		ret = external_address_unique(k->c, addr, e);
+		if (ret < 0)
+			return ret;
 	}
 	if (!jstr(res, "networkTier") && strcmp(type, "EXTERNAL") == 0)
 		json_object_set_new(res, "networkTier", json_string("PREMIUM"));
@@ -194,6 +227,29 @@ static bool promotable(struct compute *c, const struct item *a, const struct ite
  * fails the Operation: 409 IP_IN_USE_BY_ANOTHER_RESOURCE (kubernetes/ingress-gce#2735 shows
  * GCP's answer to reserving an address in use).
  */
+/*
+ * An external address on the ephemeral IP of a forwarding rule of its scope promotes it: the
+ * rule becomes its user ("promote an ephemeral external IP address to a static one"; the
+ * CCM's ensureStaticIP reserves the rule's current IP this way before it replaces the rule).
+ */
+static int external_address_promote(struct compute *c, struct item *it, struct api_error *e)
+{
+	struct coll *rules = compute_coll(c, "forwardingRules");
+	const char *ip = jstr(it->res, "address");
+
+	for (size_t i = 0; ip && i < rules->len; i++) {
+		struct item *r = rules->items[i];
+
+		if (r->pending || strcmp(r->scope, it->scope) != 0 ||
+		    strncmp(jstr(r->res, "loadBalancingScheme") ?: "", "INTERNAL", 8) == 0 ||
+		    strcmp(jstr(r->res, "IPAddress") ?: "", ip) != 0)
+			continue;
+		if (address_add_user(c, it, jstr(r->res, "selfLink") ?: "") < 0)
+			return api_fail(e, 500, "internalError", "out of memory");
+	}
+	return 0;
+}
+
 static int address_apply_insert(struct compute *c, struct item *it, struct api_error *e)
 {
 	char net[128], *key = NULL, *text = NULL;
@@ -209,7 +265,7 @@ static int address_apply_insert(struct compute *c, struct item *it, struct api_e
 			return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
 					     "The resource '%s' was not found",
 					     compute_rel(c, jstr(it->res, "subnetwork")));
-		return 0;
+		return external_address_promote(c, it, e);
 	}
 	if (want) {
 		if (ip4_parse(want, &ip) < 0)
@@ -251,23 +307,38 @@ cleanup:
 	return ret;
 }
 
+/*
+ * Instances that use the address are its users, and it cannot be released under them. A
+ * forwarding rule keeps its IP when its address is released: the static address "just
+ * demotes ... to ephemeral" (cloud-provider-gcp ensureExternalLoadBalancer releases the
+ * address it reserved once the rule holds the IP; the internal load balancers' addressManager
+ * does the same), except the several rules of a shared VIP, which cannot all keep it.
+ */
 static int address_check_delete(struct compute *c, struct item *it, struct api_error *e)
 {
 	static const char *const users[] = {"forwardingRules"};
-	json_t *u = json_array_get(json_object_get(it->res, "users"), 0);
+	json_t *list = json_object_get(it->res, "users"), *u;
+	size_t i;
 
-	/* Instances and forwarding rules that use the address are its users. */
-	if (u)
+	json_array_foreach(list, i, u)
+	{
+		if (strstr(json_string_value(u) ?: "", "/forwardingRules/") &&
+		    json_array_size(list) == 1)
+			continue;
 		return api_fail(e, 400, "resourceInUseByAnotherResource",
 				"The address resource '%s' is already being used by '%s'",
 				compute_rel(c, jstr(it->res, "selfLink")),
 				compute_rel(c, json_string_value(u)));
+	}
 	return compute_check_unused(c, it, users, 1, e);
 }
 
 static void address_unindex(struct compute *c, struct item *it)
 {
 	char net[128], *key;
+	json_t *u;
+	uint32_t ip;
+	size_t i;
 
 	if (!address_subnet(c, it, net, sizeof(net)))
 		return;
@@ -275,6 +346,22 @@ static void address_unindex(struct compute *c, struct item *it)
 	if (key)
 		ipindex_remove_owner(c->ipidx, net, key);
 	free(key);
+	/* The rule that used it holds its IP now, as its own (ephemeral) address. */
+	if (ip4_parse(jstr(it->res, "address"), &ip) < 0)
+		return;
+	json_array_foreach(json_object_get(it->res, "users"), i, u)
+	{
+		char scope[96], name[128];
+
+		if (compute_parse_ref(c, json_string_value(u) ?: "", "forwardingRules", NULL, scope,
+				      sizeof(scope), name, sizeof(name)) < 0)
+			continue;
+		key = ip_owner_key(scope, "forwardingRules", name);
+		if (key && ipindex_add(c->ipidx, net, ip, ip, key) < 0)
+			log_warn("address %s released: %s is held by another resource", it->name,
+				 jstr(it->res, "address"));
+		free(key);
+	}
 }
 
 static void address_on_load(struct compute *c, struct item *it)
@@ -540,6 +627,8 @@ static int check_rule_target(struct call *k, json_t *res, const char *scheme, st
 		return api_fail(e, 400, "required",
 				"Invalid value for field 'resource': a forwarding rule needs a "
 				"target or a backendService.");
+	if (t && strstr(t, "targetPools/"))
+		return target_pool_check_rule(k, res, e);
 	if (t) {
 		struct item *proxy = compute_ref_item(k->c, t, "targetTcpProxies", k->scope);
 
@@ -811,6 +900,8 @@ static int prepare_internal_rule(struct call *k, json_t *res, struct api_error *
 	return a && address_shared(a->res) ? check_shared_ports(k->c, a, res, e) : 0;
 }
 
+static int check_rule_tier(struct call *k, const json_t *res, struct api_error *e);
+
 static int forwarding_rule_prepare(struct call *k, json_t *res, struct api_error *e)
 {
 	const char *scheme;
@@ -847,6 +938,9 @@ static int forwarding_rule_prepare(struct call *k, json_t *res, struct api_error
 		ret = prepare_internal_rule(k, res, e);
 	if (ret < 0)
 		return ret;
+	ret = check_rule_tier(k, res, e);
+	if (ret < 0)
+		return ret;
 	/* Internal rules get their address at completion (it must be free then). */
 	if (!jstr(res, "IPAddress") &&
 	    !(strncmp(scheme, "INTERNAL", 8) == 0 && k->skind == SCOPE_REGION)) {
@@ -869,28 +963,55 @@ static int forwarding_rule_prepare(struct call *k, json_t *res, struct api_error
 	return 0;
 }
 
-/* The reserved external address a rule uses (same scope, by value or by reference). */
-static struct item *external_rule_address(struct compute *c, const struct item *rule)
+/* The reserved external address an IPAddress of scope names (by value or by reference). */
+static struct item *external_address_of(struct compute *c, const char *scope, const char *ip)
 {
 	struct coll *addrs = compute_coll(c, "addresses");
-	const char *ip = jstr(rule->res, "IPAddress");
 	struct item *a;
 
 	if (!ip)
 		return NULL;
 	/* "IPAddress ... can be specified as an IP address or a reference to an address." */
 	if (strchr(ip, '/')) {
-		a = address_by_ref(c, ip, rule->scope);
-		return a && strcmp(a->scope, rule->scope) == 0 ? a : NULL;
+		a = address_by_ref(c, ip, scope);
+		return a && strcmp(a->scope, scope) == 0 ? a : NULL;
 	}
 	for (size_t i = 0; i < addrs->len; i++) {
 		a = addrs->items[i];
-		if (!a->pending && strcmp(a->scope, rule->scope) == 0 &&
+		if (!a->pending && strcmp(a->scope, scope) == 0 &&
 		    strcmp(jstr(a->res, "addressType") ?: "", "INTERNAL") != 0 &&
 		    strcmp(jstr(a->res, "address") ?: "", ip) == 0)
 			return a;
 	}
 	return NULL;
+}
+
+/* The reserved external address a rule uses (same scope, by value or by reference). */
+static struct item *external_rule_address(struct compute *c, const struct item *rule)
+{
+	return external_address_of(c, rule->scope, jstr(rule->res, "IPAddress"));
+}
+
+/*
+ * "The networkTier of the forwarding rule must match the network tier of the address" (a
+ * rule and the reserved address it uses are both PREMIUM or both STANDARD: the CCM's
+ * verifyUserRequestedIP checks the same before it creates anything).
+ */
+static int check_rule_tier(struct call *k, const json_t *res, struct api_error *e)
+{
+	struct item *a;
+
+	if (strcmp(jstr(res, "loadBalancingScheme") ?: "", "EXTERNAL") != 0)
+		return 0;
+	a = external_address_of(k->c, k->scope, jstr(res, "IPAddress"));
+	if (!a || strcmp(jstr(a->res, "networkTier") ?: "PREMIUM",
+			 jstr(res, "networkTier") ?: "PREMIUM") == 0)
+		return 0;
+	return api_fail(e, 400, "invalid",
+			"Invalid value for field 'resource.networkTier': '%s'. The network tier of "
+			"the forwarding rule must match that of its address '%s' (%s).",
+			jstr(res, "networkTier") ?: "PREMIUM", a->name,
+			jstr(a->res, "networkTier") ?: "PREMIUM");
 }
 
 /*
@@ -1171,7 +1292,7 @@ void instance_groups_forget(struct compute *c, const char *instance_url)
 	}
 }
 
-static int check_request(struct call *k, const char *schema, struct api_error *e)
+int compute_check_request(struct call *k, const char *schema, struct api_error *e)
 {
 	const struct sch_message *m = sch_find(schema);
 	char err[512];
@@ -1193,7 +1314,7 @@ static int change_members(struct call *k, struct item *g, bool add, struct api_e
 	struct compute *c = k->c;
 	json_t *list, *ref, *urls, *m = instance_group_members(c, g, false);
 	size_t i;
-	int ret = check_request(
+	int ret = compute_check_request(
 	    k, add ? "InstanceGroupsAddInstancesRequest" : "InstanceGroupsRemoveInstancesRequest",
 	    e);
 
@@ -1271,7 +1392,7 @@ static int change_members(struct call *k, struct item *g, bool add, struct api_e
 static int set_named_ports(struct call *k, struct item *g, struct api_error *e)
 {
 	const char *fp;
-	int ret = check_request(k, "InstanceGroupsSetNamedPortsRequest", e);
+	int ret = compute_check_request(k, "InstanceGroupsSetNamedPortsRequest", e);
 
 	if (ret < 0)
 		return ret;
@@ -1297,7 +1418,7 @@ static int list_members(struct call *k, struct item *g, struct api_error *e)
 	struct compute *c = k->c;
 	json_t *m = instance_group_members(c, g, false), *items = json_array(), *url, *doc;
 	size_t i;
-	int ret = check_request(k, "InstanceGroupsListInstancesRequest", e);
+	int ret = compute_check_request(k, "InstanceGroupsListInstancesRequest", e);
 
 	if (ret < 0) {
 		json_decref(items);

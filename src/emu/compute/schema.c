@@ -318,6 +318,20 @@ static const char *const e_HealthCheck_TypeValueValuesEnum[] = {
 	"SSL",
 	"TCP",
 };
+static const char *const e_HealthStatus_HealthStateValueValuesEnum[] = {
+	"HEALTHY",
+	"UNHEALTHY",
+};
+static const char *const e_HealthStatus_Ipv6HealthStateValueValuesEnum[] = {
+	"HEALTHY",
+	"UNHEALTHY",
+};
+static const char *const e_HealthStatus_WeightErrorValueValuesEnum[] = {
+	"INVALID_WEIGHT",
+	"MISSING_WEIGHT",
+	"UNAVAILABLE_WEIGHT",
+	"WEIGHT_NONE",
+};
 static const char *const e_Image_ArchitectureValueValuesEnum[] = {
 	"ARCHITECTURE_UNSPECIFIED",
 	"ARM64",
@@ -859,6 +873,17 @@ static const char *const e_TCPHealthCheck_ProxyHeaderValueValuesEnum[] = {
 	"NONE",
 	"PROXY_V1",
 };
+static const char *const e_TargetPool_SessionAffinityValueValuesEnum[] = {
+	"CLIENT_IP",
+	"CLIENT_IP_NO_DESTINATION",
+	"CLIENT_IP_PORT_PROTO",
+	"CLIENT_IP_PROTO",
+	"GENERATED_COOKIE",
+	"HEADER_FIELD",
+	"HTTP_COOKIE",
+	"NONE",
+	"STRONG_COOKIE_AFFINITY",
+};
 static const char *const e_TargetTcpProxiesSetProxyHeaderRequest_ProxyHeaderValueValuesEnum[] = {
 	"NONE",
 	"PROXY_V1",
@@ -935,6 +960,9 @@ const struct sch_enum sch_enums[] = {
 	{e_HTTPSHealthCheck_PortSpecificationValueValuesEnum, 3},
 	{e_HTTPSHealthCheck_ProxyHeaderValueValuesEnum, 2},
 	{e_HealthCheck_TypeValueValuesEnum, 7},
+	{e_HealthStatus_HealthStateValueValuesEnum, 2},
+	{e_HealthStatus_Ipv6HealthStateValueValuesEnum, 2},
+	{e_HealthStatus_WeightErrorValueValuesEnum, 4},
 	{e_Image_ArchitectureValueValuesEnum, 3},
 	{e_Image_RawDiskValue_ContainerTypeValueValuesEnum, 1},
 	{e_Image_SourceTypeValueValuesEnum, 1},
@@ -1003,6 +1031,7 @@ const struct sch_enum sch_enums[] = {
 	{e_Subsetting_PolicyValueValuesEnum, 2},
 	{e_TCPHealthCheck_PortSpecificationValueValuesEnum, 3},
 	{e_TCPHealthCheck_ProxyHeaderValueValuesEnum, 2},
+	{e_TargetPool_SessionAffinityValueValuesEnum, 9},
 	{e_TargetTcpProxiesSetProxyHeaderRequest_ProxyHeaderValueValuesEnum, 2},
 	{e_TargetTcpProxy_ProxyHeaderValueValuesEnum, 2},
 	{e_UpcomingMaintenance_MaintenanceStatusValueValuesEnum, 3},
@@ -1087,7 +1116,7 @@ static const struct sch_field f_AttachedDisk[] = {
 	{"licenses", SCH_STRING, true, 0},
 	{"mode", SCH_ENUM, false, 13},
 	{"savedState", SCH_ENUM, false, 14},
-	{"shieldedInstanceInitialState", SCH_MESSAGE, false, 74},
+	{"shieldedInstanceInitialState", SCH_MESSAGE, false, 79},
 	{"source", SCH_STRING, false, 0},
 	{"type", SCH_ENUM, false, 15},
 };
@@ -1177,19 +1206,19 @@ static const struct sch_field f_BackendService[] = {
 	{"metadatas", SCH_MESSAGE, false, 33},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
-	{"outlierDetection", SCH_MESSAGE, false, 115},
+	{"outlierDetection", SCH_MESSAGE, false, 120},
 	{"port", SCH_INT32, false, 0},
 	{"portName", SCH_STRING, false, 0},
 	{"protocol", SCH_ENUM, false, 27},
 	{"region", SCH_STRING, false, 0},
 	{"securityPolicy", SCH_STRING, false, 0},
-	{"securitySettings", SCH_MESSAGE, false, 147},
+	{"securitySettings", SCH_MESSAGE, false, 152},
 	{"selfLink", SCH_STRING, false, 0},
 	{"serviceBindings", SCH_STRING, true, 0},
 	{"serviceLbPolicy", SCH_STRING, false, 0},
 	{"sessionAffinity", SCH_ENUM, false, 28},
 	{"strongSessionAffinityCookie", SCH_MESSAGE, false, 26},
-	{"subsetting", SCH_MESSAGE, false, 164},
+	{"subsetting", SCH_MESSAGE, false, 169},
 	{"timeoutSec", SCH_INT32, false, 0},
 	{"usedBy", SCH_MESSAGE, true, 32},
 };
@@ -1414,7 +1443,7 @@ static const struct sch_field f_ForwardingRule[] = {
 	{"labelFingerprint", SCH_BYTES, false, 0},
 	{"labels", SCH_MESSAGE, false, 59},
 	{"loadBalancingScheme", SCH_ENUM, false, 40},
-	{"metadataFilters", SCH_MESSAGE, true, 97},
+	{"metadataFilters", SCH_MESSAGE, true, 102},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
 	{"networkTier", SCH_ENUM, false, 41},
@@ -1495,8 +1524,8 @@ static const struct sch_field f_HealthCheck[] = {
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
 	{"sourceRegions", SCH_STRING, true, 0},
-	{"sslHealthCheck", SCH_MESSAGE, false, 143},
-	{"tcpHealthCheck", SCH_MESSAGE, false, 165},
+	{"sslHealthCheck", SCH_MESSAGE, false, 148},
+	{"tcpHealthCheck", SCH_MESSAGE, false, 170},
 	{"timeoutSec", SCH_INT32, false, 0},
 	{"type", SCH_ENUM, false, 51},
 	{"unhealthyThreshold", SCH_INT32, false, 0},
@@ -1504,15 +1533,51 @@ static const struct sch_field f_HealthCheck[] = {
 static const struct sch_field f_HealthCheckLogConfig[] = {
 	{"enable", SCH_BOOL, false, 0},
 };
+static const struct sch_field f_HealthCheckReference[] = {
+	{"healthCheck", SCH_STRING, false, 0},
+};
+static const struct sch_field f_HealthStatus[] = {
+	{"annotations", SCH_MESSAGE, false, 70},
+	{"forwardingRule", SCH_STRING, false, 0},
+	{"forwardingRuleIp", SCH_STRING, false, 0},
+	{"healthState", SCH_ENUM, false, 52},
+	{"instance", SCH_STRING, false, 0},
+	{"ipAddress", SCH_STRING, false, 0},
+	{"ipv6Address", SCH_STRING, false, 0},
+	{"ipv6HealthState", SCH_ENUM, false, 53},
+	{"port", SCH_INT32, false, 0},
+	{"weight", SCH_STRING, false, 0},
+	{"weightError", SCH_ENUM, false, 54},
+};
+static const struct sch_field f_HealthStatus_AnnotationsValue[] = {{"value", SCH_STRING, false, 0}};
+static const struct sch_field f_HealthStatus_AnnotationsValue_AdditionalProperty[] = {
+	{"key", SCH_STRING, false, 0},
+	{"value", SCH_STRING, false, 0},
+};
 static const struct sch_field f_Help[] = {
-	{"links", SCH_MESSAGE, true, 69},
+	{"links", SCH_MESSAGE, true, 73},
 };
 static const struct sch_field f_HelpLink[] = {
 	{"description", SCH_STRING, false, 0},
 	{"url", SCH_STRING, false, 0},
 };
+static const struct sch_field f_HttpHealthCheck[] = {
+	{"checkIntervalSec", SCH_INT32, false, 0},
+	{"creationTimestamp", SCH_STRING, false, 0},
+	{"description", SCH_STRING, false, 0},
+	{"healthyThreshold", SCH_INT32, false, 0},
+	{"host", SCH_STRING, false, 0},
+	{"id", SCH_UINT64, false, 0},
+	{"kind", SCH_STRING, false, 0},
+	{"name", SCH_STRING, false, 0},
+	{"port", SCH_INT32, false, 0},
+	{"requestPath", SCH_STRING, false, 0},
+	{"selfLink", SCH_STRING, false, 0},
+	{"timeoutSec", SCH_INT32, false, 0},
+	{"unhealthyThreshold", SCH_INT32, false, 0},
+};
 static const struct sch_field f_Image[] = {
-	{"architecture", SCH_ENUM, false, 52},
+	{"architecture", SCH_ENUM, false, 55},
 	{"archiveSizeBytes", SCH_INT64, false, 0},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"deprecated", SCH_MESSAGE, false, 43},
@@ -1525,15 +1590,15 @@ static const struct sch_field f_Image[] = {
 	{"imageEncryptionKey", SCH_MESSAGE, false, 42},
 	{"kind", SCH_STRING, false, 0},
 	{"labelFingerprint", SCH_BYTES, false, 0},
-	{"labels", SCH_MESSAGE, false, 71},
+	{"labels", SCH_MESSAGE, false, 76},
 	{"licenseCodes", SCH_INT64, true, 0},
 	{"licenses", SCH_STRING, true, 0},
 	{"name", SCH_STRING, false, 0},
-	{"rawDisk", SCH_MESSAGE, false, 73},
+	{"rawDisk", SCH_MESSAGE, false, 78},
 	{"satisfiesPzi", SCH_BOOL, false, 0},
 	{"satisfiesPzs", SCH_BOOL, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
-	{"shieldedInstanceInitialState", SCH_MESSAGE, false, 74},
+	{"shieldedInstanceInitialState", SCH_MESSAGE, false, 79},
 	{"sourceDisk", SCH_STRING, false, 0},
 	{"sourceDiskEncryptionKey", SCH_MESSAGE, false, 42},
 	{"sourceDiskId", SCH_STRING, false, 0},
@@ -1543,8 +1608,8 @@ static const struct sch_field f_Image[] = {
 	{"sourceSnapshot", SCH_STRING, false, 0},
 	{"sourceSnapshotEncryptionKey", SCH_MESSAGE, false, 42},
 	{"sourceSnapshotId", SCH_STRING, false, 0},
-	{"sourceType", SCH_ENUM, false, 54},
-	{"status", SCH_ENUM, false, 55},
+	{"sourceType", SCH_ENUM, false, 57},
+	{"status", SCH_ENUM, false, 58},
 	{"storageLocations", SCH_STRING, true, 0},
 };
 static const struct sch_field f_Image_LabelsValue[] = {{"value", SCH_STRING, false, 0}};
@@ -1553,7 +1618,7 @@ static const struct sch_field f_Image_LabelsValue_AdditionalProperty[] = {
 	{"value", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Image_RawDiskValue[] = {
-	{"containerType", SCH_ENUM, false, 53},
+	{"containerType", SCH_ENUM, false, 56},
 	{"sha1Checksum", SCH_STRING, false, 0},
 	{"source", SCH_STRING, false, 0},
 };
@@ -1578,37 +1643,37 @@ static const struct sch_field f_Instance[] = {
 	{"hostname", SCH_STRING, false, 0},
 	{"id", SCH_UINT64, false, 0},
 	{"instanceEncryptionKey", SCH_MESSAGE, false, 42},
-	{"keyRevocationActionType", SCH_ENUM, false, 57},
+	{"keyRevocationActionType", SCH_ENUM, false, 60},
 	{"kind", SCH_STRING, false, 0},
 	{"labelFingerprint", SCH_BYTES, false, 0},
-	{"labels", SCH_MESSAGE, false, 85},
+	{"labels", SCH_MESSAGE, false, 90},
 	{"lastStartTimestamp", SCH_STRING, false, 0},
 	{"lastStopTimestamp", SCH_STRING, false, 0},
 	{"lastSuspendedTimestamp", SCH_STRING, false, 0},
 	{"machineType", SCH_STRING, false, 0},
-	{"metadata", SCH_MESSAGE, false, 96},
+	{"metadata", SCH_MESSAGE, false, 101},
 	{"minCpuPlatform", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"networkInterfaces", SCH_MESSAGE, true, 102},
-	{"networkPerformanceConfig", SCH_MESSAGE, false, 107},
-	{"params", SCH_MESSAGE, false, 81},
-	{"privateIpv6GoogleAccess", SCH_ENUM, false, 58},
-	{"reservationAffinity", SCH_MESSAGE, false, 124},
+	{"networkInterfaces", SCH_MESSAGE, true, 107},
+	{"networkPerformanceConfig", SCH_MESSAGE, false, 112},
+	{"params", SCH_MESSAGE, false, 86},
+	{"privateIpv6GoogleAccess", SCH_ENUM, false, 61},
+	{"reservationAffinity", SCH_MESSAGE, false, 129},
 	{"resourcePolicies", SCH_STRING, true, 0},
-	{"resourceStatus", SCH_MESSAGE, false, 126},
+	{"resourceStatus", SCH_MESSAGE, false, 131},
 	{"satisfiesPzi", SCH_BOOL, false, 0},
 	{"satisfiesPzs", SCH_BOOL, false, 0},
-	{"scheduling", SCH_MESSAGE, false, 144},
+	{"scheduling", SCH_MESSAGE, false, 149},
 	{"selfLink", SCH_STRING, false, 0},
-	{"serviceAccounts", SCH_MESSAGE, true, 148},
-	{"shieldedInstanceConfig", SCH_MESSAGE, false, 153},
-	{"shieldedInstanceIntegrityPolicy", SCH_MESSAGE, false, 154},
+	{"serviceAccounts", SCH_MESSAGE, true, 153},
+	{"shieldedInstanceConfig", SCH_MESSAGE, false, 158},
+	{"shieldedInstanceIntegrityPolicy", SCH_MESSAGE, false, 159},
 	{"sourceMachineImage", SCH_STRING, false, 0},
 	{"sourceMachineImageEncryptionKey", SCH_MESSAGE, false, 42},
 	{"startRestricted", SCH_BOOL, false, 0},
-	{"status", SCH_ENUM, false, 59},
+	{"status", SCH_ENUM, false, 62},
 	{"statusMessage", SCH_STRING, false, 0},
-	{"tags", SCH_MESSAGE, false, 166},
+	{"tags", SCH_MESSAGE, false, 171},
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_InstanceGroup[] = {
@@ -1618,7 +1683,7 @@ static const struct sch_field f_InstanceGroup[] = {
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"namedPorts", SCH_MESSAGE, true, 100},
+	{"namedPorts", SCH_MESSAGE, true, 105},
 	{"network", SCH_STRING, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
@@ -1627,20 +1692,20 @@ static const struct sch_field f_InstanceGroup[] = {
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_InstanceGroupsAddInstancesRequest[] = {
-	{"instances", SCH_MESSAGE, true, 84},
+	{"instances", SCH_MESSAGE, true, 89},
 };
 static const struct sch_field f_InstanceGroupsListInstancesRequest[] = {
-	{"instanceState", SCH_ENUM, false, 56},
+	{"instanceState", SCH_ENUM, false, 59},
 };
 static const struct sch_field f_InstanceGroupsRemoveInstancesRequest[] = {
-	{"instances", SCH_MESSAGE, true, 84},
+	{"instances", SCH_MESSAGE, true, 89},
 };
 static const struct sch_field f_InstanceGroupsSetNamedPortsRequest[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
-	{"namedPorts", SCH_MESSAGE, true, 100},
+	{"namedPorts", SCH_MESSAGE, true, 105},
 };
 static const struct sch_field f_InstanceParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 82},
+	{"resourceManagerTags", SCH_MESSAGE, false, 87},
 };
 static const struct sch_field f_InstanceParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_InstanceParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -1656,7 +1721,7 @@ static const struct sch_field f_Instance_LabelsValue_AdditionalProperty[] = {
 	{"value", SCH_STRING, false, 0},
 };
 static const struct sch_field f_InstancesBulkInsertOperationMetadata[] = {
-	{"perLocationStatus", SCH_MESSAGE, false, 88},
+	{"perLocationStatus", SCH_MESSAGE, false, 93},
 };
 static const struct sch_field f_InstancesBulkInsertOperationMetadata_PerLocationStatusValue[] = {{"value", SCH_MESSAGE, false, 35}};
 static const struct sch_field f_InstancesBulkInsertOperationMetadata_PerLocationStatusValue_AdditionalProperty[] = {
@@ -1665,7 +1730,7 @@ static const struct sch_field f_InstancesBulkInsertOperationMetadata_PerLocation
 };
 static const struct sch_field f_InstancesSetLabelsRequest[] = {
 	{"labelFingerprint", SCH_BYTES, false, 0},
-	{"labels", SCH_MESSAGE, false, 91},
+	{"labels", SCH_MESSAGE, false, 96},
 };
 static const struct sch_field f_InstancesSetLabelsRequest_LabelsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_InstancesSetLabelsRequest_LabelsValue_AdditionalProperty[] = {
@@ -1677,8 +1742,8 @@ static const struct sch_field f_LocalizedMessage[] = {
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_MachineType[] = {
-	{"accelerators", SCH_MESSAGE, true, 95},
-	{"architecture", SCH_ENUM, false, 60},
+	{"accelerators", SCH_MESSAGE, true, 100},
+	{"architecture", SCH_ENUM, false, 63},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"deprecated", SCH_MESSAGE, false, 43},
 	{"description", SCH_STRING, false, 0},
@@ -1700,12 +1765,12 @@ static const struct sch_field f_MachineType_AcceleratorsValueListEntry[] = {
 };
 static const struct sch_field f_Metadata[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
-	{"items", SCH_MESSAGE, true, 99},
+	{"items", SCH_MESSAGE, true, 104},
 	{"kind", SCH_STRING, false, 0},
 };
 static const struct sch_field f_MetadataFilter[] = {
-	{"filterLabels", SCH_MESSAGE, true, 98},
-	{"filterMatchCriteria", SCH_ENUM, false, 61},
+	{"filterLabels", SCH_MESSAGE, true, 103},
+	{"filterMatchCriteria", SCH_ENUM, false, 64},
 };
 static const struct sch_field f_MetadataFilterLabelMatch[] = {
 	{"name", SCH_STRING, false, 0},
@@ -1732,11 +1797,11 @@ static const struct sch_field f_Network[] = {
 	{"kind", SCH_STRING, false, 0},
 	{"mtu", SCH_INT32, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"networkFirewallPolicyEnforcementOrder", SCH_ENUM, false, 72},
+	{"networkFirewallPolicyEnforcementOrder", SCH_ENUM, false, 75},
 	{"networkProfile", SCH_STRING, false, 0},
-	{"params", SCH_MESSAGE, false, 103},
-	{"peerings", SCH_MESSAGE, true, 106},
-	{"routingConfig", SCH_MESSAGE, false, 108},
+	{"params", SCH_MESSAGE, false, 108},
+	{"peerings", SCH_MESSAGE, true, 111},
+	{"routingConfig", SCH_MESSAGE, false, 113},
 	{"selfLink", SCH_STRING, false, 0},
 	{"selfLinkWithId", SCH_STRING, false, 0},
 	{"subnetworks", SCH_STRING, true, 0},
@@ -1747,20 +1812,20 @@ static const struct sch_field f_NetworkInterface[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
 	{"internalIpv6PrefixLength", SCH_INT32, false, 0},
 	{"ipv6AccessConfigs", SCH_MESSAGE, true, 2},
-	{"ipv6AccessType", SCH_ENUM, false, 62},
+	{"ipv6AccessType", SCH_ENUM, false, 65},
 	{"ipv6Address", SCH_STRING, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
 	{"networkAttachment", SCH_STRING, false, 0},
 	{"networkIP", SCH_STRING, false, 0},
-	{"nicType", SCH_ENUM, false, 63},
+	{"nicType", SCH_ENUM, false, 66},
 	{"queueCount", SCH_INT32, false, 0},
-	{"stackType", SCH_ENUM, false, 64},
+	{"stackType", SCH_ENUM, false, 67},
 	{"subnetwork", SCH_STRING, false, 0},
 };
 static const struct sch_field f_NetworkParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 104},
+	{"resourceManagerTags", SCH_MESSAGE, false, 109},
 };
 static const struct sch_field f_NetworkParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_NetworkParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -1777,32 +1842,32 @@ static const struct sch_field f_NetworkPeering[] = {
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
 	{"peerMtu", SCH_INT32, false, 0},
-	{"stackType", SCH_ENUM, false, 65},
-	{"state", SCH_ENUM, false, 66},
+	{"stackType", SCH_ENUM, false, 68},
+	{"state", SCH_ENUM, false, 69},
 	{"stateDetails", SCH_STRING, false, 0},
 };
 static const struct sch_field f_NetworkPerformanceConfig[] = {
-	{"totalEgressBandwidthTier", SCH_ENUM, false, 67},
+	{"totalEgressBandwidthTier", SCH_ENUM, false, 70},
 };
 static const struct sch_field f_NetworkRoutingConfig[] = {
 	{"bgpAlwaysCompareMed", SCH_BOOL, false, 0},
-	{"bgpBestPathSelectionMode", SCH_ENUM, false, 68},
-	{"bgpInterRegionCost", SCH_ENUM, false, 69},
+	{"bgpBestPathSelectionMode", SCH_ENUM, false, 71},
+	{"bgpInterRegionCost", SCH_ENUM, false, 72},
 	{"effectiveBgpAlwaysCompareMed", SCH_BOOL, false, 0},
-	{"effectiveBgpInterRegionCost", SCH_ENUM, false, 70},
-	{"routingMode", SCH_ENUM, false, 71},
+	{"effectiveBgpInterRegionCost", SCH_ENUM, false, 73},
+	{"routingMode", SCH_ENUM, false, 74},
 };
 static const struct sch_field f_Operation[] = {
 	{"clientOperationId", SCH_STRING, false, 0},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"description", SCH_STRING, false, 0},
 	{"endTime", SCH_STRING, false, 0},
-	{"error", SCH_MESSAGE, false, 110},
+	{"error", SCH_MESSAGE, false, 115},
 	{"httpErrorMessage", SCH_STRING, false, 0},
 	{"httpErrorStatusCode", SCH_INT32, false, 0},
 	{"id", SCH_UINT64, false, 0},
 	{"insertTime", SCH_STRING, false, 0},
-	{"instancesBulkInsertOperationMetadata", SCH_MESSAGE, false, 87},
+	{"instancesBulkInsertOperationMetadata", SCH_MESSAGE, false, 92},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
 	{"operationGroupId", SCH_STRING, false, 0},
@@ -1810,34 +1875,34 @@ static const struct sch_field f_Operation[] = {
 	{"progress", SCH_INT32, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
-	{"setCommonInstanceMetadataOperationMetadata", SCH_MESSAGE, false, 149},
+	{"setCommonInstanceMetadataOperationMetadata", SCH_MESSAGE, false, 154},
 	{"startTime", SCH_STRING, false, 0},
-	{"status", SCH_ENUM, false, 73},
+	{"status", SCH_ENUM, false, 76},
 	{"statusMessage", SCH_STRING, false, 0},
 	{"targetId", SCH_UINT64, false, 0},
 	{"targetLink", SCH_STRING, false, 0},
 	{"user", SCH_STRING, false, 0},
-	{"warnings", SCH_MESSAGE, true, 113},
+	{"warnings", SCH_MESSAGE, true, 118},
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_ErrorValue[] = {
-	{"errors", SCH_MESSAGE, true, 111},
+	{"errors", SCH_MESSAGE, true, 116},
 };
 static const struct sch_field f_Operation_ErrorValue_ErrorsValueListEntry[] = {
 	{"code", SCH_STRING, false, 0},
-	{"errorDetails", SCH_MESSAGE, true, 112},
+	{"errorDetails", SCH_MESSAGE, true, 117},
 	{"location", SCH_STRING, false, 0},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_ErrorValue_ErrorsValueListEntry_ErrorDetailsValueListEntry[] = {
 	{"errorInfo", SCH_MESSAGE, false, 46},
-	{"help", SCH_MESSAGE, false, 68},
-	{"localizedMessage", SCH_MESSAGE, false, 93},
-	{"quotaInfo", SCH_MESSAGE, false, 118},
+	{"help", SCH_MESSAGE, false, 72},
+	{"localizedMessage", SCH_MESSAGE, false, 98},
+	{"quotaInfo", SCH_MESSAGE, false, 123},
 };
 static const struct sch_field f_Operation_WarningsValueListEntry[] = {
-	{"code", SCH_ENUM, false, 74},
-	{"data", SCH_MESSAGE, true, 114},
+	{"code", SCH_ENUM, false, 77},
+	{"data", SCH_MESSAGE, true, 119},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_WarningsValueListEntry_DataValueListEntry[] = {
@@ -1858,35 +1923,35 @@ static const struct sch_field f_OutlierDetection[] = {
 	{"successRateStdevFactor", SCH_INT32, false, 0},
 };
 static const struct sch_field f_Project[] = {
-	{"cloudArmorTier", SCH_ENUM, false, 75},
-	{"commonInstanceMetadata", SCH_MESSAGE, false, 96},
+	{"cloudArmorTier", SCH_ENUM, false, 78},
+	{"commonInstanceMetadata", SCH_MESSAGE, false, 101},
 	{"creationTimestamp", SCH_STRING, false, 0},
-	{"defaultNetworkTier", SCH_ENUM, false, 76},
+	{"defaultNetworkTier", SCH_ENUM, false, 79},
 	{"defaultServiceAccount", SCH_STRING, false, 0},
 	{"description", SCH_STRING, false, 0},
 	{"enabledFeatures", SCH_STRING, true, 0},
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"quotas", SCH_MESSAGE, true, 117},
+	{"quotas", SCH_MESSAGE, true, 122},
 	{"selfLink", SCH_STRING, false, 0},
-	{"usageExportLocation", SCH_MESSAGE, false, 171},
-	{"vmDnsSetting", SCH_ENUM, false, 77},
-	{"xpnProjectStatus", SCH_ENUM, false, 78},
+	{"usageExportLocation", SCH_MESSAGE, false, 183},
+	{"vmDnsSetting", SCH_ENUM, false, 80},
+	{"xpnProjectStatus", SCH_ENUM, false, 81},
 };
 static const struct sch_field f_Quota[] = {
 	{"limit", SCH_DOUBLE, false, 0},
-	{"metric", SCH_ENUM, false, 80},
+	{"metric", SCH_ENUM, false, 83},
 	{"owner", SCH_STRING, false, 0},
 	{"usage", SCH_DOUBLE, false, 0},
 };
 static const struct sch_field f_QuotaExceededInfo[] = {
-	{"dimensions", SCH_MESSAGE, false, 119},
+	{"dimensions", SCH_MESSAGE, false, 124},
 	{"futureLimit", SCH_DOUBLE, false, 0},
 	{"limit", SCH_DOUBLE, false, 0},
 	{"limitName", SCH_STRING, false, 0},
 	{"metricName", SCH_STRING, false, 0},
-	{"rolloutStatus", SCH_ENUM, false, 79},
+	{"rolloutStatus", SCH_ENUM, false, 82},
 };
 static const struct sch_field f_QuotaExceededInfo_DimensionsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_QuotaExceededInfo_DimensionsValue_AdditionalProperty[] = {
@@ -1900,16 +1965,16 @@ static const struct sch_field f_Region[] = {
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"quotaStatusWarning", SCH_MESSAGE, false, 122},
-	{"quotas", SCH_MESSAGE, true, 117},
+	{"quotaStatusWarning", SCH_MESSAGE, false, 127},
+	{"quotas", SCH_MESSAGE, true, 122},
 	{"selfLink", SCH_STRING, false, 0},
-	{"status", SCH_ENUM, false, 82},
+	{"status", SCH_ENUM, false, 85},
 	{"supportsPzs", SCH_BOOL, false, 0},
 	{"zones", SCH_STRING, true, 0},
 };
 static const struct sch_field f_Region_QuotaStatusWarningValue[] = {
-	{"code", SCH_ENUM, false, 81},
-	{"data", SCH_MESSAGE, true, 123},
+	{"code", SCH_ENUM, false, 84},
+	{"data", SCH_MESSAGE, true, 128},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Region_QuotaStatusWarningValue_DataValueListEntry[] = {
@@ -1917,7 +1982,7 @@ static const struct sch_field f_Region_QuotaStatusWarningValue_DataValueListEntr
 	{"value", SCH_STRING, false, 0},
 };
 static const struct sch_field f_ReservationAffinity[] = {
-	{"consumeReservationType", SCH_ENUM, false, 83},
+	{"consumeReservationType", SCH_ENUM, false, 86},
 	{"key", SCH_STRING, false, 0},
 	{"values", SCH_STRING, true, 0},
 };
@@ -1926,9 +1991,9 @@ static const struct sch_field f_ResourceGroupReference[] = {
 };
 static const struct sch_field f_ResourceStatus[] = {
 	{"physicalHost", SCH_STRING, false, 0},
-	{"physicalHostTopology", SCH_MESSAGE, false, 127},
-	{"scheduling", SCH_MESSAGE, false, 128},
-	{"upcomingMaintenance", SCH_MESSAGE, false, 170},
+	{"physicalHostTopology", SCH_MESSAGE, false, 132},
+	{"scheduling", SCH_MESSAGE, false, 133},
+	{"upcomingMaintenance", SCH_MESSAGE, false, 182},
 };
 static const struct sch_field f_ResourceStatusPhysicalHostTopology[] = {
 	{"block", SCH_STRING, false, 0},
@@ -1940,17 +2005,17 @@ static const struct sch_field f_ResourceStatusScheduling[] = {
 	{"availabilityDomain", SCH_INT32, false, 0},
 };
 static const struct sch_field f_Router[] = {
-	{"bgp", SCH_MESSAGE, false, 131},
-	{"bgpPeers", SCH_MESSAGE, true, 132},
+	{"bgp", SCH_MESSAGE, false, 136},
+	{"bgpPeers", SCH_MESSAGE, true, 137},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"description", SCH_STRING, false, 0},
 	{"encryptedInterconnectRouter", SCH_BOOL, false, 0},
 	{"id", SCH_UINT64, false, 0},
-	{"interfaces", SCH_MESSAGE, true, 135},
+	{"interfaces", SCH_MESSAGE, true, 140},
 	{"kind", SCH_STRING, false, 0},
-	{"md5AuthenticationKeys", SCH_MESSAGE, true, 136},
+	{"md5AuthenticationKeys", SCH_MESSAGE, true, 141},
 	{"name", SCH_STRING, false, 0},
-	{"nats", SCH_MESSAGE, true, 137},
+	{"nats", SCH_MESSAGE, true, 142},
 	{"network", SCH_STRING, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
@@ -1960,22 +2025,22 @@ static const struct sch_field f_RouterAdvertisedIpRange[] = {
 	{"range", SCH_STRING, false, 0},
 };
 static const struct sch_field f_RouterBgp[] = {
-	{"advertiseMode", SCH_ENUM, false, 89},
-	{"advertisedGroups", SCH_ENUM, true, 90},
-	{"advertisedIpRanges", SCH_MESSAGE, true, 130},
+	{"advertiseMode", SCH_ENUM, false, 92},
+	{"advertisedGroups", SCH_ENUM, true, 93},
+	{"advertisedIpRanges", SCH_MESSAGE, true, 135},
 	{"asn", SCH_UINT32, false, 0},
 	{"identifierRange", SCH_STRING, false, 0},
 	{"keepaliveInterval", SCH_UINT32, false, 0},
 };
 static const struct sch_field f_RouterBgpPeer[] = {
-	{"advertiseMode", SCH_ENUM, false, 85},
-	{"advertisedGroups", SCH_ENUM, true, 86},
-	{"advertisedIpRanges", SCH_MESSAGE, true, 130},
+	{"advertiseMode", SCH_ENUM, false, 88},
+	{"advertisedGroups", SCH_ENUM, true, 89},
+	{"advertisedIpRanges", SCH_MESSAGE, true, 135},
 	{"advertisedRoutePriority", SCH_UINT32, false, 0},
-	{"bfd", SCH_MESSAGE, false, 133},
-	{"customLearnedIpRanges", SCH_MESSAGE, true, 134},
+	{"bfd", SCH_MESSAGE, false, 138},
+	{"customLearnedIpRanges", SCH_MESSAGE, true, 139},
 	{"customLearnedRoutePriority", SCH_INT32, false, 0},
-	{"enable", SCH_ENUM, false, 87},
+	{"enable", SCH_ENUM, false, 90},
 	{"enableIpv4", SCH_BOOL, false, 0},
 	{"enableIpv6", SCH_BOOL, false, 0},
 	{"exportPolicies", SCH_STRING, true, 0},
@@ -1984,7 +2049,7 @@ static const struct sch_field f_RouterBgpPeer[] = {
 	{"ipAddress", SCH_STRING, false, 0},
 	{"ipv4NexthopAddress", SCH_STRING, false, 0},
 	{"ipv6NexthopAddress", SCH_STRING, false, 0},
-	{"managementType", SCH_ENUM, false, 88},
+	{"managementType", SCH_ENUM, false, 91},
 	{"md5AuthenticationKeyName", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
 	{"peerAsn", SCH_UINT32, false, 0},
@@ -1997,17 +2062,17 @@ static const struct sch_field f_RouterBgpPeerBfd[] = {
 	{"minReceiveInterval", SCH_UINT32, false, 0},
 	{"minTransmitInterval", SCH_UINT32, false, 0},
 	{"multiplier", SCH_UINT32, false, 0},
-	{"sessionInitializationMode", SCH_ENUM, false, 84},
+	{"sessionInitializationMode", SCH_ENUM, false, 87},
 };
 static const struct sch_field f_RouterBgpPeerCustomLearnedIpRange[] = {
 	{"range", SCH_STRING, false, 0},
 };
 static const struct sch_field f_RouterInterface[] = {
 	{"ipRange", SCH_STRING, false, 0},
-	{"ipVersion", SCH_ENUM, false, 91},
+	{"ipVersion", SCH_ENUM, false, 94},
 	{"linkedInterconnectAttachment", SCH_STRING, false, 0},
 	{"linkedVpnTunnel", SCH_STRING, false, 0},
-	{"managementType", SCH_ENUM, false, 92},
+	{"managementType", SCH_ENUM, false, 95},
 	{"name", SCH_STRING, false, 0},
 	{"privateIpAddress", SCH_STRING, false, 0},
 	{"redundantInterface", SCH_STRING, false, 0},
@@ -2018,35 +2083,35 @@ static const struct sch_field f_RouterMd5AuthenticationKey[] = {
 	{"name", SCH_STRING, false, 0},
 };
 static const struct sch_field f_RouterNat[] = {
-	{"autoNetworkTier", SCH_ENUM, false, 95},
+	{"autoNetworkTier", SCH_ENUM, false, 98},
 	{"drainNatIps", SCH_STRING, true, 0},
 	{"enableDynamicPortAllocation", SCH_BOOL, false, 0},
 	{"enableEndpointIndependentMapping", SCH_BOOL, false, 0},
-	{"endpointTypes", SCH_ENUM, true, 96},
+	{"endpointTypes", SCH_ENUM, true, 99},
 	{"icmpIdleTimeoutSec", SCH_INT32, false, 0},
-	{"logConfig", SCH_MESSAGE, false, 138},
+	{"logConfig", SCH_MESSAGE, false, 143},
 	{"maxPortsPerVm", SCH_INT32, false, 0},
 	{"minPortsPerVm", SCH_INT32, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"nat64Subnetworks", SCH_MESSAGE, true, 142},
-	{"natIpAllocateOption", SCH_ENUM, false, 97},
+	{"nat64Subnetworks", SCH_MESSAGE, true, 147},
+	{"natIpAllocateOption", SCH_ENUM, false, 100},
 	{"natIps", SCH_STRING, true, 0},
-	{"rules", SCH_MESSAGE, true, 139},
-	{"sourceSubnetworkIpRangesToNat", SCH_ENUM, false, 99},
-	{"sourceSubnetworkIpRangesToNat64", SCH_ENUM, false, 98},
-	{"subnetworks", SCH_MESSAGE, true, 141},
+	{"rules", SCH_MESSAGE, true, 144},
+	{"sourceSubnetworkIpRangesToNat", SCH_ENUM, false, 102},
+	{"sourceSubnetworkIpRangesToNat64", SCH_ENUM, false, 101},
+	{"subnetworks", SCH_MESSAGE, true, 146},
 	{"tcpEstablishedIdleTimeoutSec", SCH_INT32, false, 0},
 	{"tcpTimeWaitTimeoutSec", SCH_INT32, false, 0},
 	{"tcpTransitoryIdleTimeoutSec", SCH_INT32, false, 0},
-	{"type", SCH_ENUM, false, 100},
+	{"type", SCH_ENUM, false, 103},
 	{"udpIdleTimeoutSec", SCH_INT32, false, 0},
 };
 static const struct sch_field f_RouterNatLogConfig[] = {
 	{"enable", SCH_BOOL, false, 0},
-	{"filter", SCH_ENUM, false, 93},
+	{"filter", SCH_ENUM, false, 96},
 };
 static const struct sch_field f_RouterNatRule[] = {
-	{"action", SCH_MESSAGE, false, 140},
+	{"action", SCH_MESSAGE, false, 145},
 	{"description", SCH_STRING, false, 0},
 	{"match", SCH_STRING, false, 0},
 	{"ruleNumber", SCH_UINT32, false, 0},
@@ -2060,7 +2125,7 @@ static const struct sch_field f_RouterNatRuleAction[] = {
 static const struct sch_field f_RouterNatSubnetworkToNat[] = {
 	{"name", SCH_STRING, false, 0},
 	{"secondaryIpRangeNames", SCH_STRING, true, 0},
-	{"sourceIpRangesToNat", SCH_ENUM, true, 94},
+	{"sourceIpRangesToNat", SCH_ENUM, true, 97},
 };
 static const struct sch_field f_RouterNatSubnetworkToNat64[] = {
 	{"name", SCH_STRING, false, 0},
@@ -2068,8 +2133,8 @@ static const struct sch_field f_RouterNatSubnetworkToNat64[] = {
 static const struct sch_field f_SSLHealthCheck[] = {
 	{"port", SCH_INT32, false, 0},
 	{"portName", SCH_STRING, false, 0},
-	{"portSpecification", SCH_ENUM, false, 101},
-	{"proxyHeader", SCH_ENUM, false, 102},
+	{"portSpecification", SCH_ENUM, false, 104},
+	{"proxyHeader", SCH_ENUM, false, 105},
 	{"request", SCH_STRING, false, 0},
 	{"response", SCH_STRING, false, 0},
 };
@@ -2077,21 +2142,21 @@ static const struct sch_field f_Scheduling[] = {
 	{"automaticRestart", SCH_BOOL, false, 0},
 	{"availabilityDomain", SCH_INT32, false, 0},
 	{"hostErrorTimeoutSeconds", SCH_INT32, false, 0},
-	{"instanceTerminationAction", SCH_ENUM, false, 104},
+	{"instanceTerminationAction", SCH_ENUM, false, 107},
 	{"localSsdRecoveryTimeout", SCH_MESSAGE, false, 45},
 	{"locationHint", SCH_STRING, false, 0},
 	{"maxRunDuration", SCH_MESSAGE, false, 45},
 	{"minNodeCpus", SCH_INT32, false, 0},
-	{"nodeAffinities", SCH_MESSAGE, true, 145},
-	{"onHostMaintenance", SCH_ENUM, false, 105},
-	{"onInstanceStopAction", SCH_MESSAGE, false, 146},
+	{"nodeAffinities", SCH_MESSAGE, true, 150},
+	{"onHostMaintenance", SCH_ENUM, false, 108},
+	{"onInstanceStopAction", SCH_MESSAGE, false, 151},
 	{"preemptible", SCH_BOOL, false, 0},
-	{"provisioningModel", SCH_ENUM, false, 106},
+	{"provisioningModel", SCH_ENUM, false, 109},
 	{"terminationTime", SCH_STRING, false, 0},
 };
 static const struct sch_field f_SchedulingNodeAffinity[] = {
 	{"key", SCH_STRING, false, 0},
-	{"operator", SCH_ENUM, false, 103},
+	{"operator", SCH_ENUM, false, 106},
 	{"values", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SchedulingOnInstanceStopAction[] = {
@@ -2108,16 +2173,16 @@ static const struct sch_field f_ServiceAccount[] = {
 };
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata[] = {
 	{"clientOperationId", SCH_STRING, false, 0},
-	{"perLocationOperations", SCH_MESSAGE, false, 151},
+	{"perLocationOperations", SCH_MESSAGE, false, 156},
 };
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadataPerLocationOperationInfo[] = {
-	{"error", SCH_MESSAGE, false, 155},
-	{"state", SCH_ENUM, false, 107},
+	{"error", SCH_MESSAGE, false, 160},
+	{"state", SCH_ENUM, false, 110},
 };
-static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue[] = {{"value", SCH_MESSAGE, false, 150}};
+static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue[] = {{"value", SCH_MESSAGE, false, 155}};
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue_AdditionalProperty[] = {
 	{"key", SCH_STRING, false, 0},
-	{"value", SCH_MESSAGE, false, 150},
+	{"value", SCH_MESSAGE, false, 155},
 };
 static const struct sch_field f_ShieldedInstanceConfig[] = {
 	{"enableIntegrityMonitoring", SCH_BOOL, false, 0},
@@ -2129,7 +2194,7 @@ static const struct sch_field f_ShieldedInstanceIntegrityPolicy[] = {
 };
 static const struct sch_field f_Status[] = {
 	{"code", SCH_INT32, false, 0},
-	{"details", SCH_MESSAGE, true, 156},
+	{"details", SCH_MESSAGE, true, 161},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Status_DetailsValueListEntry[] = {{"value", SCH_ANY, false, 0}};
@@ -2148,37 +2213,37 @@ static const struct sch_field f_Subnetwork[] = {
 	{"internalIpv6Prefix", SCH_STRING, false, 0},
 	{"ipCidrRange", SCH_STRING, false, 0},
 	{"ipCollection", SCH_STRING, false, 0},
-	{"ipv6AccessType", SCH_ENUM, false, 110},
+	{"ipv6AccessType", SCH_ENUM, false, 113},
 	{"ipv6CidrRange", SCH_STRING, false, 0},
-	{"ipv6GceEndpoint", SCH_ENUM, false, 111},
+	{"ipv6GceEndpoint", SCH_ENUM, false, 114},
 	{"kind", SCH_STRING, false, 0},
-	{"logConfig", SCH_MESSAGE, false, 159},
+	{"logConfig", SCH_MESSAGE, false, 164},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
-	{"params", SCH_MESSAGE, false, 160},
+	{"params", SCH_MESSAGE, false, 165},
 	{"privateIpGoogleAccess", SCH_BOOL, false, 0},
-	{"privateIpv6GoogleAccess", SCH_ENUM, false, 112},
-	{"purpose", SCH_ENUM, false, 113},
+	{"privateIpv6GoogleAccess", SCH_ENUM, false, 115},
+	{"purpose", SCH_ENUM, false, 116},
 	{"region", SCH_STRING, false, 0},
 	{"reservedInternalRange", SCH_STRING, false, 0},
-	{"role", SCH_ENUM, false, 114},
-	{"secondaryIpRanges", SCH_MESSAGE, true, 163},
+	{"role", SCH_ENUM, false, 117},
+	{"secondaryIpRanges", SCH_MESSAGE, true, 168},
 	{"selfLink", SCH_STRING, false, 0},
-	{"stackType", SCH_ENUM, false, 115},
-	{"state", SCH_ENUM, false, 116},
+	{"stackType", SCH_ENUM, false, 118},
+	{"state", SCH_ENUM, false, 119},
 	{"systemReservedExternalIpv6Ranges", SCH_STRING, true, 0},
 	{"systemReservedInternalIpv6Ranges", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SubnetworkLogConfig[] = {
-	{"aggregationInterval", SCH_ENUM, false, 108},
+	{"aggregationInterval", SCH_ENUM, false, 111},
 	{"enable", SCH_BOOL, false, 0},
 	{"filterExpr", SCH_STRING, false, 0},
 	{"flowSampling", SCH_DOUBLE, false, 0},
-	{"metadata", SCH_ENUM, false, 109},
+	{"metadata", SCH_ENUM, false, 112},
 	{"metadataFields", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SubnetworkParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 161},
+	{"resourceManagerTags", SCH_MESSAGE, false, 166},
 };
 static const struct sch_field f_SubnetworkParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_SubnetworkParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -2191,13 +2256,13 @@ static const struct sch_field f_SubnetworkSecondaryRange[] = {
 	{"reservedInternalRange", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Subsetting[] = {
-	{"policy", SCH_ENUM, false, 117},
+	{"policy", SCH_ENUM, false, 120},
 };
 static const struct sch_field f_TCPHealthCheck[] = {
 	{"port", SCH_INT32, false, 0},
 	{"portName", SCH_STRING, false, 0},
-	{"portSpecification", SCH_ENUM, false, 118},
-	{"proxyHeader", SCH_ENUM, false, 119},
+	{"portSpecification", SCH_ENUM, false, 121},
+	{"proxyHeader", SCH_ENUM, false, 122},
 	{"request", SCH_STRING, false, 0},
 	{"response", SCH_STRING, false, 0},
 };
@@ -2205,11 +2270,45 @@ static const struct sch_field f_Tags[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
 	{"items", SCH_STRING, true, 0},
 };
+static const struct sch_field f_TargetPool[] = {
+	{"backupPool", SCH_STRING, false, 0},
+	{"creationTimestamp", SCH_STRING, false, 0},
+	{"description", SCH_STRING, false, 0},
+	{"failoverRatio", SCH_DOUBLE, false, 0},
+	{"healthChecks", SCH_STRING, true, 0},
+	{"id", SCH_UINT64, false, 0},
+	{"instances", SCH_STRING, true, 0},
+	{"kind", SCH_STRING, false, 0},
+	{"name", SCH_STRING, false, 0},
+	{"region", SCH_STRING, false, 0},
+	{"securityPolicy", SCH_STRING, false, 0},
+	{"selfLink", SCH_STRING, false, 0},
+	{"sessionAffinity", SCH_ENUM, false, 123},
+};
+static const struct sch_field f_TargetPoolInstanceHealth[] = {
+	{"healthStatus", SCH_MESSAGE, true, 69},
+	{"kind", SCH_STRING, false, 0},
+};
+static const struct sch_field f_TargetPoolsAddHealthCheckRequest[] = {
+	{"healthChecks", SCH_MESSAGE, true, 68},
+};
+static const struct sch_field f_TargetPoolsAddInstanceRequest[] = {
+	{"instances", SCH_MESSAGE, true, 89},
+};
+static const struct sch_field f_TargetPoolsRemoveHealthCheckRequest[] = {
+	{"healthChecks", SCH_MESSAGE, true, 68},
+};
+static const struct sch_field f_TargetPoolsRemoveInstanceRequest[] = {
+	{"instances", SCH_MESSAGE, true, 89},
+};
+static const struct sch_field f_TargetReference[] = {
+	{"target", SCH_STRING, false, 0},
+};
 static const struct sch_field f_TargetTcpProxiesSetBackendServiceRequest[] = {
 	{"service", SCH_STRING, false, 0},
 };
 static const struct sch_field f_TargetTcpProxiesSetProxyHeaderRequest[] = {
-	{"proxyHeader", SCH_ENUM, false, 120},
+	{"proxyHeader", SCH_ENUM, false, 124},
 };
 static const struct sch_field f_TargetTcpProxy[] = {
 	{"creationTimestamp", SCH_STRING, false, 0},
@@ -2218,7 +2317,7 @@ static const struct sch_field f_TargetTcpProxy[] = {
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
 	{"proxyBind", SCH_BOOL, false, 0},
-	{"proxyHeader", SCH_ENUM, false, 121},
+	{"proxyHeader", SCH_ENUM, false, 125},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
 	{"service", SCH_STRING, false, 0},
@@ -2226,8 +2325,8 @@ static const struct sch_field f_TargetTcpProxy[] = {
 static const struct sch_field f_UpcomingMaintenance[] = {
 	{"canReschedule", SCH_BOOL, false, 0},
 	{"latestWindowStartTime", SCH_STRING, false, 0},
-	{"maintenanceStatus", SCH_ENUM, false, 122},
-	{"type", SCH_ENUM, false, 123},
+	{"maintenanceStatus", SCH_ENUM, false, 126},
+	{"type", SCH_ENUM, false, 127},
 	{"windowEndTime", SCH_STRING, false, 0},
 	{"windowStartTime", SCH_STRING, false, 0},
 };
@@ -2245,7 +2344,7 @@ static const struct sch_field f_Zone[] = {
 	{"name", SCH_STRING, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
-	{"status", SCH_ENUM, false, 124},
+	{"status", SCH_ENUM, false, 128},
 	{"supportsPzs", SCH_BOOL, false, 0},
 };
 
@@ -2318,8 +2417,13 @@ const struct sch_message sch_messages[] = {
 	{"HTTPSHealthCheck", f_HTTPSHealthCheck, 7, false},
 	{"HealthCheck", f_HealthCheck, 20, false},
 	{"HealthCheckLogConfig", f_HealthCheckLogConfig, 1, false},
+	{"HealthCheckReference", f_HealthCheckReference, 1, false},
+	{"HealthStatus", f_HealthStatus, 11, false},
+	{"HealthStatus_AnnotationsValue", f_HealthStatus_AnnotationsValue, 1, true},
+	{"HealthStatus_AnnotationsValue_AdditionalProperty", f_HealthStatus_AnnotationsValue_AdditionalProperty, 2, false},
 	{"Help", f_Help, 1, false},
 	{"HelpLink", f_HelpLink, 2, false},
+	{"HttpHealthCheck", f_HttpHealthCheck, 13, false},
 	{"Image", f_Image, 34, false},
 	{"Image_LabelsValue", f_Image_LabelsValue, 1, true},
 	{"Image_LabelsValue_AdditionalProperty", f_Image_LabelsValue_AdditionalProperty, 2, false},
@@ -2417,6 +2521,13 @@ const struct sch_message sch_messages[] = {
 	{"Subsetting", f_Subsetting, 1, false},
 	{"TCPHealthCheck", f_TCPHealthCheck, 6, false},
 	{"Tags", f_Tags, 2, false},
+	{"TargetPool", f_TargetPool, 13, false},
+	{"TargetPoolInstanceHealth", f_TargetPoolInstanceHealth, 2, false},
+	{"TargetPoolsAddHealthCheckRequest", f_TargetPoolsAddHealthCheckRequest, 1, false},
+	{"TargetPoolsAddInstanceRequest", f_TargetPoolsAddInstanceRequest, 1, false},
+	{"TargetPoolsRemoveHealthCheckRequest", f_TargetPoolsRemoveHealthCheckRequest, 1, false},
+	{"TargetPoolsRemoveInstanceRequest", f_TargetPoolsRemoveInstanceRequest, 1, false},
+	{"TargetReference", f_TargetReference, 1, false},
 	{"TargetTcpProxiesSetBackendServiceRequest", f_TargetTcpProxiesSetBackendServiceRequest, 1, false},
 	{"TargetTcpProxiesSetProxyHeaderRequest", f_TargetTcpProxiesSetProxyHeaderRequest, 1, false},
 	{"TargetTcpProxy", f_TargetTcpProxy, 10, false},
@@ -2425,5 +2536,5 @@ const struct sch_message sch_messages[] = {
 	{"Zone", f_Zone, 11, false},
 };
 
-const unsigned sch_nmessages = 173;
+const unsigned sch_nmessages = 185;
 /* clang-format on */

@@ -26,6 +26,11 @@ ROOTS = [
     # plan/up/down: Cloud Router and NAT, TCP proxies, backend health.
     "Router", "TargetTcpProxy", "TargetTcpProxiesSetBackendServiceRequest",
     "TargetTcpProxiesSetProxyHeaderRequest", "ResourceGroupReference",
+    # The CCM's external load balancers: target pools and legacy HTTP health checks.
+    "TargetPool", "HttpHealthCheck", "TargetPoolsAddInstanceRequest",
+    "TargetPoolsRemoveInstanceRequest", "TargetPoolsAddHealthCheckRequest",
+    "TargetPoolsRemoveHealthCheckRequest", "InstanceReference", "TargetReference",
+    "TargetPoolInstanceHealth",
     # instances.setLabels and setTags (plan/up update labels and tags in place).
     "InstancesSetLabelsRequest", "Tags",
 ]

@@ -8,6 +8,8 @@
  *   path        exact URL path (no query), or
  *   pathPrefix  any path starting with it
  *   port        "cloud", "kube" or absent for both
+ *   userAgent   only requests whose User-Agent header contains this text (the emulated
+ *               CCM's own calls carry "gcp-cloud-controller-manager", kube/ccm_services.c)
  *   status      HTTP status to answer with (Google's error shape on the cloud port, a
  *               Kubernetes Status on the kube port); absent: the request goes on to its
  *               handler after the delay
@@ -37,6 +39,7 @@
 struct fault {
 	long id;
 	char *method, *path, *prefix, *reason, *message, *retry_after, *body, *content_type;
+	char *user_agent;
 	int port; /* -1 both */
 	unsigned status;
 	uint64_t delay_ms;
@@ -85,6 +88,7 @@ static void fault_free(struct fault *ft)
 	free(ft->method);
 	free(ft->path);
 	free(ft->prefix);
+	free(ft->user_agent);
 	free(ft->reason);
 	free(ft->message);
 	free(ft->retry_after);
@@ -137,6 +141,8 @@ static json_t *fault_json(const struct fault *ft)
 		json_object_set_new(j, "pathPrefix", json_string(ft->prefix));
 	if (ft->port >= 0)
 		json_object_set_new(j, "port", json_string(ft->port ? "kube" : "cloud"));
+	if (ft->user_agent)
+		json_object_set_new(j, "userAgent", json_string(ft->user_agent));
 	if (ft->status)
 		json_object_set_new(j, "status", json_integer(ft->status));
 	if (ft->reason)
@@ -166,10 +172,11 @@ static json_t *fault_json(const struct fault *ft)
 
 static bool known_key(const char *k)
 {
-	static const char *const keys[] = {"method",  "path",   "pathPrefix",  "port",
-					   "status",  "reason", "message",     "retryAfter",
-					   "delayMs", "hang",   "reset",       "skip",
-					   "count",   "body",   "contentType", "changeFingerprint"};
+	static const char *const keys[] = {"method",   "path",   "pathPrefix",  "port",
+					   "status",   "reason", "message",     "retryAfter",
+					   "delayMs",  "hang",   "reset",       "skip",
+					   "count",    "body",   "contentType", "changeFingerprint",
+					   "userAgent"};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(k, keys[i]) == 0)
@@ -238,6 +245,10 @@ json_t *emu_faults_add(struct emu *emu, const json_t *spec, char *err, size_t er
 		snprintf(err, errlen, "contentType is a string");
 		return NULL;
 	}
+	if (json_object_get(spec, "userAgent") && !jstr(spec, "userAgent")) {
+		snprintf(err, errlen, "userAgent is a string");
+		return NULL;
+	}
 	ft = calloc(1, sizeof(*ft));
 	if (!ft) {
 		snprintf(err, errlen, "out of memory");
@@ -247,6 +258,7 @@ json_t *emu_faults_add(struct emu *emu, const json_t *spec, char *err, size_t er
 	ft->method = dup_opt(spec, "method");
 	ft->path = dup_opt(spec, "path");
 	ft->prefix = dup_opt(spec, "pathPrefix");
+	ft->user_agent = dup_opt(spec, "userAgent");
 	ft->reason = dup_opt(spec, "reason");
 	ft->message = dup_opt(spec, "message");
 	if (json_is_integer(ra))
@@ -360,6 +372,12 @@ static bool matches(const struct fault *ft, const struct emu_request *req)
 		return false;
 	if (ft->method && strcmp(ft->method, req->method) != 0)
 		return false;
+	if (ft->user_agent) {
+		const char *ua = emu_request_header(req, "User-Agent");
+
+		if (!ua || !strstr(ua, ft->user_agent))
+			return false;
+	}
 	if (ft->path)
 		return strcmp(ft->path, req->path) == 0;
 	return strncmp(ft->prefix, req->path, strlen(ft->prefix)) == 0;

@@ -101,10 +101,10 @@ static void sub_release(struct emu_subreq *s)
 	free(s);
 }
 
-struct emu_request *emu_subreq_new(struct emu_request *outer, const char *method,
-				   const char *target, const char *const *headers, size_t nheaders,
-				   const char *body, size_t body_len, emu_subreq_done_fn done,
-				   void *arg)
+static struct emu_request *sub_new(struct emu *emu, struct emu_request *outer, enum emu_port port,
+				   const char *method, const char *target,
+				   const char *const *headers, size_t nheaders, const char *body,
+				   size_t body_len, emu_subreq_done_fn done, void *arg)
 {
 	struct emu_request *req = calloc(1, sizeof(*req));
 	struct emu_subreq *s = calloc(1, sizeof(*s));
@@ -137,8 +137,8 @@ struct emu_request *emu_subreq_new(struct emu_request *outer, const char *method
 	memcpy(req->body, body, body_len);
 	req->body[body_len] = '\0';
 	req->body_len = body_len;
-	req->emu = outer->emu;
-	req->port = outer->port;
+	req->emu = emu;
+	req->port = port;
 	req->method = s->method;
 	req->path = s->path;
 	req->sub = s;
@@ -149,6 +149,24 @@ fail:
 		free(req->body);
 	free(req);
 	return NULL;
+}
+
+struct emu_request *emu_subreq_new(struct emu_request *outer, const char *method,
+				   const char *target, const char *const *headers, size_t nheaders,
+				   const char *body, size_t body_len, emu_subreq_done_fn done,
+				   void *arg)
+{
+	return sub_new(outer->emu, outer, outer->port, method, target, headers, nheaders, body,
+		       body_len, done, arg);
+}
+
+struct emu_request *emu_subreq_new_internal(struct emu *emu, const char *method, const char *target,
+					    const char *const *headers, size_t nheaders,
+					    const char *body, size_t body_len,
+					    emu_subreq_done_fn done, void *arg)
+{
+	return sub_new(emu, NULL, EMU_PORT_CLOUD, method, target, headers, nheaders, body, body_len,
+		       done, arg);
 }
 
 /* The end of a handler's turn: a request left without a reply gets one, as httpd does. */
@@ -197,7 +215,7 @@ const char *emu_subreq_header(const struct emu_request *req, const char *name)
 	 * Content-Type, apply to every request in the batch"
 	 * (https://cloud.google.com/compute/docs/api/how-tos/batch).
 	 */
-	if (strncasecmp(name, "Content-", 8) == 0)
+	if (!s->outer || strncasecmp(name, "Content-", 8) == 0)
 		return NULL;
 	return emu_request_header(s->outer, name);
 }

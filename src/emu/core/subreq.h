@@ -27,6 +27,15 @@ struct emu_request *emu_subreq_new(struct emu_request *outer, const char *method
 				   const char *target, const char *const *headers, size_t nheaders,
 				   const char *body, size_t body_len, emu_subreq_done_fn done,
 				   void *arg);
+/*
+ * A sub-request no outer request carries: a call the emulator makes itself on the cloud port
+ * (the emulated CCM's Compute calls, kube/ccm_services.c), through the same faults,
+ * --require-auth and handlers. It has only its own headers.
+ */
+struct emu_request *emu_subreq_new_internal(struct emu *emu, const char *method, const char *target,
+					    const char *const *headers, size_t nheaders,
+					    const char *body, size_t body_len,
+					    emu_subreq_done_fn done, void *arg);
 /* Runs it as the server runs a request: counted, faults, then the handlers. */
 void emu_subreq_run(struct emu_request *sub);
 /* Its reply once done(): status (0 when it asked for a reset), type, body, extra headers. */

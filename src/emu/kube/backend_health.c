@@ -7,7 +7,9 @@
  *     (label node-role.kubernetes.io/control-plane, condition Ready=True);
  *   - any other port: healthy while the Node is Ready and a Service of type NodePort or
  *     LoadBalancer exposes that port as a nodePort (kube-proxy, or Cilium's replacement,
- *     listens for it on every node), as design note §3's NodePort ingress relies on.
+ *     listens for it on every node), as design note §3's NodePort ingress relies on;
+ *   - kube-proxy's 10256 and a Service's healthCheckNodePort, which the CCM's load balancers
+ *     check: as emu_kube_lb_healthy (ccm_services.c) says.
  *
  * A Node belongs to an instance by spec.providerID gce://PROJECT/ZONE/NAME, else by name.
  */
@@ -79,6 +81,8 @@ bool emu_kube_backend_healthy(struct emu *emu, const char *zone, const char *ins
 
 	if (!k || !port)
 		return false;
+	if (emu_kube_lb_healthy(emu, zone, instance, port, "/healthz"))
+		return true;
 	node = instance_node(k, zone, instance);
 	if (!node)
 		return false;

@@ -106,6 +106,7 @@ struct kube_ctrl {
 	json_t *failures; /* node name -> failed attempts */
 	long reconcile_timer;
 	struct kube_workloads *workloads; /* pods and their controllers (workloads.c) */
+	struct ccm *ccm;                  /* the CCM's service controller (ccm_services.c) */
 	/* RangeAllocator */
 	bool range_ready;
 	struct cidr cluster;
@@ -1418,6 +1419,8 @@ void kube_ctrl_on_event(struct emu_kube *k, const struct kube_event *ev)
 
 	if (c && c->workloads)
 		kube_workloads_on_event(c->workloads, ev);
+	if (c && c->ccm)
+		kube_ccm_on_event(c->ccm, ev);
 	if (!c || strcmp(ev->res->def.resource, "nodes") || ev->res->def.group[0])
 		return;
 	name = kobj_name(ev->obj);
@@ -1585,8 +1588,9 @@ int kube_ctrl_init(struct emu_kube *k)
 	c->failures = json_object();
 	k->ctrl = c;
 	c->workloads = kube_workloads_new(k);
+	c->ccm = kube_ccm_new(k);
 	if (!c->index || !c->by_name || !c->subnets_tried || !c->queue || !c->delayed ||
-	    !c->failures || !c->workloads)
+	    !c->failures || !c->workloads || !c->ccm)
 		return -ENOMEM;
 	/* At the first turn of the loop (both states loaded): the running instances' kubelets. */
 	schedule_reconcile(c);
@@ -1626,6 +1630,7 @@ void kube_ctrl_free(struct emu_kube *k)
 	if (c->reconcile_timer)
 		emu_timer_cancel(k->emu, c->reconcile_timer);
 	kube_workloads_free(c->workloads);
+	kube_ccm_free(c->ccm);
 	free(c->inst);
 	json_decref(c->index);
 	json_decref(c->by_name);
@@ -1668,6 +1673,7 @@ void kube_ctrl_load(struct emu_kube *k, const json_t *state)
 	for (i = 0; i < c->ninst; i++)
 		c->inst[i]->status[0] = '\0';
 	kube_workloads_reset(c->workloads);
+	kube_ccm_reset(c->ccm);
 	if (!k->emu->opt.cluster_cidr) {
 		struct cidr x;
 		k->cluster_cidr[0] = '\0';

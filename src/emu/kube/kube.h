@@ -539,6 +539,14 @@ bool kube_pod_ready(const json_t *pod);
 /* kube/eviction.c: POST .../pods/NAME/eviction. 1 when the path was its own (answered). */
 int kube_eviction_handle(struct emu_kube *k, struct emu_request *req);
 
+/* kube/ccm_services.c: the CCM's service controller (kube/ccm.h), fed every stored event. */
+struct ccm;
+struct ccm *kube_ccm_new(struct emu_kube *k);
+void kube_ccm_free(struct ccm *c);
+void kube_ccm_on_event(struct ccm *c, const struct kube_event *ev);
+/* After a state load: forget everything, look at every Service again. */
+void kube_ccm_reset(struct ccm *c);
+
 /* kube/controllers.c */
 int kube_ctrl_init(struct emu_kube *k);
 void kube_ctrl_free(struct emu_kube *k);
