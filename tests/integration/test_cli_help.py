@@ -80,7 +80,7 @@ class HelpTest(unittest.TestCase):
                     self.assertTrue(desc, f"{flags}: no help text")
                     # Every value flag shows its placeholder (upper case, or a|b values).
                     if arg:
-                        self.assertRegex(arg, r"^[A-Z][A-Z0-9_:|.,\[\]]*$|^[a-z]+(\|[a-z]+)+$", flags)
+                        self.assertRegex(arg, r"^[A-Z][A-Z0-9_:/|.,\[\]]*$|^[a-z]+(\|[a-z]+)+$", flags)
                 # The API options come after the command's, as their own group.
                 groups = [r[0] for r in rows]
                 self.assertEqual(groups, sorted(groups, key=lambda g: g == "API"))

@@ -14,6 +14,7 @@ import unittest
 
 from emu import TALOS_GCP, Emu
 from provision import Prov, mutations
+import schema
 
 FAST = ["--kubelet-delay", "50ms", "--ccm-delay", "20ms"]
 P = "projects/demo-project"
@@ -103,6 +104,7 @@ class Expose(unittest.TestCase):
         r = self.expose("--service", "default/one", "-o", "json")
         self.assertEqual(r.returncode, 0, r.stderr)
         doc = json.loads(r.stdout)
+        schema.validate("expose", doc)
         self.assertEqual((doc["service"], doc["port"], doc["nodePort"], doc["changes"], doc["changed"]),
                          ("default/one", 80, 31001, [], False))
         self.assertEqual(self.mutating(), before, "nothing to change, nothing changed")
@@ -140,7 +142,9 @@ class Expose(unittest.TestCase):
         def line(timeout=15):
             r, _, _ = select.select([proc.stdout], [], [], timeout)
             self.assertTrue(r, "expose --watch printed nothing")
-            return json.loads(proc.stdout.readline())
+            doc = json.loads(proc.stdout.readline())
+            schema.validate("expose", doc)
+            return doc
         self.assertEqual(line()["nodePort"], 31003)
         self.assertTrue(self.points_at(31003))
         # Both faults fired: the watch is established now.
