@@ -174,6 +174,11 @@ void emu_state_changed(struct emu *emu)
 	(void)emu;
 }
 
+void emu_dataplane_changed(struct emu *emu)
+{
+	(void)emu; /* no data plane in the harnesses */
+}
+
 /* ---- Compute: one Talos instance with an alias, and its subnetwork ---- */
 static json_t *instance, *dump;
 

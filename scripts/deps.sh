@@ -8,6 +8,7 @@ packages=(
   libcurl4-openssl-dev libjansson-dev libyajl-dev libyaml-dev libmnl-dev libmicrohttpd-dev
   libssl-dev libgnutls28-dev libcmocka-dev
   python3 python3-yaml iproute2 curl ca-certificates binutils file
+  libnftables-dev nftables haproxy
 )
 
 missing=()

@@ -26,6 +26,7 @@ struct emu_compute;
 struct emu_kube;
 struct emu_auth;
 struct emu_faults;
+struct emu_dataplane;
 
 enum emu_ccm_allocator {
 	EMU_CCM_CLOUD = 0, /* CloudAllocator: podCIDR copied from nic0 aliasIpRanges[0] */
@@ -51,8 +52,10 @@ struct emu_options {
 	const char
 	    *serviceaccount_out;  /* kube.c: in-cluster token, ca.crt and namespace in a dir */
 	const char *cluster_cidr; /* kube: RangeAllocator's --cluster-cidr (NULL: the pods range) */
-	uint64_t kubelet_delay_ms; /* kube: kubelet (re-)registration delay */
-	uint64_t ccm_delay_ms;     /* kube: CCM reaction delay (init, IPAM, lifecycle) */
+	uint64_t kubelet_delay_ms;    /* kube: kubelet (re-)registration delay */
+	uint64_t ccm_delay_ms;        /* kube: CCM reaction delay (init, IPAM, lifecycle) */
+	bool dataplane;               /* dataplane/: the state materialised in network namespaces */
+	const char *dataplane_prefix; /* dataplane/: namespace name prefix (default "tgemu") */
 };
 
 struct emu {
@@ -61,6 +64,7 @@ struct emu {
 	struct emu_kube *kube;
 	struct emu_auth *auth;
 	struct emu_faults *faults;
+	struct emu_dataplane *dataplane; /* NULL without --dataplane */
 	bool state_dirty;
 	uint64_t requests_total; /* every request either daemon answered */
 	char cloud_url[80];      /* "http://127.0.0.1:PORT" once bound */
@@ -80,6 +84,14 @@ typedef void (*emu_timer_fn)(struct emu *emu, void *arg);
 /* Runs fn(arg) on the loop after delay_ms. Returns a timer id (> 0) or -errno. */
 long emu_timer_add(struct emu *emu, uint64_t delay_ms, emu_timer_fn fn, void *arg);
 void emu_timer_cancel(struct emu *emu, long id);
+
+/* ---- file descriptors (loop.c): fn(fd, epoll events) runs on the loop when fd is ready ---- */
+typedef void (*emu_fd_fn)(struct emu *emu, int fd, uint32_t events, void *arg);
+/* events: EPOLLIN, EPOLLOUT, ... (level-triggered). 0 or -errno. */
+int emu_fd_watch(struct emu *emu, int fd, uint32_t events, emu_fd_fn fn, void *arg);
+int emu_fd_modify(struct emu *emu, int fd, uint32_t events);
+/* Before closing fd. Safe from inside a callback (also for other fds of the same batch). */
+void emu_fd_unwatch(struct emu *emu, int fd);
 
 /* Marks the state as changed: --state FILE is rewritten (atomically) shortly after. */
 void emu_state_changed(struct emu *emu);
@@ -197,5 +209,28 @@ void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *na
 			       const json_t *instance);
 /* Borrowed reference to an instance, or NULL. For the emulated CCM and kubelet. */
 const json_t *emu_compute_instance(struct emu *emu, const char *zone, const char *name);
+/* Borrowed reference to the Node of that name as the API serves it, or NULL (data plane). */
+const json_t *emu_kube_node(struct emu *emu, const char *name);
+/* Does the emulated cluster run this Talos instance as a control-plane node (kubelet's rule)? */
+bool emu_kube_instance_control_plane(const json_t *instance, const char *name);
+
+/*
+ * dataplane/ (--dataplane): the emulated state as network namespaces (docs/emulator.md).
+ * start: after the ports are bound (removes what an earlier run left first); stop: removes
+ * every namespace it made. changed: any Compute or Kubernetes change; the data plane follows
+ * on the next loop turn (a no-op without --dataplane, so modules call it freely).
+ */
+int emu_dataplane_start(struct emu *emu);
+void emu_dataplane_stop(struct emu *emu);
+void emu_dataplane_changed(struct emu *emu);
+/*
+ * The health of an instance behind a backend service or target pool (URLs) as the data
+ * plane's probes see it: 1 with *healthy set, or 0 when the data plane does not probe it
+ * (not running, or no health check): the caller's model answers then.
+ */
+int emu_dataplane_health(struct emu *emu, const char *service_url, const char *instance_url,
+			 bool *healthy);
+/* /_emu/dataplane...: the data plane's namespaces and controls (control.c dispatches). */
+int emu_dataplane_control(struct emu_request *req);
 
 #endif

@@ -2,6 +2,7 @@
 /* talos-gcp-emu: flags, module start-up, the ready line, the loop. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,9 @@ static const char usage[] =
     "  --operation-wait-max DUR    longest operations/wait answer (default 2m, as GCP)\n"
     "  --require-auth              refuse Compute requests without a valid access token\n"
     "  --state FILE                load the state from FILE and keep it there (atomic writes)\n"
+    "  --dataplane                 materialise the state as network namespaces (root; see\n"
+    "                              docs/emulator.md): PREFIX-vpc, PREFIX-internet, PREFIX-INSTANCE\n"
+    "  --dataplane-prefix NAME     their name prefix (default tgemu; letters and digits)\n"
     "  --log-level LEVEL           error, warn, info (default) or debug\n"
     "  -v, --verbose               same as --log-level debug\n"
     "  -h, --help                  this text\n"
@@ -63,6 +67,8 @@ enum {
 	OPT_OPERATION_DELAY,
 	OPT_REQUIRE_AUTH,
 	OPT_STATE,
+	OPT_DATAPLANE,
+	OPT_DATAPLANE_PREFIX,
 	OPT_LOG_LEVEL,
 	OPT_VERSION,
 };
@@ -84,6 +90,8 @@ static const struct option long_options[] = {
     {"operation-delay", required_argument, NULL, OPT_OPERATION_DELAY},
     {"require-auth", no_argument, NULL, OPT_REQUIRE_AUTH},
     {"state", required_argument, NULL, OPT_STATE},
+    {"dataplane", no_argument, NULL, OPT_DATAPLANE},
+    {"dataplane-prefix", required_argument, NULL, OPT_DATAPLANE_PREFIX},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -216,6 +224,12 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 		case OPT_STATE:
 			o->state_path = optarg;
 			break;
+		case OPT_DATAPLANE:
+			o->dataplane = true;
+			break;
+		case OPT_DATAPLANE_PREFIX:
+			o->dataplane_prefix = optarg;
+			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &level) < 0) {
 				log_error("--log-level '%s': want error, warn, info or debug",
@@ -246,6 +260,10 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 	}
 	if (o->kubeconfig_out && !o->kube_listen) {
 		log_error("--kubeconfig-out needs --kube-listen");
+		return -EINVAL;
+	}
+	if (o->dataplane_prefix && !o->dataplane) {
+		log_error("--dataplane-prefix needs --dataplane");
 		return -EINVAL;
 	}
 	if (o->serviceaccount_out && !o->kube_listen) {
@@ -296,11 +314,21 @@ int main(int argc, char **argv)
 {
 	struct emu emu = {0};
 	struct emu_httpd *daemons[2] = {NULL, NULL};
+	sigset_t stop_signals;
 	char cloud_bound[64] = "", kube_bound[64] = "", err[256];
 	size_t ndaemons = 0;
 	int ret;
 
 	log_init("talos-gcp-emu", LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
+	/*
+	 * SIGINT/SIGTERM wait (pending) until the loop reads them from its signalfd: one that
+	 * comes during start-up (right after the ready line, or while the data plane is being
+	 * built) still ends in an orderly stop that removes what was made.
+	 */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	sigprocmask(SIG_BLOCK, &stop_signals, NULL);
 	if (parse_args(argc, argv, &emu.opt) < 0)
 		return 2;
 	if ((ret = emu_faults_init(&emu)) < 0 || (ret = emu_auth_init(&emu)) < 0 ||
@@ -343,6 +371,10 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 	}
+	if (emu_dataplane_start(&emu) < 0) {
+		ret = 2;
+		goto cleanup;
+	}
 	if (kube_bound[0])
 		printf("ready cloud=http://%s kube=https://%s\n", cloud_bound, kube_bound);
 	else
@@ -350,6 +382,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	ret = emu_loop_run(&emu, daemons, ndaemons) < 0 ? 1 : 0;
 cleanup:
+	emu_dataplane_stop(&emu);
 	for (size_t i = 0; i < ndaemons; i++)
 		emu_httpd_stop(daemons[i]);
 	emu_kube_free(&emu);

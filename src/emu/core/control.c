@@ -12,6 +12,7 @@
  *   PUT    /_emu/state                   replaces it ("compute" and/or "kube" parts)
  *   POST   /_emu/state/save              writes --state FILE now
  *   GET    /_emu/stats[?reset=true]      request counts; DELETE /_emu/stats zeroes them
+ *   *      /_emu/dataplane[/...]         the data plane (--dataplane, dataplane/dataplane.c)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -127,6 +128,7 @@ static int state_put(struct emu_request *req)
 	}
 	log_info("state replaced through /_emu/state");
 	emu_state_changed(req->emu);
+	emu_dataplane_changed(req->emu);
 	return emu_reply_json(req, 200, json_pack("{s:b}", "loaded", 1));
 }
 
@@ -176,5 +178,8 @@ int emu_control_handle(struct emu_request *req)
 		json_decref(emu_stats(emu, true));
 		return emu_reply_json(req, 200, json_pack("{s:b}", "reset", 1));
 	}
+	if (strcmp(req->path, "/_emu/dataplane") == 0 ||
+	    strncmp(req->path, "/_emu/dataplane/", 16) == 0)
+		return emu_dataplane_control(req);
 	return error(req, 404, "unknown control endpoint (see docs/emulator.md)");
 }

@@ -353,22 +353,15 @@ static int bind_listen(const char *listen_addr, char *bound, size_t bound_len, c
 	return fd;
 }
 
-int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen_addr,
-		    const struct emu_tls *tls, struct emu_httpd **out, char *bound,
-		    size_t bound_len, char *errbuf, size_t errlen)
+static int start_daemon(struct emu *emu, enum emu_port port, int fd, const struct emu_tls *tls,
+			struct emu_httpd **out)
 {
 	struct emu_httpd *h;
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	int fd;
 
-	fd = bind_listen(listen_addr, bound, bound_len, errbuf, errlen);
-	if (fd < 0)
-		return fd;
 	h = calloc(1, sizeof(*h));
-	if (!h) {
-		close(fd);
+	if (!h)
 		return -ENOMEM;
-	}
 	h->emu = emu;
 	h->port = port;
 	h->listen_fd = fd;
@@ -386,9 +379,6 @@ int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen_addr
 				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0, MHD_OPTION_END);
 	}
 	if (!h->daemon) {
-		snprintf(errbuf, errlen, "%s: cannot start the HTTP%s server", listen_addr,
-			 tls ? "S" : "");
-		close(fd);
 		free(h);
 		return -EIO;
 	}
@@ -396,13 +386,50 @@ int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen_addr
 	return 0;
 }
 
+int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen_addr,
+		    const struct emu_tls *tls, struct emu_httpd **out, char *bound,
+		    size_t bound_len, char *errbuf, size_t errlen)
+{
+	int fd, ret;
+
+	fd = bind_listen(listen_addr, bound, bound_len, errbuf, errlen);
+	if (fd < 0)
+		return fd;
+	ret = start_daemon(emu, port, fd, tls, out);
+	if (ret < 0) {
+		snprintf(errbuf, errlen, "%s: cannot start the HTTP%s server", listen_addr,
+			 tls ? "S" : "");
+		close(fd);
+	}
+	return ret;
+}
+
+int emu_httpd_start_fd(struct emu *emu, enum emu_port port, int listen_fd,
+		       const struct emu_tls *tls, struct emu_httpd **out)
+{
+	int one = 1;
+
+	setsockopt(listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return start_daemon(emu, port, listen_fd, tls, out);
+}
+
 void emu_httpd_stop(struct emu_httpd *h)
 {
 	if (!h)
 		return;
-	/* MHD closes resumed connections on stop (their on_close runs); suspended ones abort it. */
-	while (suspended_head)
-		emu_request_resume(suspended_head);
+	/*
+	 * MHD closes resumed connections on stop (their on_close runs); suspended ones abort it.
+	 * Only this daemon's: the others (a per-node API server stops while the ports serve on)
+	 * keep theirs suspended.
+	 */
+	for (struct emu_request *req = suspended_head, *next; req; req = next) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_DAEMON);
+
+		next = req->susp_next;
+		if (!ci || ci->daemon == h->daemon)
+			emu_request_resume(req);
+	}
 	MHD_stop_daemon(h->daemon);
 	close(h->listen_fd);
 	free(h);

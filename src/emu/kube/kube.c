@@ -333,3 +333,12 @@ void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *na
 	if (emu->kube)
 		kube_ctrl_instance_changed(emu->kube, zone, name, instance);
 }
+
+const json_t *emu_kube_node(struct emu *emu, const char *name)
+{
+	struct emu_kube *k = emu->kube;
+	struct kube_res *r = k ? kube_res_find(k, "", "v1", "nodes") : NULL;
+	struct kobj *o = r && name ? kube_get(r, NULL, name) : NULL;
+
+	return o ? o->obj : NULL;
+}
