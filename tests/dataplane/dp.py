@@ -217,6 +217,8 @@ class DataplaneCase(unittest.TestCase):
     def _stop(self):
         self.emu.stop()
         self.assertEqual(namespaces(self.prefix), [], "namespaces left after the emulator exited")
+        self.assertFalse(os.path.exists(f"/run/talos-gcp-emu/{self.prefix}"),
+                         "the emulator's run directory is left")
 
     # -- the emulator's view --
     def ns(self, name):

@@ -8,7 +8,9 @@
  * (deleted, stopped, rebooted) are removed, new ones are made in one batch, the VPC's routes,
  * rules and firewall follow. Health probes change routes on their own schedule (health.c).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,16 @@ static void inst_free(struct dp_inst *in)
 	free(in->url);
 	free(in->boot);
 	free(in);
+}
+
+/* Takes the instance off the network: its servers, its processes, its namespace. */
+static void inst_teardown(struct emu_dataplane *dp, struct dp_inst *in)
+{
+	dp_apiserver_stop(dp, in);
+	dp_proc_stop(in->kubeprism);
+	in->kubeprism = NULL;
+	dp_inst_destroy(dp, in);
+	inst_free(in);
 }
 
 static struct dp_inst *inst_new(const struct dp_want_inst *w)
@@ -96,8 +108,7 @@ static void reconcile(struct emu_dataplane *dp)
 
 		if (inst_gone(in, dp_model_inst(&m, in->key))) {
 			log_debug("dataplane: %s leaves the network", in->key);
-			dp_inst_destroy(dp, in);
-			inst_free(in);
+			inst_teardown(dp, in);
 		} else {
 			dp->insts[j++] = in;
 		}
@@ -146,8 +157,11 @@ static void reconcile(struct emu_dataplane *dp)
 			log_warn("dataplane: %s: cannot set the pods' range", in->key);
 		in->control_plane = w->control_plane;
 	}
+	dp_health_sync(dp, &m);
 	dp_routes_sync(dp, &m);
 	dp_firewall_sync(dp, &m);
+	dp_apiservers_sync(dp);
+	dp_kubeprism_sync(dp);
 	dp_model_free(&dp->model);
 	dp->model = m;
 	memset(&m, 0, sizeof(m));
@@ -186,21 +200,23 @@ void emu_dataplane_changed(struct emu *emu)
 int emu_dataplane_health(struct emu *emu, const char *service_url, const char *instance_url,
 			 bool *healthy)
 {
-	(void)emu;
-	(void)service_url;
-	(void)instance_url;
-	(void)healthy;
-	return 0;
+	int s = emu->dataplane && service_url && instance_url
+		    ? dp_health_state(emu->dataplane, service_url, instance_url)
+		    : -1;
+
+	if (s < 0)
+		return 0;
+	*healthy = s == 1;
+	return 1;
 }
 
 /* Removes what the data plane made: instances, then the VPC and the internet. */
 static void teardown(struct emu_dataplane *dp)
 {
-	for (size_t i = 0; i < dp->ninsts; i++) {
-		dp_inst_destroy(dp, dp->insts[i]);
-		inst_free(dp->insts[i]);
-	}
+	for (size_t i = 0; i < dp->ninsts; i++)
+		inst_teardown(dp, dp->insts[i]);
 	dp->ninsts = 0;
+	dp_health_stop(dp);
 	dp_firewall_stop(dp);
 	dp_fabric_stop(dp);
 }
@@ -219,6 +235,22 @@ static void dp_free(struct emu_dataplane *dp)
 	json_decref(dp->rule_ids);
 	dp_model_free(&dp->model);
 	free(dp);
+}
+
+/* The files of our child processes (configurations, logs): only ours live there. */
+static void rundir_clear(const char *dir, bool remove)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (d) {
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+	if (remove)
+		rmdir(dir);
 }
 
 static bool valid_prefix(const char *p)
@@ -285,9 +317,12 @@ int emu_dataplane_start(struct emu *emu)
 		log_info("dataplane: removed %d namespaces %s-* an earlier run left", left, prefix);
 	mkdir("/run/talos-gcp-emu", 0700);
 	mkdir(dp->rundir, 0700);
+	rundir_clear(dp->rundir, false);
 	ret = dp_fabric_start(dp);
 	if (ret == 0)
 		ret = dp_firewall_start(dp);
+	if (ret == 0)
+		ret = dp_health_start(dp);
 	if (ret < 0) {
 		teardown(dp);
 		dp_free(dp);
@@ -309,7 +344,7 @@ void emu_dataplane_stop(struct emu *emu)
 	if (dp->timer)
 		emu_timer_cancel(emu, dp->timer);
 	teardown(dp);
-	rmdir(dp->rundir);
+	rundir_clear(dp->rundir, true);
 	emu->dataplane = NULL;
 	dp_free(dp);
 }
@@ -331,11 +366,12 @@ static json_t *describe(struct emu_dataplane *dp)
 			snprintf(pods, sizeof(pods), "%s/%u", dp_ip_str(in->pods.lo, a),
 				 in->pods.plen);
 		json_array_append_new(
-		    insts,
-		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s*, s:b}", "name", in->name, "zone",
-			      in->zone, "namespace", in->ns, "ip", dp_ip_str(in->ip, a), "gateway",
-			      dp_ip_str(in->gw, b), "veth", in->ifname, "podCIDR",
-			      pods[0] ? pods : NULL, "controlPlane", in->control_plane));
+		    insts, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s*, s:b, s:b, s:b}", "name",
+				     in->name, "zone", in->zone, "namespace", in->ns, "ip",
+				     dp_ip_str(in->ip, a), "gateway", dp_ip_str(in->gw, b), "veth",
+				     in->ifname, "podCIDR", pods[0] ? pods : NULL, "controlPlane",
+				     in->control_plane, "apiServer", in->api != NULL, "kubePrism",
+				     in->kubeprism != NULL));
 	}
 	return json_pack("{s:s, s:{s:s, s:s}, s:s, s:o, s:I, s:I, s:f, s:b}", "prefix", dp->prefix,
 			 "namespaces", "vpc", dp->vpc_ns, "internet", dp->inet_ns, "internetClient",
@@ -343,6 +379,43 @@ static json_t *describe(struct emu_dataplane *dp)
 			 (json_int_t)dp->materialised, "reconciles", (json_int_t)dp->reconciles,
 			 "lastReconcileMs", (double)dp->last_reconcile_us / 1000.0, "pending",
 			 dp->timer != 0);
+}
+
+/* POST /_emu/dataplane/apiserver {"instance": NAME[, "zone": Z], "running": BOOL} */
+static int apiserver_post(struct emu_request *req, struct emu_dataplane *dp)
+{
+	json_t *body = req->body_len ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
+	const char *name = json_string_value(json_object_get(body, "instance"));
+	const char *zone = json_string_value(json_object_get(body, "zone"));
+	json_t *running = json_object_get(body, "running");
+	struct dp_inst *found = NULL;
+	int ret;
+
+	for (size_t i = 0; name && i < dp->ninsts; i++)
+		if (!strcmp(dp->insts[i]->name, name) &&
+		    (!zone || !strcmp(dp->insts[i]->zone, zone)))
+			found = dp->insts[i];
+	if (!name || !json_is_boolean(running)) {
+		ret =
+		    emu_reply_json(req, 400,
+				   json_pack("{s:{s:i, s:s}}", "error", "code", 400, "message",
+					     "want {\"instance\": NAME, \"running\": true|false}"));
+	} else if (!found || !found->talos || !found->control_plane) {
+		ret = emu_reply_json(
+		    req, 404,
+		    json_pack("{s:{s:i, s:s}}", "error", "code", 404, "message",
+			      "no control-plane node of that name on the data plane"));
+	} else {
+		found->api_down = !json_is_true(running);
+		dp_apiservers_sync(dp);
+		log_info("dataplane: %s: API server %s", found->ns,
+			 found->api_down ? "stopped" : "started");
+		ret = emu_reply_json(req, 200,
+				     json_pack("{s:s, s:b}", "instance", found->name, "running",
+					       found->api != NULL));
+	}
+	json_decref(body);
+	return ret;
 }
 
 int emu_dataplane_control(struct emu_request *req)
@@ -355,6 +428,11 @@ int emu_dataplane_control(struct emu_request *req)
 						"the emulator runs without --dataplane"));
 	if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/_emu/dataplane") == 0)
 		return emu_reply_json(req, 200, describe(dp));
+	if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/_emu/dataplane/apiserver") == 0)
+		return apiserver_post(req, dp);
+	if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/_emu/dataplane/health") == 0)
+		return emu_reply_json(req, 200,
+				      json_pack("{s:o}", "probes", dp_health_describe(dp)));
 	if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/_emu/dataplane/ruleset") == 0)
 		return emu_reply(req, 200, "text/plain; charset=utf-8", dp->nft_text ?: "",
 				 dp->nft_text ? strlen(dp->nft_text) : 0);

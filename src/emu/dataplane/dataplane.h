@@ -89,31 +89,33 @@ struct dp_want_inst {
 /* A health check as probes need it. */
 struct dp_hc {
 	char *url;
-	enum { DP_HC_TCP, DP_HC_HTTP, DP_HC_HTTPS, DP_HC_SSL, DP_HC_HTTP2 } type;
-	unsigned port;   /* 0: the serving port (named port or rule port) */
-	char *port_name; /* USE_NAMED_PORT */
+	enum { DP_HC_TCP, DP_HC_SSL, DP_HC_HTTP, DP_HC_HTTPS, DP_HC_HTTP2 } type;
+	unsigned port;   /* 0: not fixed (named or serving port) */
+	char *port_name; /* USE_NAMED_PORT, or the serving port's name */
+	bool serving;    /* USE_SERVING_PORT */
 	char *path, *host, *request, *response;
 	unsigned interval_ms, timeout_ms, healthy, unhealthy;
 };
 
-/* A backend of a service or pool: which instance and where probes go. */
+/* A backend of a forwarding rule: an instance (index into the model's) and where probes go. */
 struct dp_backend {
-	size_t inst;   /* index into model insts */
-	uint32_t port; /* the serving port for proxies (named port) */
+	size_t inst;
+	uint16_t port; /* the probed port (fixed, named or serving) */
 };
 
-/* A forwarding rule the data plane carries (internal or external passthrough, proxies). */
+/* A forwarding rule the data plane carries. */
 struct dp_rule {
 	char *key; /* "regions/R/NAME" or "global/NAME" */
 	char *url;
 	enum { DP_RULE_INTERNAL, DP_RULE_EXTERNAL, DP_RULE_PROXY } kind;
+	unsigned id; /* stable per run: its routing table and mark */
 	uint32_t ip;
-	unsigned net;         /* internal rules: the network */
-	char proto[8];        /* "tcp", "udp", ... ("" all) */
-	uint16_t ports[5][2]; /* [lo, hi]; nports 0: all ports */
+	unsigned net;
+	char proto[8];        /* "tcp", "udp", ... ("": every protocol) */
+	uint16_t ports[5][2]; /* [lo, hi]; nports 0: every port */
 	size_t nports;
-	char *service_url; /* backend service or target pool */
-	struct dp_hc *hc;  /* borrowed from the model, NULL: every backend counts as healthy */
+	char *service_url; /* the backend service (or target pool) health is kept for */
+	ssize_t hc;        /* index into the model's hcs, -1: none */
 	struct dp_backend *backends;
 	size_t nbackends;
 };
@@ -156,8 +158,8 @@ struct dp_inst {
 	char *boot;
 	bool talos, control_plane;
 	struct dp_apiserver *api;
+	bool api_down; /* stopped through /_emu/dataplane/apiserver */
 	struct dp_proc *kubeprism;
-	bool keep; /* reconcile mark */
 };
 
 struct emu_dataplane {
@@ -264,6 +266,21 @@ struct dp_inst *dp_inst_find(struct emu_dataplane *dp, const char *key);
 int dp_firewall_start(struct emu_dataplane *dp);
 void dp_firewall_stop(struct emu_dataplane *dp);
 int dp_firewall_sync(struct emu_dataplane *dp, const struct dp_model *m);
+
+/* ---- health checks (health.c) ---- */
+int dp_health_start(struct emu_dataplane *dp);
+void dp_health_stop(struct emu_dataplane *dp);
+/* Probes for every backend of every rule with a health check; the others stop. */
+int dp_health_sync(struct emu_dataplane *dp, const struct dp_model *m);
+/* 1 healthy, 0 unhealthy, -1 not probed. */
+int dp_health_state(struct emu_dataplane *dp, const char *service_url, const char *instance_url);
+json_t *dp_health_describe(struct emu_dataplane *dp);
+
+/* ---- control-plane API servers (apiserver.c), processes (proc.c) ---- */
+void dp_apiservers_sync(struct emu_dataplane *dp);
+void dp_apiserver_stop(struct emu_dataplane *dp, struct dp_inst *in);
+void dp_kubeprism_sync(struct emu_dataplane *dp);
+void dp_proc_stop(struct dp_proc *p);
 
 /* ---- helpers ---- */
 const char *dp_ip_str(uint32_t ip, char *buf); /* buf >= 16 */

@@ -453,6 +453,13 @@ static int rule_add(struct rule_set *s, uint32_t prio, const char *iif, uint32_t
 static const struct dp_range private_ranges[] = {
     {0x0a000000u, 8}, {0xac100000u, 12}, {0xc0a80000u, 16}, {0x64400000u, 10}};
 
+static bool backend_healthy(struct emu_dataplane *dp, const struct dp_rule *lb,
+			    const struct dp_want_inst *w)
+{
+	/* Without a health check every backend counts as healthy. */
+	return lb->hc < 0 || dp_health_state(dp, lb->service_url, w->url) == 1;
+}
+
 static int desired(struct emu_dataplane *dp, const struct dp_model *m, struct route_set *rs,
 		   struct rule_set *ru)
 {
@@ -484,6 +491,51 @@ static int desired(struct emu_dataplane *dp, const struct dp_model *m, struct ro
 		rule_add(ru, 110, NULL, DP_MARK_PROBE(in->id), DP_TABLE_HAIRPIN(in->id));
 		rule_add(ru, 200, in->ifname, 0, DP_TABLE_NET(in->net));
 	}
+	/*
+	 * Passthrough forwarding rules: the rule's address to its healthy backends (all of them
+	 * when none is healthy: "If all backends are unhealthy, the load balancer distributes new
+	 * connections among all backends", https://cloud.google.com/load-balancing/docs/internal#
+	 * traffic_distribution), destination preserved; and every backend's own packets to it
+	 * back to itself, healthy or not (the hairpin: "a backend VM ... sending to the IP of the
+	 * forwarding rule ... is always answered by itself").
+	 */
+	for (size_t i = 0; i < m->nrules; i++) {
+		const struct dp_rule *lb = &m->rules[i];
+		size_t healthy = 0;
+		struct dp_route *r;
+
+		if (lb->kind == DP_RULE_PROXY)
+			continue;
+		rule_add(ru, 120, NULL, DP_MARK_RULE(lb->id), DP_TABLE_RULE(lb->id));
+		for (size_t b = 0; b < lb->nbackends; b++)
+			healthy += backend_healthy(dp, lb, &m->insts[lb->backends[b].inst]);
+		r = route_add(rs, DP_TABLE_RULE(lb->id), lb->ip, 32, RTN_UNICAST,
+			      RT_SCOPE_UNIVERSE);
+		if (!r)
+			return -ENOMEM;
+		for (size_t b = 0; b < lb->nbackends; b++) {
+			const struct dp_want_inst *w = &m->insts[lb->backends[b].inst];
+			struct dp_inst *in = dp_inst_find(dp, w->key);
+
+			if (!in || in->nsfd < 0 || (healthy && !backend_healthy(dp, lb, w)))
+				continue;
+			if (route_nh(r, in->ip, in->ifindex) < 0)
+				ret = -ENOMEM;
+		}
+		if (!r->nnh)
+			rs->n--;
+		for (size_t b = 0; b < lb->nbackends; b++) {
+			const struct dp_want_inst *w = &m->insts[lb->backends[b].inst];
+			struct dp_inst *in = dp_inst_find(dp, w->key);
+
+			if (!in || in->nsfd < 0)
+				continue;
+			r = route_add(rs, DP_TABLE_HAIRPIN(in->id), lb->ip, 32, RTN_UNICAST,
+				      RT_SCOPE_UNIVERSE);
+			if (!r || route_nh(r, in->ip, in->ifindex) < 0)
+				ret = -ENOMEM;
+		}
+	}
 	for (unsigned n = 1; n <= dp->next_net_id; n++) {
 		struct dp_route *r;
 
@@ -501,6 +553,26 @@ static int desired(struct emu_dataplane *dp, const struct dp_model *m, struct ro
 	return ret;
 }
 
+/* Rules sharing an address share its hairpin route; one copy each (sorted input). */
+static void dedupe(struct route_set *rs, struct rule_set *ru)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < rs->n; i++) {
+		if (j && route_cmp(&rs->r[j - 1], &rs->r[i]) == 0) {
+			free(rs->r[i].nh);
+			continue;
+		}
+		rs->r[j++] = rs->r[i];
+	}
+	rs->n = j;
+	j = 0;
+	for (size_t i = 0; i < ru->n; i++)
+		if (!j || rule_cmp(&ru->r[j - 1], &ru->r[i]) != 0)
+			ru->r[j++] = ru->r[i];
+	ru->n = j;
+}
+
 int dp_routes_sync(struct emu_dataplane *dp, const struct dp_model *m)
 {
 	struct route_set rs = {0};
@@ -514,6 +586,7 @@ int dp_routes_sync(struct emu_dataplane *dp, const struct dp_model *m)
 		qsort(rs.r[k].nh, rs.r[k].nnh, sizeof(struct dp_nh), nh_cmp);
 	qsort(rs.r, rs.n, sizeof(*rs.r), route_cmp);
 	qsort(ru.r, ru.n, sizeof(*ru.r), rule_cmp);
+	dedupe(&rs, &ru);
 	/* Routes: deletions, additions and replacements in one batch. */
 	while (i < dp->nroutes || j < rs.n) {
 		int c = i == dp->nroutes ? 1 : j == rs.n ? -1 : route_cmp(&dp->routes[i], &rs.r[j]);

@@ -364,9 +364,8 @@ static char *ruleset(struct emu_dataplane *dp, const struct dp_model *m)
 		"accept;\n");
 	for (size_t r = 0; r < m->nrules; r++) {
 		const struct dp_rule *ru = &m->rules[r];
-		unsigned rid = (unsigned)json_integer_value(json_object_get(dp->rule_ids, ru->key));
 
-		if (ru->kind == DP_RULE_PROXY || !rid)
+		if (ru->kind == DP_RULE_PROXY)
 			continue;
 		put(&t, "\t\tip daddr %s ", dp_ip_str(ru->ip, a));
 		if (ru->proto[0])
@@ -382,7 +381,7 @@ static char *ruleset(struct emu_dataplane *dp, const struct dp_model *m)
 			}
 			put(&t, " } ");
 		}
-		put(&t, "meta mark set %#x\n", DP_MARK_RULE(rid));
+		put(&t, "meta mark set %#x\n", DP_MARK_RULE(ru->id));
 	}
 	put(&t, "\t}\n");
 	/* External IPs of instances: one-to-one NAT (accessConfigs ONE_TO_ONE_NAT). */

@@ -298,6 +298,282 @@ static int model_firewalls(struct emu_dataplane *dp, struct compute *c, struct d
 	return 0;
 }
 
+/* ---- forwarding rules, backend services, health checks ---- */
+
+/* The item a reference (URL, partial path) names, when it exists. */
+static struct item *ref_item(struct compute *c, const char *ref, const char *collection,
+			     const char *default_scope)
+{
+	char scope[96], name[128];
+	struct coll *co = compute_coll(c, collection);
+	struct item *it;
+
+	if (!ref || !co ||
+	    compute_parse_ref(c, ref, collection, default_scope, scope, sizeof(scope), name,
+			      sizeof(name)) < 0)
+		return NULL;
+	it = coll_find(co, scope, name);
+	return it && !it->pending ? it : NULL;
+}
+
+static char *dupstr(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/*
+ * A health check's probe parameters. Defaults as documented
+ * (https://cloud.google.com/load-balancing/docs/health-check-concepts): port 80 for TCP and
+ * HTTP, 443 for SSL, HTTPS and HTTP2; requestPath "/"; the API fills the timing fields.
+ */
+static ssize_t model_hc(struct dp_model *m, const struct item *hc)
+{
+	static const struct {
+		const char *type, *field;
+		int kind;
+		unsigned port;
+	} types[] = {{"TCP", "tcpHealthCheck", DP_HC_TCP, 80},
+		     {"SSL", "sslHealthCheck", DP_HC_SSL, 443},
+		     {"HTTP", "httpHealthCheck", DP_HC_HTTP, 80},
+		     {"HTTPS", "httpsHealthCheck", DP_HC_HTTPS, 443},
+		     {"HTTP2", "http2HealthCheck", DP_HC_HTTP2, 443}};
+	const char *url = jstr(hc->res, "selfLink") ?: "", *type = jstr(hc->res, "type") ?: "";
+	const char *spec;
+	struct dp_hc *h, *n;
+	json_t *sub = NULL;
+	size_t t;
+
+	for (size_t i = 0; i < m->nhcs; i++)
+		if (strcmp(m->hcs[i].url, url) == 0)
+			return (ssize_t)i;
+	for (t = 0; t < sizeof(types) / sizeof(types[0]); t++)
+		if (strcmp(types[t].type, type) == 0)
+			break;
+	if (t == sizeof(types) / sizeof(types[0]))
+		return -1; /* GRPC: not probed */
+	sub = json_object_get(hc->res, types[t].field);
+	n = realloc(m->hcs, (m->nhcs + 1) * sizeof(*n));
+	if (!n)
+		return -1;
+	m->hcs = n;
+	h = &m->hcs[m->nhcs];
+	memset(h, 0, sizeof(*h));
+	h->url = strdup(url);
+	h->type = types[t].kind;
+	spec = jstr(sub, "portSpecification") ?: "";
+	if (!strcmp(spec, "USE_SERVING_PORT")) {
+		h->serving = true;
+	} else if (!strcmp(spec, "USE_NAMED_PORT") ||
+		   (!json_integer_value(json_object_get(sub, "port")) && jstr(sub, "portName"))) {
+		h->port_name = dupstr(jstr(sub, "portName"));
+	} else {
+		json_int_t p = json_integer_value(json_object_get(sub, "port"));
+
+		h->port = p > 0 && p < 65536 ? (unsigned)p : types[t].port;
+	}
+	h->path = strdup(jstr(sub, "requestPath") ?: "/");
+	h->host = dupstr(jstr(sub, "host"));
+	h->request = dupstr(jstr(sub, "request"));
+	h->response = dupstr(jstr(sub, "response"));
+	h->interval_ms =
+	    1000u * (unsigned)json_integer_value(json_object_get(hc->res, "checkIntervalSec"));
+	h->timeout_ms =
+	    1000u * (unsigned)json_integer_value(json_object_get(hc->res, "timeoutSec"));
+	h->healthy = (unsigned)json_integer_value(json_object_get(hc->res, "healthyThreshold"));
+	h->unhealthy = (unsigned)json_integer_value(json_object_get(hc->res, "unhealthyThreshold"));
+	if (!h->interval_ms)
+		h->interval_ms = 5000;
+	if (!h->timeout_ms || h->timeout_ms > h->interval_ms)
+		h->timeout_ms = h->interval_ms;
+	if (!h->healthy)
+		h->healthy = 2;
+	if (!h->unhealthy)
+		h->unhealthy = 2;
+	if (!h->url || !h->path)
+		return -1;
+	return (ssize_t)m->nhcs++;
+}
+
+static unsigned named_port(const struct item *group, const char *name)
+{
+	json_t *np;
+	size_t i;
+
+	json_array_foreach(json_object_get(group->res, "namedPorts"), i, np)
+	{
+		if (name && strcmp(jstr(np, "name") ?: "", name) == 0)
+			return (unsigned)json_integer_value(json_object_get(np, "port"));
+	}
+	return 0;
+}
+
+static ssize_t inst_by_url(const struct dp_model *m, struct compute *c, const char *url)
+{
+	const char *rel = compute_rel(c, url);
+
+	for (size_t i = 0; i < m->ninsts; i++)
+		if (strcmp(compute_rel(c, m->insts[i].url), rel) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* The instances of a backend service's groups that are on the network, with their ports. */
+static int rule_backends(struct compute *c, struct dp_model *m, struct dp_rule *r,
+			 const struct item *bs)
+{
+	const struct dp_hc *hc = r->hc >= 0 ? &m->hcs[r->hc] : NULL;
+	json_t *b;
+	size_t i;
+
+	json_array_foreach(json_object_get(bs->res, "backends"), i, b)
+	{
+		struct item *g = ref_item(c, jstr(b, "group"), "instanceGroups", NULL);
+		char key[256];
+		json_t *url;
+		size_t j;
+		unsigned port = 0;
+
+		if (!g)
+			continue;
+		if (hc && hc->port)
+			port = hc->port;
+		else if (hc && hc->port_name)
+			port = named_port(g, hc->port_name);
+		else if (hc && hc->serving)
+			port = jstr(bs->res, "portName") ? named_port(g, jstr(bs->res, "portName"))
+							 : (r->nports ? r->ports[0][0] : 0);
+		snprintf(key, sizeof(key), "%s/%s", g->scope, g->name);
+		json_array_foreach(json_object_get(c->ig_members, key), j, url)
+		{
+			ssize_t in = inst_by_url(m, c, json_string_value(url) ?: "");
+			struct dp_backend *n;
+
+			if (in < 0)
+				continue;
+			n = realloc(r->backends, (r->nbackends + 1) * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			r->backends = n;
+			r->backends[r->nbackends++] =
+			    (struct dp_backend){(size_t)in, (uint16_t)port};
+		}
+	}
+	return 0;
+}
+
+static void rule_ports(const json_t *fr, struct dp_rule *r)
+{
+	const char *range = jstr(fr, "portRange");
+	json_t *p;
+	size_t i;
+
+	if (json_is_true(json_object_get(fr, "allPorts")))
+		return;
+	json_array_foreach(json_object_get(fr, "ports"), i, p)
+	{
+		unsigned v;
+
+		if (r->nports < 5 && json_is_string(p) &&
+		    sscanf(json_string_value(p), "%u", &v) == 1 && v && v < 65536) {
+			r->ports[r->nports][0] = r->ports[r->nports][1] = (uint16_t)v;
+			r->nports++;
+		}
+	}
+	if (range) {
+		unsigned lo, hi;
+
+		if (sscanf(range, "%u-%u", &lo, &hi) == 2 && lo && lo <= hi && hi < 65536) {
+			r->ports[0][0] = (uint16_t)lo;
+			r->ports[0][1] = (uint16_t)hi;
+			r->nports = 1;
+		} else if (sscanf(range, "%u", &lo) == 1 && lo && lo < 65536) {
+			r->ports[0][0] = r->ports[0][1] = (uint16_t)lo;
+			r->nports = 1;
+		}
+	}
+}
+
+static unsigned rule_id(struct emu_dataplane *dp, const char *key)
+{
+	json_t *v = json_object_get(dp->rule_ids, key);
+
+	if (v)
+		return (unsigned)json_integer_value(v);
+	json_object_set_new(dp->rule_ids, key, json_integer(++dp->next_rule_id));
+	return dp->next_rule_id;
+}
+
+/*
+ * Internal passthrough forwarding rules (loadBalancingScheme INTERNAL with a regional
+ * backend service): "the load balancer ... delivers packets to backends with the destination
+ * IP address of the forwarding rule preserved"
+ * (https://cloud.google.com/load-balancing/docs/internal).
+ */
+static int model_rules(struct emu_dataplane *dp, struct compute *c, struct dp_model *m)
+{
+	struct coll *co = compute_coll(c, "forwardingRules");
+
+	for (size_t i = 0; co && i < co->len; i++) {
+		const struct item *it = co->items[i];
+		const char *scheme = jstr(it->res, "loadBalancingScheme") ?: "EXTERNAL";
+		const char *proto = jstr(it->res, "IPProtocol") ?: "TCP";
+		struct item *bs, *hc;
+		struct dp_rule *r, *n;
+		char net[128];
+		int ret;
+
+		if (it->pending || strcmp(scheme, "INTERNAL") != 0)
+			continue;
+		bs = ref_item(c, jstr(it->res, "backendService"), "backendServices", it->scope);
+		if (!bs)
+			continue;
+		if (!network_name_of(c, it->res, net, sizeof(net))) {
+			struct item *sub =
+			    ref_item(c, jstr(it->res, "subnetwork"), "subnetworks", it->scope);
+
+			if (!sub || !network_name_of(c, sub->res, net, sizeof(net)))
+				continue;
+		}
+		n = realloc(m->rules, (m->nrules + 1) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		m->rules = n;
+		r = &m->rules[m->nrules];
+		memset(r, 0, sizeof(*r));
+		r->hc = -1;
+		r->kind = DP_RULE_INTERNAL;
+		r->key = str_printf("%s/%s", it->scope, it->name);
+		r->url = strdup(jstr(it->res, "selfLink") ?: "");
+		r->service_url = strdup(jstr(bs->res, "selfLink") ?: "");
+		if (!r->key || !r->url || !r->service_url ||
+		    dp_ip_parse(jstr(it->res, "IPAddress"), &r->ip) < 0) {
+			free(r->key);
+			free(r->url);
+			free(r->service_url);
+			continue;
+		}
+		m->nrules++;
+		r->id = rule_id(dp, r->key);
+		r->net = dp_net_index(dp, net);
+		if (strcmp(proto, "L3_DEFAULT") != 0)
+			for (size_t k = 0; proto[k] && k < sizeof(r->proto) - 1; k++)
+				r->proto[k] =
+				    (char)(proto[k] >= 'A' && proto[k] <= 'Z' ? proto[k] + 32
+									      : proto[k]);
+		rule_ports(it->res, r);
+		hc = ref_item(
+		    c,
+		    json_string_value(json_array_get(json_object_get(bs->res, "healthChecks"), 0)),
+		    "healthChecks", bs->scope);
+		if (hc)
+			r->hc = model_hc(m, hc);
+		ret = rule_backends(c, m, r, bs);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 int dp_model_build(struct emu_dataplane *dp, struct dp_model *m)
 {
 	struct compute *c = compute_of(dp->emu);
@@ -309,6 +585,8 @@ int dp_model_build(struct emu_dataplane *dp, struct dp_model *m)
 	ret = model_insts(dp, c, m);
 	if (ret == 0)
 		ret = model_firewalls(dp, c, m);
+	if (ret == 0)
+		ret = model_rules(dp, c, m);
 	if (ret < 0)
 		dp_model_free(m);
 	return ret;

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Child processes inside namespaces: HAProxy (Debian's) plays the parts that are not ours to
+ * write, configured and reloaded by the emulator:
+ *
+ *   - KubePrism on every Talos node: Talos' machine.features.kubePrism listens on
+ *     127.0.0.1:7445 and balances over the control-plane endpoints, health-checking them
+ *     (https://www.talos.dev/v1.10/kubernetes-guides/configuration/kubeprism/); here a TCP
+ *     frontend on 127.0.0.1:7445, every control-plane node's address:6443 as a server with a
+ *     TCP check, a failed connection retried on another server (`option redispatch`).
+ *
+ * HAProxy runs in master-worker mode in the foreground (-W -db): a new configuration is a
+ * SIGUSR2 to the master, which starts new workers and lets the old ones finish. Children die
+ * with the emulator (PR_SET_PDEATHSIG), even after kill -9; the next start removes the
+ * namespaces, and with them anything left. Exits are seen through a pidfd on the loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/str.h"
+#include "emu/dataplane/dataplane.h"
+
+#define RESTART_DELAY_MS 1000
+
+struct dp_proc {
+	struct emu_dataplane *dp;
+	char *name; /* "kubeprism-NODE" */
+	pid_t pid;
+	int pidfd;
+	char *cfg_path, *log_path;
+	char *cfg; /* what the running master has */
+	uint64_t started_ms;
+	bool exited;
+};
+
+static const char *haproxy_path(void)
+{
+	static char found[256];
+	static bool looked;
+	const char *path = getenv("PATH");
+
+	if (looked)
+		return found[0] ? found : NULL;
+	looked = true;
+	for (const char *p = path ? path : ""; p && *p;) {
+		const char *colon = strchr(p, ':');
+		size_t n = colon ? (size_t)(colon - p) : strlen(p);
+
+		snprintf(found, sizeof(found), "%.*s/haproxy", (int)n, p);
+		if (n && access(found, X_OK) == 0)
+			return found;
+		p = colon ? colon + 1 : NULL;
+	}
+	snprintf(found, sizeof(found), "/usr/sbin/haproxy");
+	if (access(found, X_OK) == 0)
+		return found;
+	found[0] = '\0';
+	log_warn("dataplane: haproxy not found (apt-get install haproxy): no KubePrism");
+	return NULL;
+}
+
+static void on_exit_fd(struct emu *emu, int fd, uint32_t events, void *arg)
+{
+	struct dp_proc *p = arg;
+	int status = 0;
+
+	(void)events;
+	if (waitpid(p->pid, &status, WNOHANG) != p->pid)
+		return;
+	emu_fd_unwatch(emu, fd);
+	close(fd);
+	p->pidfd = -1;
+	p->exited = true;
+	log_warn("dataplane: %s (haproxy %d) exited with status %d; see %s", p->name, (int)p->pid,
+		 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), p->log_path);
+	p->pid = 0;
+	emu_dataplane_changed(emu); /* started again, after RESTART_DELAY_MS */
+}
+
+static int spawn(struct dp_proc *p, int nsfd, const char *exe)
+{
+	pid_t parent = getpid(), pid;
+	int logfd, pidfd;
+
+	logfd = open(p->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (logfd < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(logfd);
+		return -errno;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		int devnull = open("/dev/null", O_RDONLY);
+
+		/* Dies with the emulator, whatever kills it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		if (setns(nsfd, CLONE_NEWNET) < 0)
+			_exit(126);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		dup2(devnull, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		close_range(3, ~0u, 0);
+		execl(exe, exe, "-W", "-db", "-f", p->cfg_path, (char *)NULL);
+		_exit(127);
+	}
+	close(logfd);
+	p->pid = pid;
+	p->exited = false;
+	p->started_ms = emu_now_ms();
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd >= 0 && emu_fd_watch(p->dp->emu, pidfd, EPOLLIN, on_exit_fd, p) == 0)
+		p->pidfd = pidfd;
+	else if (pidfd >= 0)
+		close(pidfd);
+	return 0;
+}
+
+static void proc_free(struct dp_proc *p)
+{
+	if (!p)
+		return;
+	if (p->pidfd >= 0) {
+		emu_fd_unwatch(p->dp->emu, p->pidfd);
+		close(p->pidfd);
+	}
+	if (p->pid > 0) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, 0);
+	}
+	if (p->cfg_path)
+		unlink(p->cfg_path);
+	free(p->name);
+	free(p->cfg_path);
+	free(p->log_path);
+	free(p->cfg);
+	free(p);
+}
+
+void dp_proc_stop(struct dp_proc *p)
+{
+	proc_free(p);
+}
+
+static void changed_later(struct emu *emu, void *arg)
+{
+	(void)arg;
+	emu_dataplane_changed(emu);
+}
+
+/* Runs (or reloads) HAProxy with configuration cfg in namespace nsfd. */
+static int proc_apply(struct emu_dataplane *dp, struct dp_proc **slot, const char *name, int nsfd,
+		      const char *cfg)
+{
+	struct dp_proc *p = *slot;
+	const char *exe = haproxy_path();
+	int ret;
+
+	if (!exe)
+		return -ENOENT;
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		p->dp = dp;
+		p->pidfd = -1;
+		p->name = strdup(name);
+		p->cfg_path = str_printf("%s/%s.cfg", dp->rundir, name);
+		p->log_path = str_printf("%s/%s.log", dp->rundir, name);
+		if (!p->name || !p->cfg_path || !p->log_path) {
+			proc_free(p);
+			return -ENOMEM;
+		}
+		*slot = p;
+	}
+	if (p->pid > 0 && p->cfg && strcmp(p->cfg, cfg) == 0)
+		return 0;
+	if (p->pid <= 0 && p->exited && emu_now_ms() - p->started_ms < RESTART_DELAY_MS) {
+		/* It just died: again in a moment, not in a tight loop. */
+		emu_timer_add(dp->emu, RESTART_DELAY_MS, changed_later, NULL);
+		return 0;
+	}
+	ret = file_write_atomic(p->cfg_path, cfg, strlen(cfg), 0600);
+	if (ret < 0)
+		return ret;
+	free(p->cfg);
+	p->cfg = strdup(cfg);
+	if (p->pid > 0) {
+		/* Master-worker reload: new workers on the new configuration. */
+		kill(p->pid, SIGUSR2);
+		return 0;
+	}
+	return spawn(p, nsfd, exe);
+}
+
+/* ---- KubePrism ---- */
+
+static char *kubeprism_cfg(struct emu_dataplane *dp)
+{
+	char *cfg = str_printf(
+	    "# KubePrism (Talos machine.features.kubePrism), played by HAProxy; written by "
+	    "talos-gcp-emu --dataplane\n"
+	    "global\n\tmaxconn 512\n\thard-stop-after 2s\n"
+	    "defaults\n\tmode tcp\n\ttimeout connect 1s\n\ttimeout client 1h\n"
+	    "\ttimeout server 1h\n\tretries 3\n\toption redispatch 1\n"
+	    "frontend kubeprism\n\tbind 127.0.0.1:7445\n\tdefault_backend control_plane\n"
+	    "backend control_plane\n\tbalance roundrobin\n"
+	    "\tdefault-server check inter 500ms fall 2 rise 1\n");
+
+	for (size_t i = 0; cfg && i < dp->ninsts; i++) {
+		struct dp_inst *in = dp->insts[i];
+		char a[16], *n;
+
+		if (in->nsfd < 0 || !in->talos || !in->control_plane)
+			continue;
+		n = str_printf("%s\tserver %s %s:6443\n", cfg, in->name, dp_ip_str(in->ip, a));
+		free(cfg);
+		cfg = n;
+	}
+	return cfg;
+}
+
+void dp_kubeprism_sync(struct emu_dataplane *dp)
+{
+	bool kube = dp->emu->kube_url[0] != '\0';
+	char *cfg = kube ? kubeprism_cfg(dp) : NULL;
+
+	for (size_t i = 0; i < dp->ninsts; i++) {
+		struct dp_inst *in = dp->insts[i];
+		char name[DP_NS_MAX + 16];
+
+		if (!cfg || in->nsfd < 0 || !in->talos) {
+			dp_proc_stop(in->kubeprism);
+			in->kubeprism = NULL;
+			continue;
+		}
+		snprintf(name, sizeof(name), "kubeprism-%s", in->name);
+		if (proc_apply(dp, &in->kubeprism, name, in->nsfd, cfg) == -ENOENT)
+			break;
+	}
+	free(cfg);
+}
