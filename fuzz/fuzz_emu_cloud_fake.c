@@ -203,6 +203,13 @@ void emu_dataplane_changed(struct emu *emu)
 	(void)emu;
 }
 
+void emu_dataplane_instance_reset(struct emu *emu, const char *zone, const char *name)
+{
+	(void)emu;
+	if (!zone || !name)
+		abort();
+}
+
 int emu_dataplane_health(struct emu *emu, const char *service_url, const char *instance_url,
 			 bool *healthy)
 {

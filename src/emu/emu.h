@@ -223,6 +223,9 @@ bool emu_kube_instance_control_plane(const json_t *instance, const char *name);
 int emu_dataplane_start(struct emu *emu);
 void emu_dataplane_stop(struct emu *emu);
 void emu_dataplane_changed(struct emu *emu);
+/* instances.reset completed: the guest reboots (its namespace is made anew, what ran in it
+ * and what it configured are gone), although its status stayed RUNNING. */
+void emu_dataplane_instance_reset(struct emu *emu, const char *zone, const char *name);
 /*
  * The health of an instance behind a backend service or target pool (URLs) as the data
  * plane's probes see it: 1 with *healthy set, or 0 when the data plane does not probe it

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/str.h"
 #include "emu/dataplane/dataplane.h"
 
 static uint64_t now_us(void)
@@ -86,7 +87,7 @@ static struct dp_inst *inst_new(const struct dp_want_inst *w)
 static bool inst_gone(const struct dp_inst *in, const struct dp_want_inst *w)
 {
 	return !w || w->ip != in->ip || w->gw != in->gw || w->net != in->net ||
-	       strcmp(w->boot, in->boot) != 0 || in->nsfd < 0;
+	       strcmp(w->boot, in->boot) != 0 || in->nsfd < 0 || in->rebooting;
 }
 
 static void reconcile(struct emu_dataplane *dp)
@@ -195,6 +196,20 @@ void emu_dataplane_changed(struct emu *emu)
 	t = emu_timer_add(emu, 0, reconcile_timer, dp);
 	if (t > 0)
 		dp->timer = t;
+}
+
+void emu_dataplane_instance_reset(struct emu *emu, const char *zone, const char *name)
+{
+	struct emu_dataplane *dp = emu->dataplane;
+	char *key = dp && zone && name ? str_printf("zones/%s/%s", zone, name) : NULL;
+	struct dp_inst *in = key ? dp_inst_find(dp, key) : NULL;
+
+	free(key);
+	if (!in)
+		return;
+	log_info("dataplane: %s reboots (instances.reset)", in->ns);
+	in->rebooting = true;
+	emu_dataplane_changed(emu);
 }
 
 int emu_dataplane_health(struct emu *emu, const char *service_url, const char *instance_url,

@@ -158,7 +158,8 @@ struct dp_inst {
 	char *boot;
 	bool talos, control_plane;
 	struct dp_apiserver *api;
-	bool api_down; /* stopped through /_emu/dataplane/apiserver */
+	bool api_down;  /* stopped through /_emu/dataplane/apiserver */
+	bool rebooting; /* instances.reset: made anew on the next reconcile */
 	struct dp_proc *kubeprism;
 };
 

@@ -583,9 +583,12 @@ int dp_routes_sync(struct emu_dataplane *dp, const struct dp_model *m)
 	if (ret < 0)
 		goto cleanup;
 	for (size_t k = 0; k < rs.n; k++)
-		qsort(rs.r[k].nh, rs.r[k].nnh, sizeof(struct dp_nh), nh_cmp);
-	qsort(rs.r, rs.n, sizeof(*rs.r), route_cmp);
-	qsort(ru.r, ru.n, sizeof(*ru.r), rule_cmp);
+		if (rs.r[k].nnh > 1)
+			qsort(rs.r[k].nh, rs.r[k].nnh, sizeof(struct dp_nh), nh_cmp);
+	if (rs.n > 1)
+		qsort(rs.r, rs.n, sizeof(*rs.r), route_cmp);
+	if (ru.n > 1)
+		qsort(ru.r, ru.n, sizeof(*ru.r), rule_cmp);
 	dedupe(&rs, &ru);
 	/* Routes: deletions, additions and replacements in one batch. */
 	while (i < dp->nroutes || j < rs.n) {

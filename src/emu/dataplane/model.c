@@ -255,7 +255,8 @@ static int model_insts(struct emu_dataplane *dp, struct compute *c, struct dp_mo
 		}
 		m->ninsts++;
 	}
-	qsort(m->insts, m->ninsts, sizeof(*m->insts), inst_cmp);
+	if (m->ninsts > 1)
+		qsort(m->insts, m->ninsts, sizeof(*m->insts), inst_cmp);
 	return 0;
 }
 
@@ -294,7 +295,8 @@ static int model_firewalls(struct emu_dataplane *dp, struct compute *c, struct d
 		f->deny = json_object_get(it->res, "denied") != NULL;
 		m->nfw++;
 	}
-	qsort(m->fw, m->nfw, sizeof(*m->fw), fw_cmp);
+	if (m->nfw > 1)
+		qsort(m->fw, m->nfw, sizeof(*m->fw), fw_cmp);
 	return 0;
 }
 
