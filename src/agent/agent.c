@@ -31,6 +31,7 @@
 #include "agent/http.h"
 #include "agent/nl.h"
 #include "agent/state.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 #define MAX_CONNS       8
@@ -97,14 +98,6 @@ const char *vip_logfmt_value(const char *s, char *buf, size_t size)
 	buf[n++] = '"';
 	buf[n] = '\0';
 	return buf;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static uint64_t now_us(void)

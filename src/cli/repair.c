@@ -28,6 +28,7 @@
 #include "cli/session.h"
 #include "cli/subcommands.h"
 #include "cli/view_load.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -78,23 +79,6 @@ struct repair {
 	struct session s;
 	json_t *applied; /* steps carried out, for -o json */
 };
-
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
-			      .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- planning ---- */
 

@@ -13,7 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/json.h"
 #include "common/log.h"
+#include "common/str.h"
 
 #define DEFAULT_TIMEOUT_MS         30000
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
@@ -57,23 +60,6 @@ static void curl_init_once(void)
 	curl_init_ret = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
-			      .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* xorshift64*: jitter only needs to be spread out, not unpredictable. */
 static uint64_t rng_next(struct http_client *c)
 {
@@ -90,14 +76,6 @@ static void *memdup(const void *p, size_t len)
 	if (q && len)
 		memcpy(q, p, len);
 	return q;
-}
-
-static void free_secret(void *p, size_t len)
-{
-	if (p) {
-		explicit_bzero(p, len);
-		free(p);
-	}
 }
 
 int http_client_new(const struct http_options *opt, struct http_client **out, struct error *err)
@@ -284,6 +262,77 @@ int http_status_errno(long status)
 	if (status >= 400 && status < 500)
 		return -EINVAL;
 	return -EIO;
+}
+
+int http_status_error(long status, const char *body, size_t len, const char *what, int code,
+		      struct error *err)
+{
+	char snippet[121];
+
+	if (!code) {
+		code = -http_status_errno(status);
+		if (!code)
+			code =
+			    EBADMSG; /* a 2xx handed here is a response the caller could not use */
+	}
+	if (!what)
+		what = "request";
+	if (body && len)
+		return error_set(err, code, "HTTP %ld: %s (%s)", status,
+				 str_printable(snippet, sizeof(snippet), body, len), what);
+	return error_set(err, code, "HTTP %ld with an empty body (%s)", status, what);
+}
+
+int http_call(struct http_client *c, const struct http_request *req, const json_t *json,
+	      http_error_fn on_error, struct http_response *resp, struct error *err)
+{
+	struct http_request r = *req;
+	char *text = NULL, what[600];
+	int ret;
+
+	memset(resp, 0, sizeof(*resp));
+	if (json && !r.body) {
+		text = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!text)
+			return error_set(err, ENOMEM, "out of memory");
+		r.body = text;
+		r.body_len = strlen(text);
+	}
+	ret = http_do(c, &r, resp, err);
+	free_secret_str(text); /* a body may carry a secret (a token request) */
+	if (ret < 0)
+		return ret;
+	if (resp->status >= 200 && resp->status < 300)
+		return 0;
+	snprintf(what, sizeof(what), "%s %s", r.method ? r.method : "GET", r.url);
+	if (on_error)
+		return on_error(resp->status, resp->body, resp->body_len, what, err);
+	return http_status_error(resp->status, resp->body, resp->body_len, what, 0, err);
+}
+
+int http_call_json(struct http_client *c, const struct http_request *req, const json_t *json,
+		   http_error_fn on_error, json_t **out, struct error *err)
+{
+	struct http_response resp;
+	json_t *root = NULL;
+	char what[600];
+	int ret;
+
+	ret = http_call(c, req, json, on_error, &resp, err);
+	if (ret < 0 || !out)
+		goto cleanup;
+	if (resp.body_len == 0) {
+		root = json_null();
+	} else {
+		snprintf(what, sizeof(what), "%s %s", req->method ? req->method : "GET", req->url);
+		ret = json_parse(resp.body, resp.body_len, what, &root, err);
+		if (ret < 0)
+			goto cleanup;
+	}
+	*out = root;
+cleanup:
+	http_response_free(&resp);
+	return ret;
 }
 
 char *http_escape(const char *s)

@@ -34,6 +34,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "common/error.h"
 
 struct http_client;
@@ -149,6 +151,37 @@ int http_do(struct http_client *c, const struct http_request *req, struct http_r
 void http_response_free(struct http_response *resp);
 
 void http_client_stats(const struct http_client *c, struct http_stats *out);
+
+/*
+ * Maps a non-2xx response of an API to -errno with err filled (gcp_api_error(),
+ * kube_status_error()). what names the request: "METHOD URL".
+ */
+typedef int (*http_error_fn)(long status, const char *body, size_t len, const char *what,
+			     struct error *err);
+
+/*
+ * The one call path of the API clients. Sends req; with json (and no req->body) the body is
+ * json encoded compactly (any JSON value). Returns 0 only for a 2xx answer, whose body is
+ * then in *resp; a non-2xx answer is on_error's -errno (NULL: http_status_error()); a
+ * transport failure is http_do()'s. resp is always initialised: free it with
+ * http_response_free() in every case.
+ */
+int http_call(struct http_client *c, const struct http_request *req, const json_t *json,
+	      http_error_fn on_error, struct http_response *resp, struct error *err);
+/*
+ * http_call(), then the answer parsed into *out (a new reference; JSON null for an empty
+ * body). out NULL: the answer is only checked for its status.
+ */
+int http_call_json(struct http_client *c, const struct http_request *req, const json_t *json,
+		   http_error_fn on_error, json_t **out, struct error *err);
+
+/*
+ * The message of a response an API's own error format did not explain: "HTTP 502: <the
+ * start of the body, printable> (what)" or "HTTP 502 with an empty body (what)". Returns
+ * -code, or http_status_errno(status) when code is 0 (-EBADMSG for a 2xx).
+ */
+int http_status_error(long status, const char *body, size_t len, const char *what, int code,
+		      struct error *err);
 
 /*
  * Default mapping of an HTTP status to a negative errno, for clients to refine:

@@ -25,6 +25,8 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
+#include "common/str.h"
+
 /* jansson's JSON_PARSER_MAX_DEPTH: a value inside 2048 containers is refused. */
 #define MAX_DEPTH 2048
 
@@ -482,16 +484,6 @@ static int syntax_error(struct state *s, size_t off, const char *msg)
 	return 0; /* stops yajl */
 }
 
-/* Copies s into out with anything that is not printable ASCII as '?'. */
-static void printable(char *out, size_t max, const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i] && i + 1 < max; i++)
-		out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	out[i] = '\0';
-}
-
 /* "items.zones/a.instances": the keys of the frames below the top, then last. */
 static void frame_path(const struct state *s, const char *last, char *out, size_t max)
 {
@@ -504,7 +496,7 @@ static void frame_path(const struct state *s, const char *last, char *out, size_
 
 		if (!k)
 			continue;
-		printable(tmp, sizeof(tmp), k);
+		str_printable(tmp, sizeof(tmp), k, strlen(k));
 		o += (size_t)snprintf(out + o, max - o, "%s%s", o ? "." : "", tmp);
 		if (o >= max)
 			return;
@@ -542,7 +534,7 @@ static int duplicate_key(struct state *s, const char *key)
 {
 	char k[64], msg[96];
 
-	printable(k, sizeof(k), key);
+	str_printable(k, sizeof(k), key, strlen(key));
 	snprintf(msg, sizeof(msg), "duplicate object key \"%s\"", k);
 	return syntax_error(s, cur_offset(s), msg);
 }

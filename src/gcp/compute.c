@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/base64.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/json_stream.h"
 #include "common/log.h"
@@ -192,22 +193,10 @@ static int reason_errno(const char *r)
 	return 0;
 }
 
-/* Copies at most max bytes of s into buf, with anything non-printable as '?'. */
-static const char *printable(const char *s, size_t len, char *buf, size_t max)
-{
-	size_t n = len < max - 1 ? len : max - 1;
-
-	for (size_t i = 0; i < n; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	buf[n] = '\0';
-	return buf;
-}
-
 int gcp_api_error(long status, const char *body, size_t len, const char *what, struct error *err)
 {
 	const char *msg = NULL, *reason = NULL;
 	json_t *root = NULL, *errors, *e;
-	char snippet[121];
 	int ret, specific = 0;
 	size_t i;
 
@@ -246,11 +235,8 @@ int gcp_api_error(long status, const char *body, size_t len, const char *what, s
 			ret = -ESTALE;
 		error_set(err, -ret, "HTTP %ld%s%s: %.300s (%s)", status, reason ? " " : "",
 			  reason ? reason : "", msg ? msg : "no message", what);
-	} else if (body && len) {
-		error_set(err, -ret, "HTTP %ld: %s (%s)", status,
-			  printable(body, len, snippet, sizeof(snippet)), what);
 	} else {
-		error_set(err, -ret, "HTTP %ld with an empty body (%s)", status, what);
+		http_status_error(status, body, len, what, -ret, err);
 	}
 	json_decref(root);
 	return ret;
@@ -336,66 +322,22 @@ static int resolve_url(struct gcp_compute *c, const char *path, char **out, stru
 }
 
 /*
- * method url [body]: 0 for a 2xx answer, its body in *resp (to be freed with
- * http_response_free() in every case), or the API error mapped. what: "METHOD URL".
- */
-static int send_request(struct gcp_compute *c, const char *method, const char *url,
-			const json_t *body, enum http_idempotency idem, uint64_t timeout_ms,
-			const char *what, struct http_response *resp, struct error *err)
-{
-	struct http_request req = {
-	    .method = method, .url = url, .idempotent = idem, .timeout_ms = timeout_ms};
-	char *text = NULL;
-	int ret;
-
-	if (body) {
-		text = json_dumps(body, JSON_COMPACT);
-		if (!text) {
-			memset(resp, 0, sizeof(*resp));
-			return error_set(err, ENOMEM, "out of memory");
-		}
-		req.body = text;
-		req.body_len = strlen(text);
-	}
-	ret = http_do(c->http, &req, resp, err);
-	free(text);
-	if (ret < 0)
-		return ret;
-	if (resp->status < 200 || resp->status >= 300)
-		return gcp_api_error(resp->status, resp->body, resp->body_len, what, err);
-	return 0;
-}
-
-/*
- * method url [body] -> *out (parsed JSON of a 2xx answer, may be NULL to discard), or the
- * API error mapped.
+ * method url [body] -> *out (the JSON object of a 2xx answer; out NULL: discard it), or the
+ * API error mapped by gcp_api_error().
  */
 static int call(struct gcp_compute *c, const char *method, const char *url, const json_t *body,
 		enum http_idempotency idem, uint64_t timeout_ms, json_t **out, struct error *err)
 {
-	struct http_response resp;
-	char what[600];
-	json_t *root = NULL;
+	struct http_request req = {
+	    .method = method, .url = url, .idempotent = idem, .timeout_ms = timeout_ms};
 	int ret;
 
-	snprintf(what, sizeof(what), "%s %s", method, url);
-	ret = send_request(c, method, url, body, idem, timeout_ms, what, &resp, err);
-	if (ret < 0)
-		goto cleanup;
-	if (out) {
-		ret = json_parse(resp.body, resp.body_len, what, &root, err);
-		if (ret < 0)
-			goto cleanup;
-		if (!json_is_object(root)) {
-			ret = error_set(err, EBADMSG, "%s: expected a JSON object", what);
-			goto cleanup;
-		}
-		*out = root;
-		root = NULL;
+	ret = http_call_json(c->http, &req, body, gcp_api_error, out, err);
+	if (ret == 0 && out && !json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		ret = error_set(err, EBADMSG, "%s %s: expected a JSON object", method, url);
 	}
-cleanup:
-	json_decref(root);
-	http_response_free(&resp);
 	return ret;
 }
 
@@ -575,7 +517,8 @@ static int list_pages(struct gcp_compute *c, const char *path, const char *resou
 		json_decref(page);
 		page = NULL;
 		http_response_free(&resp);
-		ret = send_request(c, "GET", url, NULL, HTTP_IDEMPOTENT_AUTO, 0, what, &resp, err);
+		ret = http_call(c->http, &(struct http_request){.url = url}, NULL, gcp_api_error,
+				&resp, err);
 		if (ret < 0)
 			goto cleanup;
 		/*
@@ -755,27 +698,10 @@ int gcp_compute_set_alias_ranges(struct gcp_compute *c, const char *zone, const 
 	return ret;
 }
 
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
-			      .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int gcp_compute_wait(struct gcp_compute *c, struct gcp_operation *op, uint64_t timeout_ms,
 		     struct error *err)
 {
-	uint64_t deadline = mono_ms() + (timeout_ms ? timeout_ms : OPERATION_TIMEOUT_MS);
+	uint64_t deadline = now_ms() + (timeout_ms ? timeout_ms : OPERATION_TIMEOUT_MS);
 	uint64_t pause = 100;
 	char path[512], *url = NULL;
 	json_t *resp = NULL;
@@ -792,7 +718,7 @@ int gcp_compute_wait(struct gcp_compute *c, struct gcp_operation *op, uint64_t t
 	if (ret < 0)
 		return ret;
 	for (;;) {
-		uint64_t now = mono_ms(), left;
+		uint64_t now = now_ms(), left;
 
 		if (now >= deadline) {
 			ret = error_set(
@@ -806,7 +732,7 @@ int gcp_compute_wait(struct gcp_compute *c, struct gcp_operation *op, uint64_t t
 		resp = NULL;
 		ret = call(c, "POST", url, NULL, HTTP_IDEMPOTENT_YES,
 			   left < WAIT_CALL_TIMEOUT_MS ? left : WAIT_CALL_TIMEOUT_MS, &resp, err);
-		if (ret == -ETIMEDOUT && mono_ms() < deadline)
+		if (ret == -ETIMEDOUT && now_ms() < deadline)
 			continue; /* the wait call itself ran out: ask again */
 		if (ret < 0)
 			goto cleanup;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/base64.h"
+#include "common/clock.h"
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -47,22 +48,6 @@ struct gcp_credentials {
 	struct http_client *http;
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void free_str_secret(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 /* Zeroes a jansson string in place before the document is freed (it held a secret). */
 static void wipe_json_string(json_t *v)
 {
@@ -84,12 +69,12 @@ void gcp_credentials_free(struct gcp_credentials *c)
 	free(c->project_id);
 	EVP_PKEY_free(c->pkey);
 	free(c->client_id);
-	free_str_secret(c->client_secret);
-	free_str_secret(c->refresh_token);
+	free_secret_str(c->client_secret);
+	free_secret_str(c->refresh_token);
 	free(c->quota_project_id);
 	free(c->token_uri);
 	free(c->chain);
-	free_str_secret(c->token);
+	free_secret_str(c->token);
 	http_client_free(c->http);
 	free(c);
 }
@@ -371,8 +356,7 @@ static int load_file(const char *path, const struct gcp_credentials_options *opt
 	if (ret < 0)
 		return error_set(err, -ret, "%s %s: %s", what, path, strerror(-ret));
 	ret = gcp_credentials_parse(buf, len, path, opt, out, err);
-	explicit_bzero(buf, len);
-	free(buf);
+	free_secret(buf, len);
 	if (ret == 0)
 		log_debug("credentials: %s (%s)", gcp_credentials_describe(*out), what);
 	return ret;
@@ -403,8 +387,7 @@ static int read_token_file(const char *path, char **out, struct error *err)
 	*out = strndup(s, (size_t)(e - s));
 	ret = *out ? 0 : error_set(err, ENOMEM, "out of memory");
 cleanup:
-	explicit_bzero(buf, len);
-	free(buf);
+	free_secret(buf, len);
 	return ret;
 }
 
@@ -428,7 +411,7 @@ int gcp_credentials_load(const struct gcp_credentials_options *opt, struct gcp_c
 		if (!c || asprintf(&c->describe, "access token from %s", token_file) < 0) {
 			if (c)
 				c->describe = NULL;
-			free_str_secret(tok);
+			free_secret_str(tok);
 			gcp_credentials_free(c);
 			return error_set(err, ENOMEM, "out of memory");
 		}
@@ -598,7 +581,7 @@ static int take_token_response(struct gcp_credentials *c, const char *what,
 {
 	json_t *root = NULL, *at;
 	int64_t expires_s = DEFAULT_EXPIRES_S;
-	uint64_t now = mono_ms(), lifetime_ms, margin;
+	uint64_t now = now_ms(), lifetime_ms, margin;
 	int ret;
 
 	if (resp->status < 200 || resp->status >= 300) {
@@ -637,7 +620,7 @@ static int take_token_response(struct gcp_credentials *c, const char *what,
 		ret = error_set(err, EBADMSG, "%s: response has an invalid \"expires_in\"", what);
 		goto cleanup;
 	}
-	free_str_secret(c->token);
+	free_secret_str(c->token);
 	c->token = strdup(json_string_value(at));
 	if (!c->token) {
 		ret = error_set(err, ENOMEM, "out of memory");
@@ -729,10 +712,10 @@ static int fetch_token(struct gcp_credentials *c, struct error *err)
 			  c->kind == GCP_CRED_METADATA ? "the metadata server" : c->token_uri);
 cleanup:
 	http_response_free(&resp);
-	free_str_secret(body);
-	free_str_secret(a);
-	free_str_secret(b);
-	free_str_secret(d);
+	free_secret_str(body);
+	free_secret_str(a);
+	free_secret_str(b);
+	free_secret_str(d);
 	free(what);
 	return ret;
 }
@@ -740,7 +723,7 @@ cleanup:
 int gcp_credentials_token(void *arg, bool refresh, const char **token, struct error *err)
 {
 	struct gcp_credentials *c = arg;
-	uint64_t now = mono_ms();
+	uint64_t now = now_ms();
 	int ret;
 
 	if (c->token && !refresh && now < c->refresh_at_ms) {
@@ -754,7 +737,7 @@ int gcp_credentials_token(void *arg, bool refresh, const char **token, struct er
 		ret = read_token_file(c->source, &tok, err);
 		if (ret < 0)
 			return ret;
-		free_str_secret(c->token);
+		free_secret_str(c->token);
 		c->token = tok;
 		*token = c->token;
 		return 0;

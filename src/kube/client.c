@@ -10,6 +10,7 @@
 #include "common/json.h"
 #include "common/json_stream.h"
 #include "common/log.h"
+#include "common/str.h"
 
 #define WATCH_DEFAULT_TIMEOUT_S 300
 #define WATCH_LINE_MAX          (16 << 20)
@@ -21,14 +22,6 @@ struct kube_client {
 	char *token;
 	char *token_file;
 };
-
-static void free_secret_str(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
 
 /* http_token_fn: the kubeconfig's token; re-read from its file when the server says 401. */
 static int kube_token(void *arg, bool refresh, const char **token, struct error *err)
@@ -48,14 +41,12 @@ static int kube_token(void *arg, bool refresh, const char **token, struct error 
 			;
 		n = strcspn(s, " \r\n\t");
 		if (n == 0) {
-			explicit_bzero(buf, len);
-			free(buf);
+			free_secret(buf, len);
 			return error_set(err, EINVAL, "token file %s: empty", c->token_file);
 		}
 		free_secret_str(c->token);
 		c->token = strndup(s, n);
-		explicit_bzero(buf, len);
-		free(buf);
+		free_secret(buf, len);
 		if (!c->token)
 			return error_set(err, ENOMEM, "out of memory");
 		log_debug("kube: re-read the token from %s", c->token_file);
@@ -130,22 +121,12 @@ void kube_client_stats(const struct kube_client *c, struct http_stats *out)
 	http_client_stats(c->http, out);
 }
 
-static const char *printable(const char *s, size_t len, char *buf, size_t max)
-{
-	size_t n = len < max - 1 ? len : max - 1;
-
-	for (size_t i = 0; i < n; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	buf[n] = '\0';
-	return buf;
-}
-
 int kube_status_error(long status, const char *body, size_t len, const char *what,
 		      struct error *err)
 {
 	const char *msg = NULL, *reason = NULL;
 	json_t *root = NULL, *causes, *cause;
-	char snippet[121], extra[300] = "";
+	char extra[300] = "";
 	int64_t code = 0;
 	size_t i, o = 0;
 	int ret;
@@ -186,11 +167,8 @@ int kube_status_error(long status, const char *body, size_t len, const char *wha
 	if (root && (msg || reason))
 		error_set(err, -ret, "%.300s%s (%ld %s; %s)", msg ? msg : reason, extra, status,
 			  reason ? reason : "error", what);
-	else if (body && len)
-		error_set(err, -ret, "HTTP %ld: %s (%s)", status,
-			  printable(body, len, snippet, sizeof(snippet)), what);
 	else
-		error_set(err, -ret, "HTTP %ld with an empty body (%s)", status, what);
+		http_status_error(status, body, len, what, -ret, err);
 	json_decref(root);
 	return ret;
 }
@@ -204,66 +182,6 @@ static int make_url(struct kube_client *c, const char *path, char **out, struct 
 	return 0;
 }
 
-/*
- * Sends a request; 0 only for a 2xx answer, whose body is then in *resp (always to be
- * freed with http_response_free()). what: "METHOD URL" for messages.
- */
-static int send_request(struct kube_client *c, const char *method, const char *url,
-			const char *content_type, const json_t *body, const char *what,
-			struct http_response *resp, struct error *err)
-{
-	struct http_request req = {.method = method, .url = url, .content_type = content_type};
-	char *text = NULL;
-	int ret;
-
-	if (body) {
-		text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!text) {
-			memset(resp, 0, sizeof(*resp));
-			return error_set(err, ENOMEM, "out of memory");
-		}
-		req.body = text;
-		req.body_len = strlen(text);
-	}
-	ret = http_do(c->http, &req, resp, err);
-	free(text);
-	if (ret < 0)
-		return ret;
-	if (resp->status < 200 || resp->status >= 300)
-		return kube_status_error(resp->status, resp->body, resp->body_len, what, err);
-	return 0;
-}
-
-static int do_request(struct kube_client *c, const char *method, const char *url,
-		      const char *content_type, const json_t *body, json_t **out, struct error *err)
-{
-	struct http_response resp;
-	char what[600];
-	json_t *root = NULL;
-	int ret;
-
-	snprintf(what, sizeof(what), "%s %s", method, url);
-	ret = send_request(c, method, url, content_type, body, what, &resp, err);
-	if (ret < 0)
-		goto cleanup;
-	if (out) {
-		if (resp.body_len == 0) {
-			root = json_null();
-		} else {
-			ret = json_parse(resp.body, resp.body_len, what, &root, err);
-			if (ret < 0)
-				goto cleanup;
-		}
-		*out = root;
-		root = NULL;
-	}
-	ret = 0;
-cleanup:
-	json_decref(root);
-	http_response_free(&resp);
-	return ret;
-}
-
 int kube_request(struct kube_client *c, const char *method, const char *path,
 		 const char *content_type, const json_t *body, json_t **out, struct error *err)
 {
@@ -273,7 +191,10 @@ int kube_request(struct kube_client *c, const char *method, const char *path,
 	ret = make_url(c, path, &url, err);
 	if (ret < 0)
 		return ret;
-	ret = do_request(c, method, url, content_type, body, out, err);
+	ret = http_call_json(
+	    c->http,
+	    &(struct http_request){.method = method, .url = url, .content_type = content_type},
+	    body, kube_status_error, out, err);
 	free(url);
 	return ret;
 }
@@ -341,7 +262,8 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 		json_decref(page);
 		page = NULL;
 		http_response_free(&resp);
-		ret = send_request(c, "GET", url, NULL, NULL, what, &resp, err);
+		ret = http_call(c->http, &(struct http_request){.url = url}, NULL,
+				kube_status_error, &resp, err);
 		if (ret < 0)
 			goto cleanup;
 		/* Items one at a time; of the page itself only what paging needs. */
@@ -563,17 +485,13 @@ int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_
 	req.timeout_ms = (uint64_t)timeout_s * 1000 + 30000;
 	req.on_data = watch_data;
 	req.on_data_arg = &w;
-	ret = http_do(c->http, &req, &resp, err);
+	ret = http_call(c->http, &req, NULL, kube_status_error, &resp, err);
 	if (w.stop) {
 		ret = w.stop;
 		goto cleanup;
 	}
 	if (ret < 0)
 		goto cleanup;
-	if (resp.status < 200 || resp.status >= 300) {
-		ret = kube_status_error(resp.status, resp.body, resp.body_len, what, err);
-		goto cleanup;
-	}
 	if (w.len) /* a last event without its newline */
 		ret = watch_line(&w, w.line, w.len);
 cleanup:

@@ -12,6 +12,7 @@
 #include "common/base64.h"
 #include "common/fileio.h"
 #include "common/log.h"
+#include "common/str.h"
 
 #define KUBECONFIG_MAX_BYTES (4 << 20)
 #define REFERENCED_MAX_BYTES (1 << 20)
@@ -235,10 +236,7 @@ static int check_fields(struct kc_file *f, yaml_node_t *n, const struct field *f
 					    label, k);
 			r = base64_decode(scalar(vn), vn->data.scalar.length, BASE64_SKIP_SPACE,
 					  &data, &len);
-			if (data) {
-				explicit_bzero(data, len);
-				free(data);
-			}
+			free_secret(data, len);
 			if (r == -ENOMEM)
 				return error_set(err, ENOMEM, "out of memory");
 			if (r < 0)
@@ -414,14 +412,8 @@ void kube_config_free(struct kube_config *c)
 	free(c->server);
 	free(c->ca_pem);
 	free(c->cert_pem);
-	if (c->key_pem) {
-		explicit_bzero(c->key_pem, c->key_pem_len);
-		free(c->key_pem);
-	}
-	if (c->token) {
-		explicit_bzero(c->token, strlen(c->token));
-		free(c->token);
-	}
+	free_secret(c->key_pem, c->key_pem_len);
+	free_secret_str(c->token);
 	free(c->token_file);
 	free(c->namespace);
 	free(c->context);
@@ -573,14 +565,11 @@ static int resolve_user(struct kc_file *f, yaml_node_t *body, const char *label,
 		}
 		trim(buf);
 		if (!*buf || strlen(buf) != strcspn(buf, "\r\n")) {
-			free(buf);
+			free_secret_str(buf);
 			return kerr(err, EINVAL, f, tn, "%s: %s: expected one token on one line",
 				    what, c->token_file);
 		}
-		if (c->token) {
-			explicit_bzero(c->token, strlen(c->token));
-			free(c->token);
-		}
+		free_secret_str(c->token);
 		c->token = buf;
 	}
 	if (!c->token && !c->cert_pem) {
@@ -783,8 +772,7 @@ static int add_file(struct kc *k, const char *path, bool must_exist, bool *added
 		return error_set(err, -ret, "kubeconfig %s: %s", path, strerror(-ret));
 	ret = kc_add(k, buf, len, path, err);
 	/* Inline keys and tokens live in the text: do not leave them in freed memory. */
-	explicit_bzero(buf, len);
-	free(buf);
+	free_secret(buf, len);
 	if (ret == 0)
 		*added = true;
 	return ret;
