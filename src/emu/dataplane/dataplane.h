@@ -60,6 +60,7 @@
 #define DP_TABLE_PUBLIC     3000u               /* packets from the internet */
 #define DP_TABLE_HAIRPIN(i) (0x10000000u + (i)) /* per instance: its own rules' addresses */
 #define DP_TABLE_RULE(r)    (0x20000000u + (r)) /* per forwarding rule: its backends */
+#define DP_TABLE_PROBE(i)   (0x30000000u + (i)) /* per instance: the rules it backs (probes) */
 #define DP_MARK_PROBE(i)    (0x01000000u | (i)) /* a probe to instance i through a rule IP */
 #define DP_MARK_RULE(r)     (0x02000000u | (r)) /* traffic matching forwarding rule r */
 #define DP_MARK_NET(n)      (0x03000000u | (n)) /* to an address of network n (DNAT, probes) */

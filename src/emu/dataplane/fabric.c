@@ -488,7 +488,7 @@ static int desired(struct emu_dataplane *dp, const struct dp_model *m, struct ro
 				ret = -ENOMEM;
 		}
 		rule_add(ru, 100, in->ifname, 0, DP_TABLE_HAIRPIN(in->id));
-		rule_add(ru, 110, NULL, DP_MARK_PROBE(in->id), DP_TABLE_HAIRPIN(in->id));
+		rule_add(ru, 110, NULL, DP_MARK_PROBE(in->id), DP_TABLE_PROBE(in->id));
 		rule_add(ru, 200, in->ifname, 0, DP_TABLE_NET(in->net));
 	}
 	/*
@@ -529,6 +529,13 @@ static int desired(struct emu_dataplane *dp, const struct dp_model *m, struct ro
 			struct dp_inst *in = dp_inst_find(dp, w->key);
 
 			if (!in || in->nsfd < 0)
+				continue;
+			/* Health probes to the rule's address on this backend. */
+			r = route_add(rs, DP_TABLE_PROBE(in->id), lb->ip, 32, RTN_UNICAST,
+				      RT_SCOPE_UNIVERSE);
+			if (!r || route_nh(r, in->ip, in->ifindex) < 0)
+				ret = -ENOMEM;
+			if (lb->kind != DP_RULE_INTERNAL)
 				continue;
 			r = route_add(rs, DP_TABLE_HAIRPIN(in->id), lb->ip, 32, RTN_UNICAST,
 				      RT_SCOPE_UNIVERSE);

@@ -362,12 +362,20 @@ static char *ruleset(struct emu_dataplane *dp, const struct dp_model *m)
 	/* Forwarding rules: their protocol and ports pick the rule's routing table. */
 	put(&t, "\tchain classify {\n\t\ttype filter hook prerouting priority mangle; policy "
 		"accept;\n");
+	/* A NAT'ed connection's network (set on its first packet, below) for every packet. */
+	put(&t, "\t\tct mark != 0 meta mark set ct mark\n");
 	for (size_t r = 0; r < m->nrules; r++) {
 		const struct dp_rule *ru = &m->rules[r];
 
 		if (ru->kind == DP_RULE_PROXY)
 			continue;
-		put(&t, "\t\tip daddr %s ", dp_ip_str(ru->ip, a));
+		/* An external rule's address is reached from the internet (a VM goes out, NAT'ed,
+		 * and comes back, as on GCP). */
+		if (ru->kind == DP_RULE_EXTERNAL)
+			put(&t, "\t\tiifname \"internet\" ");
+		else
+			put(&t, "\t\t");
+		put(&t, "ip daddr %s ", dp_ip_str(ru->ip, a));
 		if (ru->proto[0])
 			put(&t, "meta l4proto %s ", ru->proto);
 		if (ru->proto[0] && ru->nports) {
@@ -391,7 +399,9 @@ static char *ruleset(struct emu_dataplane *dp, const struct dp_model *m)
 
 		if (!w || !w->nat_ip || dp->insts[i]->nsfd < 0)
 			continue;
-		put(&t, "\t\tiifname \"internet\" ip daddr %s meta mark set %#x dnat to %s\n",
+		put(&t,
+		    "\t\tiifname \"internet\" ip daddr %s meta mark set %#x ct mark set meta mark "
+		    "dnat to %s\n",
 		    dp_ip_str(w->nat_ip, a), DP_MARK_NET(w->net), dp_ip_str(w->ip, b));
 	}
 	put(&t, "\t}\n\tchain nat_out {\n\t\ttype nat hook postrouting priority srcnat; policy "
@@ -401,8 +411,9 @@ static char *ruleset(struct emu_dataplane *dp, const struct dp_model *m)
 
 		if (!w || !w->nat_ip || dp->insts[i]->nsfd < 0)
 			continue;
-		put(&t, "\t\toifname \"internet\" ip saddr %s snat to %s\n", dp_ip_str(w->ip, a),
-		    dp_ip_str(w->nat_ip, b));
+		/* The answers come back from the internet: the mark routes them home. */
+		put(&t, "\t\toifname \"internet\" ip saddr %s ct mark set %#x snat to %s\n",
+		    dp_ip_str(w->ip, a), DP_MARK_NET(w->net), dp_ip_str(w->nat_ip, b));
 		ivl_add(&natted, w->ip, 32);
 	}
 	put(&t, "\t}\n");

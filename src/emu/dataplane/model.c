@@ -505,11 +505,59 @@ static unsigned rule_id(struct emu_dataplane *dp, const char *key)
 	return dp->next_rule_id;
 }
 
+/* A passthrough rule to backend service bs: its address, protocol, ports, health check and
+ * backends. Returns the rule (appended to the model), or NULL when it does not parse. */
+static struct dp_rule *add_rule(struct emu_dataplane *dp, struct compute *c, struct dp_model *m,
+				const struct item *it, int kind, const struct item *bs)
+{
+	const char *proto = jstr(it->res, "IPProtocol") ?: "TCP";
+	struct dp_rule *r, *n;
+	struct item *hc;
+
+	n = realloc(m->rules, (m->nrules + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	m->rules = n;
+	r = &m->rules[m->nrules];
+	memset(r, 0, sizeof(*r));
+	r->hc = -1;
+	r->kind = kind;
+	r->key = str_printf("%s/%s", it->scope, it->name);
+	r->url = strdup(jstr(it->res, "selfLink") ?: "");
+	r->service_url = strdup(jstr(bs->res, "selfLink") ?: "");
+	if (!r->key || !r->url || !r->service_url ||
+	    dp_ip_parse(jstr(it->res, "IPAddress"), &r->ip) < 0) {
+		free(r->key);
+		free(r->url);
+		free(r->service_url);
+		return NULL;
+	}
+	m->nrules++;
+	r->id = rule_id(dp, r->key);
+	/* L3_DEFAULT: every protocol (and port). */
+	if (strcmp(proto, "L3_DEFAULT") != 0)
+		for (size_t k = 0; proto[k] && k < sizeof(r->proto) - 1; k++)
+			r->proto[k] =
+			    (char)(proto[k] >= 'A' && proto[k] <= 'Z' ? proto[k] + 32 : proto[k]);
+	rule_ports(it->res, r);
+	hc = ref_item(
+	    c, json_string_value(json_array_get(json_object_get(bs->res, "healthChecks"), 0)),
+	    "healthChecks", bs->scope);
+	if (hc)
+		r->hc = model_hc(m, hc);
+	if (rule_backends(c, m, r, bs) < 0)
+		return NULL;
+	return r;
+}
+
 /*
- * Internal passthrough forwarding rules (loadBalancingScheme INTERNAL with a regional
- * backend service): "the load balancer ... delivers packets to backends with the destination
- * IP address of the forwarding rule preserved"
- * (https://cloud.google.com/load-balancing/docs/internal).
+ * Passthrough forwarding rules to a regional backend service:
+ *   - INTERNAL (https://cloud.google.com/load-balancing/docs/internal): "the load balancer
+ *     ... delivers packets to backends with the destination IP address of the forwarding
+ *     rule preserved", from inside the rule's network;
+ *   - EXTERNAL (https://cloud.google.com/load-balancing/docs/network/networklb-backend-service):
+ *     the same for packets from the internet to the rule's external address ("Direct Server
+ *     Return": backends answer from that address).
  */
 static int model_rules(struct emu_dataplane *dp, struct compute *c, struct dp_model *m)
 {
@@ -518,60 +566,31 @@ static int model_rules(struct emu_dataplane *dp, struct compute *c, struct dp_mo
 	for (size_t i = 0; co && i < co->len; i++) {
 		const struct item *it = co->items[i];
 		const char *scheme = jstr(it->res, "loadBalancingScheme") ?: "EXTERNAL";
-		const char *proto = jstr(it->res, "IPProtocol") ?: "TCP";
-		struct item *bs, *hc;
-		struct dp_rule *r, *n;
+		struct item *bs;
+		struct dp_rule *r;
 		char net[128];
-		int ret;
 
-		if (it->pending || strcmp(scheme, "INTERNAL") != 0)
+		if (it->pending || strncmp(it->scope, "regions/", 8) != 0)
 			continue;
 		bs = ref_item(c, jstr(it->res, "backendService"), "backendServices", it->scope);
-		if (!bs)
+		if (!bs || strcmp(jstr(bs->res, "loadBalancingScheme") ?: "", scheme) != 0)
 			continue;
-		if (!network_name_of(c, it->res, net, sizeof(net))) {
-			struct item *sub =
-			    ref_item(c, jstr(it->res, "subnetwork"), "subnetworks", it->scope);
+		if (!strcmp(scheme, "INTERNAL")) {
+			if (!network_name_of(c, it->res, net, sizeof(net))) {
+				struct item *sub = ref_item(c, jstr(it->res, "subnetwork"),
+							    "subnetworks", it->scope);
 
-			if (!sub || !network_name_of(c, sub->res, net, sizeof(net)))
-				continue;
+				if (!sub || !network_name_of(c, sub->res, net, sizeof(net)))
+					continue;
+			}
+			r = add_rule(dp, c, m, it, DP_RULE_INTERNAL, bs);
+			if (r)
+				r->net = dp_net_index(dp, net);
+		} else if (!strcmp(scheme, "EXTERNAL")) {
+			r = add_rule(dp, c, m, it, DP_RULE_EXTERNAL, bs);
+			if (r && r->nbackends)
+				r->net = m->insts[r->backends[0].inst].net;
 		}
-		n = realloc(m->rules, (m->nrules + 1) * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		m->rules = n;
-		r = &m->rules[m->nrules];
-		memset(r, 0, sizeof(*r));
-		r->hc = -1;
-		r->kind = DP_RULE_INTERNAL;
-		r->key = str_printf("%s/%s", it->scope, it->name);
-		r->url = strdup(jstr(it->res, "selfLink") ?: "");
-		r->service_url = strdup(jstr(bs->res, "selfLink") ?: "");
-		if (!r->key || !r->url || !r->service_url ||
-		    dp_ip_parse(jstr(it->res, "IPAddress"), &r->ip) < 0) {
-			free(r->key);
-			free(r->url);
-			free(r->service_url);
-			continue;
-		}
-		m->nrules++;
-		r->id = rule_id(dp, r->key);
-		r->net = dp_net_index(dp, net);
-		if (strcmp(proto, "L3_DEFAULT") != 0)
-			for (size_t k = 0; proto[k] && k < sizeof(r->proto) - 1; k++)
-				r->proto[k] =
-				    (char)(proto[k] >= 'A' && proto[k] <= 'Z' ? proto[k] + 32
-									      : proto[k]);
-		rule_ports(it->res, r);
-		hc = ref_item(
-		    c,
-		    json_string_value(json_array_get(json_object_get(bs->res, "healthChecks"), 0)),
-		    "healthChecks", bs->scope);
-		if (hc)
-			r->hc = model_hc(m, hc);
-		ret = rule_backends(c, m, r, bs);
-		if (ret < 0)
-			return ret;
 	}
 	return 0;
 }
