@@ -193,6 +193,7 @@ struct emu_dataplane {
 int dp_model_build(struct emu_dataplane *dp, struct dp_model *m);
 void dp_model_free(struct dp_model *m);
 const struct dp_want_inst *dp_model_inst(const struct dp_model *m, const char *key);
+int dp_want_inst_cmp(const void *a, const void *b); /* by key */
 /* A stable index for a network name (1..), assigned on first sight. */
 unsigned dp_net_index(struct emu_dataplane *dp, const char *name);
 
@@ -268,6 +269,8 @@ struct dp_inst *dp_inst_find(struct emu_dataplane *dp, const char *key);
 int dp_firewall_start(struct emu_dataplane *dp);
 void dp_firewall_stop(struct emu_dataplane *dp);
 int dp_firewall_sync(struct emu_dataplane *dp, const struct dp_model *m);
+/* The VPC's nftables ruleset for the model and the materialised instances (malloc'd). */
+char *dp_firewall_text(struct emu_dataplane *dp, const struct dp_model *m);
 
 /* ---- health checks (health.c) ---- */
 int dp_health_start(struct emu_dataplane *dp);
@@ -277,6 +280,12 @@ int dp_health_sync(struct emu_dataplane *dp, const struct dp_model *m);
 /* 1 healthy, 0 unhealthy, -1 not probed. */
 int dp_health_state(struct emu_dataplane *dp, const char *service_url, const char *instance_url);
 json_t *dp_health_describe(struct emu_dataplane *dp);
+/*
+ * A probe's answer so far (buf NUL-terminated, len bytes; full: no room for more; eof: the
+ * peer closed): 1 healthy, 0 unhealthy (*why says why), -1 read more (verdict.c).
+ */
+int dp_probe_verdict(bool http, const char *buf, size_t len, bool full, bool eof,
+		     const char *response, const char **why);
 
 /* ---- control-plane API servers (apiserver.c), processes (proc.c) ---- */
 void dp_apiservers_sync(struct emu_dataplane *dp);

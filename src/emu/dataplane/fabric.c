@@ -161,24 +161,6 @@ void dp_fabric_stop(struct emu_dataplane *dp)
 
 /* ---- instances ---- */
 
-struct dp_inst *dp_inst_find(struct emu_dataplane *dp, const char *key)
-{
-	size_t a = 0, b = dp->ninsts;
-
-	while (a < b) {
-		size_t m = a + (b - a) / 2;
-		int r = strcmp(dp->insts[m]->key, key);
-
-		if (r == 0)
-			return dp->insts[m];
-		if (r < 0)
-			a = m + 1;
-		else
-			b = m;
-	}
-	return NULL;
-}
-
 static void pods_requests(struct dp_nl *nl, struct dp_range old, struct dp_range pods)
 {
 	struct dp_nh dev = {0, DP_INST_PODS};

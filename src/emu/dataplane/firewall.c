@@ -33,8 +33,12 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "emu/compute/compute.h"
 #include "emu/dataplane/dataplane.h"
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
 
 /* ---- a growing text buffer ---- */
 struct text {
@@ -77,6 +81,15 @@ static void put(struct text *t, const char *fmt, ...)
 		t->s = ns;
 		t->cap = ncap;
 	}
+}
+
+/* A firewall rule's name in a comment: RFC 1035 names, anything else left out. */
+static void put_name(struct text *t, const char *name)
+{
+	for (size_t i = 0; name[i] && i < 63; i++)
+		if ((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		    name[i] == '-')
+			put(t, "%c", name[i]);
 }
 
 /* ---- address sets: merged intervals, as nft wants them (no overlaps) ---- */
@@ -311,7 +324,9 @@ static void put_fw_rule(struct text *t, const struct dp_fw_rule *f, const struct
 				put(t, "0");
 			put(t, " } ");
 		}
-		put(t, "%s comment \"%s\"\n", verdict, jstr(f->res, "name") ?: "");
+		put(t, "%s comment \"", verdict);
+		put_name(t, jstr(f->res, "name") ?: "");
+		put(t, "\"\n");
 	}
 cleanup:
 	ivls_free(&src);
@@ -350,7 +365,7 @@ static void put_inst_chains(struct text *t, const struct dp_inst *in, const stru
 	ivls_free(&own);
 }
 
-static char *ruleset(struct emu_dataplane *dp, const struct dp_model *m)
+char *dp_firewall_text(struct emu_dataplane *dp, const struct dp_model *m)
 {
 	struct text t = {0};
 	struct ivls natted = {0};
@@ -491,7 +506,7 @@ void dp_firewall_stop(struct emu_dataplane *dp)
 
 int dp_firewall_sync(struct emu_dataplane *dp, const struct dp_model *m)
 {
-	char *text = ruleset(dp, m);
+	char *text = dp_firewall_text(dp, m);
 	int ret;
 
 	if (!text)

@@ -60,7 +60,7 @@ struct probe {
 	int fd;
 	SSL *ssl;
 	size_t sent;
-	char buf[2048];
+	char buf[4096];
 	size_t len;
 	long timer; /* next probe, or this probe's timeout */
 	bool watched;
@@ -145,38 +145,6 @@ static void finish(struct probe *p, bool ok, const char *why)
 }
 
 static void watch(struct probe *p, uint32_t events);
-
-/* HTTP: "HTTP/1.x 200" and, when set, the response text somewhere in what came. */
-static int http_verdict(struct probe *p, bool eof, const char **why)
-{
-	char *eol = memchr(p->buf, '\n', p->len);
-	int status;
-
-	if (!eol)
-		return eof || p->len == sizeof(p->buf) - 1 ? (*why = "no HTTP status line", 0) : -1;
-	if (sscanf(p->buf, "HTTP/%*d.%*d %d", &status) != 1)
-		return *why = "not an HTTP answer", 0;
-	if (status != 200)
-		return *why = "HTTP status not 200", 0;
-	if (!p->response)
-		return 1;
-	if (strstr(p->buf, p->response))
-		return 1;
-	return eof || p->len == sizeof(p->buf) - 1 ? (*why = "response text not found", 0) : -1;
-}
-
-/* TCP/SSL with a response set: the answer must begin with it. */
-static int prefix_verdict(struct probe *p, bool eof, const char **why)
-{
-	size_t want = strlen(p->response);
-
-	if (p->len >= want)
-		return memcmp(p->buf, p->response, want) == 0 ? 1
-							      : (*why = "unexpected response", 0);
-	if (memcmp(p->buf, p->response, p->len) != 0)
-		return *why = "unexpected response", 0;
-	return eof ? (*why = "short response", 0) : -1;
-}
 
 static bool is_http(const struct probe *p)
 {
@@ -308,7 +276,8 @@ static void advance(struct probe *p)
 		if (n > 0)
 			p->len += (size_t)n;
 		p->buf[p->len] = '\0';
-		v = is_http(p) ? http_verdict(p, eof, &why) : prefix_verdict(p, eof, &why);
+		v = dp_probe_verdict(is_http(p), p->buf, p->len, p->len == sizeof(p->buf) - 1, eof,
+				     p->response, &why);
 		if (v >= 0) {
 			finish(p, v == 1, why);
 			return;

@@ -19,62 +19,6 @@
 #include "emu/compute/compute.h"
 #include "emu/dataplane/dataplane.h"
 
-const char *dp_ip_str(uint32_t ip, char *buf)
-{
-	uint32_t be = htonl(ip);
-
-	return inet_ntop(AF_INET, &be, buf, 16) ? buf : "?";
-}
-
-int dp_ip_parse(const char *s, uint32_t *ip)
-{
-	struct in_addr a;
-
-	if (!s || inet_pton(AF_INET, s, &a) != 1)
-		return -EINVAL;
-	*ip = ntohl(a.s_addr);
-	return 0;
-}
-
-int dp_cidr_parse(const char *s, struct dp_range *r)
-{
-	char buf[32];
-	const char *slash;
-	char *end;
-	long plen = 32;
-	uint32_t ip;
-
-	if (!s)
-		return -EINVAL;
-	slash = strchr(s, '/');
-	if (slash) {
-		if ((size_t)(slash - s) >= sizeof(buf))
-			return -EINVAL;
-		memcpy(buf, s, (size_t)(slash - s));
-		buf[slash - s] = '\0';
-		plen = strtol(slash + 1, &end, 10);
-		if (*end || end == slash + 1 || plen < 0 || plen > 32)
-			return -EINVAL;
-		s = buf;
-	}
-	if (dp_ip_parse(s, &ip) < 0)
-		return -EINVAL;
-	r->plen = (uint8_t)plen;
-	r->lo = plen ? ip & (uint32_t)(0xffffffffu << (32 - plen)) : 0;
-	return 0;
-}
-
-void dp_mac_of(uint32_t ip, uint8_t mac[6])
-{
-	/* GCE derives a NIC's MAC from its address: 42:01:0a:80:00:02 for 10.128.0.2. */
-	mac[0] = 0x42;
-	mac[1] = 0x01;
-	mac[2] = (uint8_t)(ip >> 24);
-	mac[3] = (uint8_t)(ip >> 16);
-	mac[4] = (uint8_t)(ip >> 8);
-	mac[5] = (uint8_t)ip;
-}
-
 unsigned dp_net_index(struct emu_dataplane *dp, const char *name)
 {
 	json_t *v = json_object_get(dp->net_ids, name);
@@ -83,18 +27,6 @@ unsigned dp_net_index(struct emu_dataplane *dp, const char *name)
 		return (unsigned)json_integer_value(v);
 	json_object_set_new(dp->net_ids, name, json_integer(++dp->next_net_id));
 	return dp->next_net_id;
-}
-
-static int inst_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct dp_want_inst *)a)->key, ((const struct dp_want_inst *)b)->key);
-}
-
-const struct dp_want_inst *dp_model_inst(const struct dp_model *m, const char *key)
-{
-	struct dp_want_inst k = {.key = (char *)key};
-
-	return m->ninsts ? bsearch(&k, m->insts, m->ninsts, sizeof(k), inst_cmp) : NULL;
 }
 
 static const char *metadata_item(const json_t *inst, const char *key)
@@ -256,7 +188,7 @@ static int model_insts(struct emu_dataplane *dp, struct compute *c, struct dp_mo
 		m->ninsts++;
 	}
 	if (m->ninsts > 1)
-		qsort(m->insts, m->ninsts, sizeof(*m->insts), inst_cmp);
+		qsort(m->insts, m->ninsts, sizeof(*m->insts), dp_want_inst_cmp);
 	return 0;
 }
 
