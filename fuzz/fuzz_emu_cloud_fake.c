@@ -10,6 +10,7 @@
 #include "emu/compute/compute.h"
 #include "emu/core/faults.h"
 #include "emu/core/loop.h"
+#include "emu/core/subreq.h"
 
 #define MAX_PAIRS    32
 #define MAX_REQUESTS 8
@@ -25,6 +26,7 @@ struct fake_conn {
 	char *body;
 	size_t body_len;
 	bool json;
+	char boundary[80]; /* a multipart/mixed reply (a batch) */
 	int replies;
 };
 
@@ -37,6 +39,8 @@ const char *emu_request_query(const struct emu_request *req, const char *key)
 {
 	struct fake_conn *c = conn_of(req);
 
+	if (req->sub)
+		return emu_subreq_query(req, key);
 	for (size_t i = 0; i < c->nquery; i++)
 		if (strcmp(c->query[i][0], key) == 0)
 			return c->query[i][1];
@@ -47,6 +51,8 @@ const char *emu_request_header(const struct emu_request *req, const char *name)
 {
 	struct fake_conn *c = conn_of(req);
 
+	if (req->sub)
+		return emu_subreq_header(req, name);
 	for (size_t i = 0; i < c->nheaders; i++)
 		if (strcasecmp(c->headers[i][0], name) == 0)
 			return c->headers[i][1];
@@ -60,10 +66,15 @@ int emu_reply(struct emu_request *req, unsigned status, const char *content_type
 
 	if (req->responded)
 		abort(); /* a request gets exactly one reply */
+	if (req->sub)
+		return emu_subreq_reply(req, status, content_type, body, len);
 	req->responded = true;
 	c->replies++;
 	c->status = status;
 	c->json = content_type && strncmp(content_type, "application/json", 16) == 0;
+	c->boundary[0] = '\0';
+	if (content_type && strncmp(content_type, "multipart/mixed; boundary=", 26) == 0)
+		snprintf(c->boundary, sizeof(c->boundary), "%s", content_type + 26);
 	c->body = malloc(len + 1);
 	if (c->body) {
 		memcpy(c->body, body, len);
@@ -104,11 +115,19 @@ int emu_reply_stream(struct emu_request *req, unsigned status, const char *conte
 
 void emu_request_suspend(struct emu_request *req)
 {
+	if (req->sub) {
+		emu_subreq_suspend(req);
+		return;
+	}
 	req->suspended = true;
 }
 
 void emu_request_resume(struct emu_request *req)
 {
+	if (req->sub) {
+		emu_subreq_resume(req);
+		return;
+	}
 	if (!req->suspended)
 		return;
 	req->suspended = false;
@@ -257,6 +276,10 @@ void emu_request_dispatch(struct emu_request *req)
 		emu_control_handle(req);
 		return;
 	}
+	if (strcmp(req->path, "/batch/compute/v1") == 0) {
+		emu_compute_batch(req);
+		return;
+	}
 	if (emu_auth_handle(req))
 		return;
 	if (strncmp(req->path, "/compute/v1/", 12) == 0) {
@@ -326,6 +349,51 @@ static void conn_free(struct fake_conn *c)
 	free(c->body);
 }
 
+/*
+ * A batch's answer: "--B" parts, each "Content-Type: application/http", an optional
+ * Content-ID, then "HTTP/1.1 NNN Reason", headers, a Content-Length that is the body's length;
+ * JSON bodies parse. Then "--B--".
+ */
+static void check_multipart(const struct fake_conn *c)
+{
+	const char *p = c->body, *end = c->body + c->body_len;
+	char delim[96];
+	size_t dlen = (size_t)snprintf(delim, sizeof(delim), "--%s\r\n", c->boundary);
+
+	while ((size_t)(end - p) >= dlen && memcmp(p, delim, dlen) == 0) {
+		const char *head, *http, *body, *cl;
+		unsigned status;
+		size_t n;
+
+		p += dlen;
+		head = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+		if (!head || strncmp(p, "Content-Type: application/http\r\n", 32) != 0)
+			abort();
+		http = head + 4;
+		if (sscanf(http, "HTTP/1.1 %3u ", &status) != 1 || status < 100)
+			abort();
+		body = memmem(http, (size_t)(end - http), "\r\n\r\n", 4);
+		cl = body ? memmem(http, (size_t)(body - http), "Content-Length: ", 16) : NULL;
+		if (!cl)
+			abort();
+		n = strtoul(cl + 16, NULL, 10);
+		body += 4;
+		if ((size_t)(end - body) < n + 2 || memcmp(body + n, "\r\n", 2) != 0)
+			abort();
+		if (memmem(http, (size_t)(body - http), "Content-Type: application/json", 30)) {
+			json_t *doc = json_loadb(body, n, 0, NULL);
+
+			if (!doc)
+				abort();
+			json_decref(doc);
+		}
+		p = body + n + 2;
+	}
+	snprintf(delim, sizeof(delim), "--%s--\r\n", c->boundary);
+	if ((size_t)(end - p) != strlen(delim) || memcmp(p, delim, strlen(delim)) != 0)
+		abort();
+}
+
 /* A JSON reply parses, and the Compute writer agrees with jansson on it. */
 static void check_reply(const struct fake_conn *c)
 {
@@ -334,6 +402,8 @@ static void check_reply(const struct fake_conn *c)
 	char *ours, *theirs;
 	size_t len;
 
+	if (c->boundary[0] && c->body)
+		check_multipart(c);
 	if (!c->json || !c->body)
 		return;
 	doc = json_loadb(c->body, c->body_len, 0, &jerr);

@@ -27,6 +27,7 @@ struct emu_kube;
 struct emu_auth;
 struct emu_faults;
 struct emu_dataplane;
+struct emu_subreq;
 
 enum emu_ccm_allocator {
 	EMU_CCM_CLOUD = 0, /* CloudAllocator: podCIDR copied from nic0 aliasIpRanges[0] */
@@ -125,6 +126,8 @@ struct emu_request {
 	void *handler_data;
 	/* Set by a fault: the connection is dropped without a reply (a reset). */
 	bool reset_connection;
+	/* A sub-request (a part of a batch, core/subreq.h): no connection of its own. */
+	struct emu_subreq *sub;
 	/* private to httpd.c */
 	json_t *reply_headers;
 	bool suspended;
@@ -161,6 +164,8 @@ void emu_request_resume(struct emu_request *req);
 int emu_compute_init(struct emu *emu);
 void emu_compute_free(struct emu *emu);
 int emu_compute_handle(struct emu_request *req);
+/* batch.c: POST /batch/compute/v1, multipart/mixed parts run as sub-requests. */
+int emu_compute_batch(struct emu_request *req);
 json_t *emu_compute_dump(struct emu *emu);
 /* Replaces the module's state (at start, and at runtime for PUT /_emu/state). */
 int emu_compute_load(struct emu *emu, json_t *state);

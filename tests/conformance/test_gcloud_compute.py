@@ -190,5 +190,184 @@ class TestGcloudCompute(unittest.TestCase):
         self.assertIn("us-central1-a", self.ok(r["list"]).split())
 
 
+SOURCE_VALIDATE = os.environ.get("GCE_VALIDATE",
+                                 os.path.join(SOURCE_ROOT, "..", "shared", "tools", "gce-validate.py"))
+SDK_PYTHON = "/usr/lib/google-cloud-sdk/platform/bundledpythonunix/bin/python3"
+R = "us-central1"
+
+
+@unittest.skipUnless(GCLOUD, "gcloud is not installed")
+class TestGcloudComputeFidelity(unittest.TestCase):
+    """Issue 8's Compute fidelity as gcloud 528 sees it: reserved addresses and their users,
+    the batch endpoint (every command with several requests), forwarding-rule ports, the
+    filters gcloud sends, GCP's field limits."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="gcloud-fid-")
+        e = cls.emu = Emu(cls.tmp, kube=False).start()
+        # Runs even when setUpClass fails (tearDownClass would not); a second stop is a no-op.
+        cls.addClassCleanup(e.stop, check=False)
+        e.create_network("talos")
+        e.create_subnet("nodes")
+        e.create_subnet("vips", cidr="10.8.0.0/24", pods="172.28.0.0/16", services=None)
+        for name, zone in (("f-a", ZONE), ("f-b", ZONE), ("f-c", "us-central1-b")):
+            e.create_instance(name, zone=zone, alias=None, talos=False)
+        e.insert(f"regions/{R}/backendServices", {"name": "bs-ext", "loadBalancingScheme": "EXTERNAL",
+                                                  "protocol": "TCP"})
+        e.insert(f"regions/{R}/backendServices", {"name": "bs-int", "loadBalancingScheme": "INTERNAL",
+                                                  "protocol": "TCP", "network": "global/networks/talos"})
+        e.stats(reset=True)
+        env = cls.env = gcloud_env(e.cloud_url.rsplit(":", 1)[1], cls.tmp)
+        reg, zone = f"--region={R}", f"--zone={ZONE}"
+        big = os.path.join(cls.tmp, "big")
+        with open(big, "w") as f:
+            f.write("v" * (256 * 1024 + 1))
+
+        def seq(*cmds):
+            return [run(env, *c) for c in cmds]
+
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=6)
+        jobs = {
+            "reserve": pool.submit(seq,
+                ("compute", "addresses", "create", "vip", reg, "--subnet=vips", "--addresses=10.8.0.2"),
+                ("compute", "instances", "create", "gc-pool", zone, "--subnet=vips",
+                 "--format=value(networkInterfaces[0].networkIP)"),
+                ("compute", "addresses", "create", "dup", reg, "--subnet=vips", "--addresses=10.8.0.2"),
+                ("compute", "addresses", "describe", "vip", reg, "--format=value(status)")),
+            "users": pool.submit(seq,
+                ("compute", "addresses", "create", "used", reg, "--subnet=vips", "--addresses=10.8.0.20"),
+                ("compute", "instances", "create", "gc-user", zone, "--subnet=vips",
+                 "--private-network-ip=used", "--format=value(networkInterfaces[0].networkIP)"),
+                ("compute", "addresses", "describe", "used", reg, "--format=json"),
+                ("compute", "addresses", "delete", "used", reg, "--quiet"),
+                ("compute", "instances", "delete", "gc-user", zone, "--quiet"),
+                ("compute", "addresses", "describe", "used", reg, "--format=value(status,users)")),
+            "batch": pool.submit(seq,
+                ("compute", "instances", "create", "gc-b1", "gc-b2", zone, "--subnet=nodes",
+                 "--format=value(name,networkInterfaces[0].networkIP)"),
+                ("compute", "instances", "list", f"--zones={ZONE},us-central1-b",
+                 "--format=value(name)"),
+                ("compute", "instances", "delete", "gc-b1", "gc-b2", zone, "--quiet")),
+            "ports": pool.submit(seq,
+                ("compute", "forwarding-rules", "create", "fr80", reg, "--ports=80",
+                 "--backend-service=bs-ext", f"--backend-service-region={R}"),
+                ("compute", "forwarding-rules", "describe", "fr80", reg, "--format=value(portRange)"),
+                ("compute", "addresses", "create", "shared", reg, "--subnet=vips",
+                 "--addresses=10.8.0.30", "--purpose=SHARED_LOADBALANCER_VIP"),
+                ("compute", "forwarding-rules", "create", "fr-api", reg, "--load-balancing-scheme=INTERNAL",
+                 "--backend-service=bs-int", "--subnet=vips", "--address=shared", "--ports=6443"),
+                ("compute", "forwarding-rules", "create", "fr-talos", reg, "--load-balancing-scheme=INTERNAL",
+                 "--backend-service=bs-int", "--subnet=vips", "--address=10.8.0.30", "--ports=50000"),
+                ("compute", "forwarding-rules", "create", "fr-clash", reg, "--load-balancing-scheme=INTERNAL",
+                 "--backend-service=bs-int", "--subnet=vips", "--address=10.8.0.30", "--ports=6443"),
+                ("compute", "addresses", "describe", "shared", reg, "--format=json")),
+            "filters": pool.submit(seq,
+                ("compute", "instances", "list", f"--zones={ZONE},us-central1-b",
+                 "--filter=name~'^f-(a|c)$'", "--format=value(name)"),
+                ("compute", "instances", "list", f"--zones={ZONE}", "--regexp=f-[ab]",
+                 "--format=value(name)"),
+                ("compute", "instances", "list", "f-a", "f-c", f"--zones={ZONE},us-central1-b",
+                 "--format=value(name)"),
+                ("compute", "addresses", "list", f"--regions={R}", "--filter=address=10.8.0.2",
+                 "--format=value(name)")),
+            "limits": pool.submit(seq,
+                ("compute", "instances", "create", "gc-desc", zone, "--subnet=nodes",
+                 "--description=" + "x" * 2049),
+                ("compute", "instances", "create", "gc-tags", zone, "--subnet=nodes", "--tags=Web"),
+                ("compute", "instances", "create", "gc-md", zone, "--subnet=nodes",
+                 f"--metadata-from-file=big={big}"),
+                ("compute", "instances", "create", "gc-desc-ok", zone, "--subnet=nodes",
+                 "--description=" + "é" * 2048, "--format=value(description)")),
+        }
+        pool.shutdown(wait=True)
+        cls.r = {k: f.result() for k, f in jobs.items()}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def ok(self, result):
+        rc, out, err = result
+        self.assertEqual(rc, 0, err)
+        return out
+
+    def refused(self, result, text):
+        rc, out, err = result
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn(text, err)
+
+    def validate(self, type_name, doc):
+        if not (os.path.exists(SOURCE_VALIDATE) and os.path.exists(SDK_PYTHON)):
+            return
+        r = subprocess.run([SDK_PYTHON, SOURCE_VALIDATE, type_name, "-"], input=json.dumps(doc).encode(),
+                           capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout.decode())
+
+    def test_reserved_address_leaves_the_pool(self):
+        create, instance, dup, describe = self.r["reserve"]
+        self.ok(create)
+        # 10.8.0.2 is the subnet's first free address: the instance gets the next one.
+        self.assertEqual(self.ok(instance).strip(), "10.8.0.3")
+        self.refused(dup, "IP '10.8.0.2' is already being used by another resource.")
+        self.assertEqual(self.ok(describe).strip(), "RESERVED")
+
+    def test_address_in_use_by_an_instance(self):
+        create, instance, describe, delete, gone, after = self.r["users"]
+        self.ok(create)
+        self.assertEqual(self.ok(instance).strip(), "10.8.0.20")
+        a = json.loads(self.ok(describe))
+        self.assertEqual(a["status"], "IN_USE")
+        self.assertEqual([u.rsplit("/", 3)[1:] for u in a["users"]],
+                         [[ZONE, "instances", "gc-user"]])
+        self.validate("Address", a)
+        self.refused(delete, "is already being used by 'projects/demo-project/zones/"
+                             f"{ZONE}/instances/gc-user'")
+        self.ok(gone)
+        self.assertEqual(self.ok(after).strip(), "RESERVED")
+
+    def test_several_requests_go_through_the_batch_endpoint(self):
+        create, listed, delete = self.r["batch"]
+        rows = [line.split("\t") for line in self.ok(create).split("\n") if line]
+        self.assertEqual(sorted(r[0] for r in rows), ["gc-b1", "gc-b2"])
+        self.assertNotEqual(rows[0][1], rows[1][1])
+        names = self.ok(listed).split()
+        self.assertTrue({"gc-b1", "gc-b2", "f-a", "f-c"} <= set(names), names)
+        self.ok(delete)
+        self.assertIsNone(self.emu.get_instance("gc-b1"))
+        self.assertIsNone(self.emu.get_instance("gc-b2"))
+        self.assertGreater(self.emu.stats()["requests"].get("POST /batch/compute/v1", 0), 0)
+
+    def test_forwarding_rule_ports(self):
+        create, describe, shared, api, talos, clash, shared_doc = self.r["ports"]
+        self.ok(create)
+        self.assertEqual(self.ok(describe).strip(), "80-80")
+        st, fr = self.emu.compute("GET", f"projects/demo-project/regions/{R}/forwardingRules/fr80")
+        self.validate("ForwardingRule", fr)
+        self.ok(shared)
+        self.ok(api)
+        self.ok(talos)
+        self.refused(clash, "Specified IP address is in-use and would result in a conflict.")
+        a = json.loads(self.ok(shared_doc))
+        self.assertEqual(a["status"], "IN_USE")
+        self.assertEqual(sorted(u.rsplit("/", 1)[1] for u in a["users"]), ["fr-api", "fr-talos"])
+        self.validate("Address", a)
+
+    def test_filters_gcloud_sends(self):
+        regex, regexp, names, address = self.r["filters"]
+        self.assertEqual(sorted(self.ok(regex).split()), ["f-a", "f-c"])
+        self.assertEqual(sorted(self.ok(regexp).split()), ["f-a", "f-b"])
+        self.assertEqual(sorted(self.ok(names).split()), ["f-a", "f-c"])
+        self.ok(address)
+
+    def test_field_limits(self):
+        desc, tags, md, ok = self.r["limits"]
+        self.refused(desc, "Must be at most 2048 characters.")
+        self.refused(tags, "'resource.tags.items[0]': 'Web'")
+        self.refused(md, "Must be at most 262144 bytes (256 KiB).")
+        self.assertEqual(self.ok(ok).strip(), "é" * 2048)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -73,14 +73,21 @@ class Live(unittest.TestCase):
                          {"status": {"phase": "Running"}},
                          content_type="application/merge-patch+json")
 
+    def reserve_vip(self, ip="10.0.0.2"):
+        """The VIP is reserved before the nodes exist, or the first of them gets it (as on
+        GCP: reserving takes it out of the pool, not away from an instance)."""
+        self.compute("addresses", {"name": "talos-vip", "addressType": "INTERNAL", "address": ip,
+                                   "subnetwork": self.c.subnet})
+        self.vip_reserved = True
+
     def control_plane_lb(self, ip="10.0.0.2", hc_port=6443):
         base = f"projects/{self.emu.project}/regions/{REGION}"
         self.compute("healthChecks", {"name": "talos-cp", "type": "HTTPS", "httpsHealthCheck": {
             "port": hc_port, "requestPath": "/readyz"}})
         self.compute("backendServices", {"name": "talos-cp", "loadBalancingScheme": "INTERNAL",
                                          "protocol": "TCP", "healthChecks": [f"{base}/healthChecks/talos-cp"]})
-        self.compute("addresses", {"name": "talos-vip", "addressType": "INTERNAL", "address": ip,
-                                   "subnetwork": self.c.subnet})
+        if not getattr(self, "vip_reserved", False):
+            self.reserve_vip(ip)
         self.compute("forwardingRules", {
             "name": "talos-cp", "IPAddress": ip, "IPProtocol": "TCP", "loadBalancingScheme": "INTERNAL",
             "ports": ["6443", "50000"], "backendService": f"{base}/backendServices/talos-cp",
@@ -114,6 +121,7 @@ class Rendered(Live):
     def test_applied_objects_are_read_back_clean(self):
         if not KUBECTLS:
             self.skipTest("kubectl not installed")
+        self.reserve_vip()
         self.nodes()
         for f in self.files:
             rc, out, err = self.kubectl(KUBECTLS[0], "apply", "-f", f)
@@ -152,6 +160,7 @@ class NoIpam(Live):
 
 class ClusterRules(Live):
     def test_healthy_cluster_is_clean(self):
+        self.reserve_vip()
         self.nodes()
         self.vip_alias_pod("talos-cp-0")
         self.control_plane_lb()

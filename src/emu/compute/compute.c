@@ -191,6 +191,8 @@ int generic_insert(struct call *k, struct coll *co, struct api_error *e)
 	int ret;
 
 	ret = check_body(k, co->type->schema, e);
+	if (ret == 0)
+		ret = limits_check_resource(k->body, e);
 	if (ret < 0)
 		return ret;
 	name = jstr(k->body, "name");
@@ -502,6 +504,12 @@ int emu_compute_handle(struct emu_request *req)
 	size_t n = 0;
 	int ret;
 
+	/* Names, scopes and messages are JSON strings: a path that is no UTF-8 names nothing. */
+	if (!utf8_valid(req->path, strlen(req->path))) {
+		api_fail(&e, 400, "invalid",
+			 "Invalid request: the URL path is not valid UTF-8 (percent-decoded).");
+		return api_reply_error(req, &e);
+	}
 	path = strdup(req->path + strlen(COMPUTE_PREFIX));
 	if (!path)
 		return emu_reply(req, 500, "text/plain", "out of memory\n", 14);
@@ -694,6 +702,15 @@ json_t *emu_compute_dump(struct emu *emu)
 	return doc ? doc : json_object();
 }
 
+static void load_indexes(struct compute *c, const struct coll_type *type)
+{
+	struct coll *co = compute_coll(c, type->name);
+
+	for (size_t i = 0; type->on_load && i < co->len; i++)
+		if (!co->items[i]->pending)
+			type->on_load(c, co->items[i]);
+}
+
 int emu_compute_load(struct emu *emu, json_t *state)
 {
 	struct compute *c = compute_of(emu);
@@ -732,10 +749,16 @@ int emu_compute_load(struct emu *emu, json_t *state)
 				       json_is_true(json_object_get(e, "pending")), &it);
 			if (ret < 0)
 				return ret;
-			if (co->type->on_load && !it->pending)
-				co->type->on_load(c, it);
 		}
 	}
+	/*
+	 * Indexes are rebuilt once everything is there, reserved addresses first: instances and
+	 * forwarding rules that use one find the address holding their IP.
+	 */
+	load_indexes(c, &ct_addresses);
+	for (size_t i = 0; i < c->ncolls; i++)
+		if (c->colls[i]->type != &ct_addresses)
+			load_indexes(c, c->colls[i]->type);
 	if (json_is_object(json_object_get(state, "requestIds")))
 		json_object_update(c->request_ids, json_object_get(state, "requestIds"));
 	if (json_is_object(json_object_get(state, "instanceGroupMembers"))) {

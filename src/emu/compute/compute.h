@@ -69,6 +69,12 @@ char *new_fingerprint(void);
 bool fingerprint_equal(const char *a, const char *b);
 /* RFC 1035 name as Compute requires: [a-z]([-a-z0-9]{0,61}[a-z0-9])? */
 bool valid_name(const char *s);
+/* UTF-8 as JSON needs it (RFC 3629): well-formed, no overlong forms or surrogates. */
+bool utf8_valid(const char *s, size_t len);
+/* Code points in a valid UTF-8 string (GCP's limits count characters). */
+size_t utf8_chars(const char *s);
+/* Replaces, in place, every byte that starts no well-formed sequence with '?'. */
+void utf8_scrub(char *s);
 /* True when s is a canonical UUID other than the zero UUID (requestId rule). */
 bool valid_uuid(const char *s);
 /* json_object_get(o, k) as a string, or NULL. */
@@ -80,6 +86,27 @@ json_t *jsonf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 json_t *json_now(void);
 /* Milliseconds since the epoch. */
 uint64_t wall_ms(void);
+
+/* ---- batch requests (batch.c) ---- */
+/* One request of a multipart/mixed batch; body points into the batch's body. */
+struct batch_part {
+	char *content_id; /* without its <>, or NULL */
+	char *method, *target;
+	char **headers; /* "Name: value" */
+	size_t nheaders;
+	const char *body;
+	size_t body_len;
+};
+/* Splits a batch body (content_type is the outer Content-Type). 0, -EINVAL with err, -ENOMEM. */
+int batch_parse(const char *content_type, const char *body, size_t len, struct batch_part **parts,
+		size_t *n, char *err, size_t errlen);
+void batch_parts_free(struct batch_part *parts, size_t n);
+
+/* ---- documented field limits (limits.c) ---- */
+/* description (2,048 characters) and labels of any resource body. */
+int limits_check_resource(const json_t *res, struct api_error *e);
+/* Instance tags: RFC 1035 names, 1-63 characters, at most 64. field: "resource.tags". */
+int limits_check_tags(const json_t *tags, const char *field, struct api_error *e);
 
 /* ---- catalogue (catalog.c) ---- */
 struct zone_info {
@@ -296,6 +323,9 @@ int ipindex_add(struct ipindex *x, const char *network, uint32_t lo, uint32_t hi
 		const char *owner);
 /* Removes every range of owner in network. */
 void ipindex_remove_owner(struct ipindex *x, const char *network, const char *owner);
+/* Removes the entry [lo, hi] of owner (the exact range), if there is one. */
+void ipindex_remove_range(struct ipindex *x, const char *network, uint32_t lo, uint32_t hi,
+			  const char *owner);
 /* The owner of a range overlapping [lo, hi], or NULL. */
 const char *ipindex_overlap(const struct ipindex *x, const char *network, uint32_t lo, uint32_t hi,
 			    const char *ignore_owner);
@@ -306,6 +336,35 @@ const char *ipindex_overlap(const struct ipindex *x, const char *network, uint32
 int ipindex_alloc(const struct ipindex *x, const char *network, uint32_t range_lo,
 		  uint32_t range_hi, unsigned prefix, const char *ignore_owner,
 		  const uint32_t *extra, size_t nextra, uint32_t *out);
+
+/* internal IP ownership (ipowner.c): instances, addresses, forwarding rules */
+/* "SCOPE/COLLECTION/NAME", the owner key of a resource in the ip index. Caller frees. */
+char *ip_owner_key(const char *scope, const char *collection, const char *name);
+/* The resource an owner key names (possibly pending), and its collection's name. */
+struct item *ip_owner_item(struct compute *c, const char *key, const char **collection);
+/* "a.b.c.d" (no prefix). 0 or -EINVAL. */
+int ip4_parse(const char *s, uint32_t *out);
+/* The subnetwork a resource's "subnetwork" reference names, and its network's name. */
+struct item *ip_subnet_of(struct compute *c, const json_t *res, char *net, size_t netlen);
+/* ip is in the subnet's primary range, outside its first two and last two addresses. */
+bool ip_in_primary(const json_t *subnet, uint32_t ip);
+/* IP_IN_USE_BY_ANOTHER_RESOURCE with GCP's message; returns -EINVAL. */
+int ip_in_use(struct api_error *e, unsigned status, const char *what);
+/* purpose SHARED_LOADBALANCER_VIP: several forwarding rules may use it. */
+bool address_shared(const json_t *addr);
+bool address_has_user(const json_t *addr, const char *url);
+/* No users, or url as the only one. */
+bool address_free_for(const json_t *addr, const char *url);
+/* users[] += url, status IN_USE. 0 or -ENOMEM. */
+int address_add_user(struct item *addr, const char *url);
+/* users[] -= url; RESERVED when none is left. */
+void address_drop_user(struct item *addr, const char *url);
+/* The same, on every address that lists url. */
+void addresses_drop_user(struct compute *c, const char *url);
+/* The (visible) address a reference with a '/' names, or NULL. */
+struct item *address_by_ref(struct compute *c, const char *ref, const char *default_scope);
+/* The reserved address holding ip in network, or NULL. */
+struct item *address_holding(struct compute *c, const char *network, uint32_t ip);
 
 /* auth/auth.c, for the Operation's "user" and the state file. */
 const char *emu_auth_principal(struct emu_request *req);

@@ -19,6 +19,8 @@ static int vfail(struct api_error *e, unsigned status, const char *reason, const
 {
 	*e = (struct api_error){.status = status, .reason = reason, .code = code};
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	/* Messages quote what clients sent (and may be cut short): JSON needs valid UTF-8. */
+	utf8_scrub(e->message);
 	return -EINVAL;
 }
 

@@ -200,8 +200,13 @@ static int index_instance(struct compute *c, struct item *it, struct api_error *
 		if (!net)
 			continue;
 		ip = str_printf("%s/32", jstr(nic, "networkIP") ?: "");
-		if (ip && cidr4_parse(ip, &lo, &hi, &p) == 0)
-			ret = ipindex_add(c->ipidx, net, lo, hi, owner);
+		if (ip && cidr4_parse(ip, &lo, &hi, &p) == 0) {
+			struct item *a = address_holding(c, net, lo);
+
+			/* Held by a reserved address this instance uses: the address's entry. */
+			if (!a || !address_has_user(a->res, jstr(it->res, "selfLink") ?: ""))
+				ret = ipindex_add(c->ipidx, net, lo, hi, owner);
+		}
 		free(ip);
 		json_array_foreach(json_object_get(nic, "aliasIpRanges"), j, ar)
 		{
@@ -234,6 +239,8 @@ static void unindex_instance(struct compute *c, struct item *it)
 	json_t *nic;
 	size_t i;
 
+	/* Reserved addresses it used are RESERVED again (they stay out of the pool). */
+	addresses_drop_user(c, jstr(it->res, "selfLink"));
 	if (!owner)
 		return;
 	json_array_foreach(json_object_get(it->res, "networkInterfaces"), i, nic)
@@ -366,7 +373,22 @@ static int prepare_nics(struct call *k, json_t *res, struct api_error *e)
 				    e, 400, "invalid",
 				    "Invalid value for field 'resource.networkInterfaces[%zu].network': each network interface must be in a different network.",
 				    i);
-		if (ip) {
+		if (ip && strchr(ip, '/')) {
+			/* networkIP as an Address's URL (gcloud's --private-network-ip NAME). */
+			struct item *a = address_by_ref(k->c, ip, sub->scope);
+
+			if (!a)
+				return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
+						     "The resource '%s' was not found",
+						     compute_rel(k->c, ip));
+			if (strcmp(jstr(a->res, "addressType") ?: "", "INTERNAL") != 0 ||
+			    strcmp(compute_rel(k->c, jstr(a->res, "subnetwork")),
+				   compute_rel(k->c, jstr(nic, "subnetwork"))) != 0)
+				return api_fail(
+				    e, 400, "invalid",
+				    "Invalid value for field 'resource.networkInterfaces[%zu].networkIP': '%s'. The address must be an internal address of the interface's subnetwork.",
+				    i, ip);
+		} else if (ip) {
 			uint32_t lo, hi;
 			unsigned p;
 			struct alias a;
@@ -491,6 +513,13 @@ static int check_metadata(json_t *md, const char *field, struct api_error *e)
 				    e, 400, "invalid",
 				    "Invalid value for field '%s.items': duplicate key '%s'.",
 				    field, key);
+		/* Metadata.items[].value: "their size must be less than or equal to 262144 bytes
+		 * (256 KiB)" (Compute v1 messages). */
+		if (value && strlen(value) > 256 * 1024)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field '%s.items[%zu].value': the value of metadata key '%s' is %zu bytes long. Must be at most 262144 bytes (256 KiB).",
+			    field, i, key, strlen(value));
 		total += strlen(key) + (value ? strlen(value) : 0);
 	}
 	/* "The total size of all keys and values must be less than 512 KB." */
@@ -570,6 +599,9 @@ static int instance_prepare(struct call *k, json_t *res, struct api_error *e)
 	if (!json_object_get(sched, "provisioningModel"))
 		json_object_set_new(sched, "provisioningModel", json_string("STANDARD"));
 	tags = json_object_get(res, "tags");
+	ret = limits_check_tags(tags, "resource.tags", e);
+	if (ret < 0)
+		return ret;
 	if (!tags) {
 		tags = json_object();
 		json_object_set_new(res, "tags", tags);
@@ -589,8 +621,7 @@ static int instance_prepare(struct call *k, json_t *res, struct api_error *e)
 
 static int in_use(struct api_error *e, const char *what)
 {
-	return api_fail_code(e, 400, "ipInUseByAnotherResource", "IP_IN_USE_BY_ANOTHER_RESOURCE",
-			     "IP '%s' is already being used by another resource.", what);
+	return ip_in_use(e, 400, what);
 }
 
 static bool hits(const uint32_t *taken, size_t n, uint32_t lo, uint32_t hi)
@@ -605,13 +636,29 @@ static bool hits(const uint32_t *taken, size_t n, uint32_t lo, uint32_t hi)
  * One nic at completion: explicit aliases and networkIP must be free; netmask aliases and a
  * missing networkIP are allocated; everything is then indexed under owner.
  */
-static int nic_allocate(struct compute *c, json_t *nic, const char *owner, struct api_error *e)
+/*
+ * A reserved internal address as an interface's networkIP (given as its IP or its URL, as
+ * gcloud's --private-network-ip sends it): an INTERNAL GCE_ENDPOINT address of the
+ * interface's subnetwork that nobody else uses.
+ */
+static bool address_usable_by(struct compute *c, const struct item *a, const json_t *nic,
+			      const char *self)
+{
+	return strcmp(jstr(a->res, "addressType") ?: "", "INTERNAL") == 0 &&
+	       strcmp(jstr(a->res, "purpose") ?: "GCE_ENDPOINT", "GCE_ENDPOINT") == 0 &&
+	       strcmp(compute_rel(c, jstr(a->res, "subnetwork")),
+		      compute_rel(c, jstr(nic, "subnetwork"))) == 0 &&
+	       address_free_for(a->res, self);
+}
+
+static int nic_allocate(struct compute *c, json_t *nic, const char *owner, const char *self,
+			struct api_error *e)
 {
 	char buf[128], scope[96], sname[128];
-	const char *net = network_name_of(c, nic, buf, sizeof(buf));
+	const char *net = network_name_of(c, nic, buf, sizeof(buf)), *want;
 	uint32_t taken[2 * 66], lo, hi, plo, phi;
 	size_t ntaken = 0, j;
-	struct item *sub = NULL;
+	struct item *sub = NULL, *addr = NULL;
 	unsigned p, pp;
 	json_t *ar, *ac;
 	char *text;
@@ -636,25 +683,43 @@ static int nic_allocate(struct compute *c, json_t *nic, const char *owner, struc
 	}
 	if (alias_source(sub->res, NULL, &plo, &phi, &pp) < 0)
 		return api_fail(e, 500, "internalError", "subnetwork without a primary range");
-	if (jstr(nic, "networkIP")) {
-		struct alias a;
-
-		if (parse_alias(jstr(nic, "networkIP"), &a) < 0)
-			return api_fail(e, 400, "invalid", "Invalid networkIP");
-		lo = a.lo;
-		if (ipindex_overlap(c->ipidx, net, lo, lo, NULL) || hits(taken, ntaken, lo, lo))
-			return in_use(e, jstr(nic, "networkIP"));
+	want = jstr(nic, "networkIP");
+	if (want && strchr(want, '/')) {
+		addr = address_by_ref(c, want, sub->scope);
+		if (!addr)
+			return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
+					     "The resource '%s' was not found",
+					     compute_rel(c, want));
+		if (ip4_parse(jstr(addr->res, "address"), &lo) < 0 ||
+		    !address_usable_by(c, addr, nic, self))
+			return in_use(e, jstr(addr->res, "address") ?: want);
+	} else if (want) {
+		if (ip4_parse(want, &lo) < 0)
+			return api_fail(e, 400, "invalid", "Invalid networkIP '%s'", want);
+		/* The IP of a reserved address: the interface uses that address. */
+		addr = address_holding(c, net, lo);
+		if (addr ? !address_usable_by(c, addr, nic, self)
+			 : ipindex_overlap(c->ipidx, net, lo, lo, NULL) != NULL)
+			return in_use(e, want);
 	} else {
 		if (ipindex_alloc(c->ipidx, net, plo, phi, 32, NULL, taken, ntaken, &lo) < 0)
 			return api_fail_code(e, 400, "ipSpaceExhausted", "IP_SPACE_EXHAUSTED",
 					     "The subnetwork '%s' has no free IP address left.",
 					     sub->name);
-		text = ip4_format(lo);
-		json_object_set_new(nic, "networkIP", json_string(text ? text : ""));
-		free(text);
 	}
-	taken[2 * ntaken] = lo;
-	taken[2 * ntaken++ + 1] = lo;
+	if (hits(taken, ntaken, lo, lo))
+		return in_use(e, want ? want : "networkIP");
+	text = ip4_format(lo);
+	json_object_set_new(nic, "networkIP", json_string(text ? text : ""));
+	free(text);
+	/* A reserved address stays the address's in the index; the interface is its user. */
+	if (addr) {
+		if (address_add_user(addr, self) < 0)
+			return api_fail(e, 500, "internalError", "out of memory");
+	} else {
+		taken[2 * ntaken] = lo;
+		taken[2 * ntaken++ + 1] = lo;
+	}
 	json_array_foreach(json_object_get(nic, "aliasIpRanges"), j, ar)
 	{
 		const char *rn = jstr(ar, "subnetworkRangeName");
@@ -711,7 +776,7 @@ static int instance_apply_insert(struct compute *c, struct item *it, struct api_
 		return api_fail(e, 500, "internalError", "out of memory");
 	json_array_foreach(json_object_get(it->res, "networkInterfaces"), i, nic)
 	{
-		ret = nic_allocate(c, nic, owner, e);
+		ret = nic_allocate(c, nic, owner, jstr(it->res, "selfLink"), e);
 		if (ret < 0) {
 			unindex_instance(c, it);
 			break;
@@ -903,7 +968,7 @@ static int apply_nic_aliases(struct compute *c, struct item *it, json_t *nic, js
 	}
 	ipindex_remove_owner(c->ipidx, net, owner);
 	json_object_set(nic, "aliasIpRanges", list);
-	ret = nic_allocate(c, nic, owner, e);
+	ret = nic_allocate(c, nic, owner, jstr(it->res, "selfLink"), e);
 	if (ret < 0) {
 		/* Put the interface back as it was (its ranges were free a moment ago). */
 		struct api_error ignored;
@@ -912,7 +977,7 @@ static int apply_nic_aliases(struct compute *c, struct item *it, json_t *nic, js
 			json_object_set(nic, "aliasIpRanges", saved);
 		else
 			json_object_del(nic, "aliasIpRanges");
-		nic_allocate(c, nic, owner, &ignored);
+		nic_allocate(c, nic, owner, jstr(it->res, "selfLink"), &ignored);
 	}
 	if (json_array_size(json_object_get(nic, "aliasIpRanges")) == 0)
 		json_object_del(nic, "aliasIpRanges");

@@ -214,3 +214,20 @@ int ipindex_alloc(const struct ipindex *x, const char *network, uint32_t range_l
 	}
 	return -ENOSPC;
 }
+
+void ipindex_remove_range(struct ipindex *x, const char *network, uint32_t lo, uint32_t hi,
+			  const char *owner)
+{
+	struct net *n = find_net(x, network);
+	size_t i;
+
+	if (!n)
+		return;
+	i = lower(n, lo);
+	if (i < n->len && n->r[i].lo == lo && n->r[i].hi == hi &&
+	    strcmp(n->r[i].owner, owner) == 0) {
+		free(n->r[i].owner);
+		memmove(&n->r[i], &n->r[i + 1], (n->len - i - 1) * sizeof(n->r[0]));
+		n->len--;
+	}
+}

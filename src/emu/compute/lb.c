@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "emu/compute/compute.h"
 
 /* A reference field that must name an existing resource; normalized to its URL. */
@@ -90,6 +91,18 @@ static const char *region_scope(const struct call *k)
 
 /* ---- addresses ---- */
 
+/*
+ * The subnetwork and network of a regional INTERNAL address (the addresses that hold an IP
+ * of a VPC network); NULL for external and global ones, which are data here.
+ */
+static struct item *address_subnet(struct compute *c, const struct item *a, char *net, size_t len)
+{
+	if (strcmp(jstr(a->res, "addressType") ?: "", "INTERNAL") != 0 ||
+	    strncmp(a->scope, "regions/", 8) != 0)
+		return NULL;
+	return ip_subnet_of(c, a->res, net, len);
+}
+
 static int address_prepare(struct call *k, json_t *res, struct api_error *e)
 {
 	const char *type, *addr = jstr(res, "address");
@@ -99,6 +112,7 @@ static int address_prepare(struct call *k, json_t *res, struct api_error *e)
 		json_object_set_new(res, "addressType", json_string("EXTERNAL"));
 	type = jstr(res, "addressType"); /* borrowed from res: read after setting */
 	json_object_set_new(res, "status", json_string("RESERVED"));
+	json_object_del(res, "users"); /* output only */
 	if (strcmp(type, "INTERNAL") == 0) {
 		ret = must_exist(k, res, "subnetwork", "subnetworks", region_scope(k),
 				 k->skind == SCOPE_REGION, e);
@@ -108,34 +122,26 @@ static int address_prepare(struct call *k, json_t *res, struct api_error *e)
 			return api_fail(
 			    e, 400, "invalid",
 			    "Invalid value for field 'resource.addressType': 'INTERNAL'. Global internal addresses need a purpose.");
+		/* "GCE_ENDPOINT for addresses that are used by VM instances, alias IP ranges,
+		 * load balancers" is what a regional internal address is unless told otherwise. */
+		if (k->skind == SCOPE_REGION && !jstr(res, "purpose"))
+			json_object_set_new(res, "purpose", json_string("GCE_ENDPOINT"));
 		if (addr) {
+			char net[128];
+			struct item *sub = NULL;
 			uint32_t a;
-			char *cidr = str_printf("%s/32", addr);
-			uint32_t lo, hi;
-			unsigned p;
 
-			ret = cidr ? cidr4_parse(cidr, &a, &hi, &p) : -ENOMEM;
-			free(cidr);
-			if (ret < 0)
+			if (ip4_parse(addr, &a) < 0)
 				return api_fail(e, 400, "invalid",
 						"Invalid value for field 'resource.address': '%s'.",
 						addr);
-			if (k->skind == SCOPE_REGION) {
-				char scope[96], name[128];
-				struct item *sub = NULL;
-
-				if (compute_parse_ref(k->c, jstr(res, "subnetwork"), "subnetworks",
-						      k->scope, scope, sizeof(scope), name,
-						      sizeof(name)) == 0)
-					sub = coll_find(compute_coll(k->c, "subnetworks"), scope,
-							name);
-				if (sub && subnet_range(sub->res, NULL, &lo, &hi, &p) == 0 &&
-				    (a < lo + 2 || a > hi - 2))
-					return api_fail(
-					    e, 400, "invalid",
-					    "Invalid value for field 'resource.address': '%s'. The address is not in the subnetwork's primary range.",
-					    addr);
-			}
+			if (k->skind == SCOPE_REGION)
+				sub = ip_subnet_of(k->c, res, net, sizeof(net));
+			if (sub && !ip_in_primary(sub->res, a))
+				return api_fail(
+				    e, 400, "invalid",
+				    "Invalid value for field 'resource.address': '%s'. The address is not in the subnetwork's primary range.",
+				    addr);
 		}
 	} else if (!addr) {
 		/* External addresses are data here: nothing routes to them. */
@@ -150,21 +156,140 @@ static int address_prepare(struct call *k, json_t *res, struct api_error *e)
 	return 0;
 }
 
+/*
+ * May address a take over ip from holder, its ephemeral user? "Ephemeral IP addresses that are
+ * in use by resources in the project can be reserved using the '--addresses' flag" (gcloud
+ * compute addresses create): an instance's networkIP (into a GCE_ENDPOINT address) or a
+ * forwarding rule's own address, in the same subnetwork. Alias ranges are never promoted.
+ */
+static bool promotable(struct compute *c, const struct item *a, const struct item *holder,
+		       const char *coll, const char *ip)
+{
+	const char *sub = compute_rel(c, jstr(a->res, "subnetwork"));
+	json_t *nic;
+	size_t i;
+
+	if (!holder || holder->pending)
+		return false;
+	if (strcmp(coll, "forwardingRules") == 0)
+		return strcmp(jstr(holder->res, "IPAddress") ?: "", ip) == 0 &&
+		       strcmp(compute_rel(c, jstr(holder->res, "subnetwork")), sub) == 0;
+	if (strcmp(coll, "instances") != 0 ||
+	    strcmp(jstr(a->res, "purpose") ?: "", "GCE_ENDPOINT") != 0)
+		return false;
+	json_array_foreach(json_object_get(holder->res, "networkInterfaces"), i, nic)
+	{
+		if (strcmp(jstr(nic, "networkIP") ?: "", ip) == 0 &&
+		    strcmp(compute_rel(c, jstr(nic, "subnetwork")), sub) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * At completion the address leaves the dynamic pool: "Reserving a static internal IP address
+ * takes the address out of the dynamic allocation pool"
+ * (https://cloud.google.com/vpc/docs/reserve-static-internal-ip-address). Without an address
+ * one is allocated from the subnetwork's primary range. An address held by anything else
+ * fails the Operation: 409 IP_IN_USE_BY_ANOTHER_RESOURCE (kubernetes/ingress-gce#2735 shows
+ * GCP's answer to reserving an address in use).
+ */
+static int address_apply_insert(struct compute *c, struct item *it, struct api_error *e)
+{
+	char net[128], *key = NULL, *text = NULL;
+	struct item *sub = address_subnet(c, it, net, sizeof(net)), *holder;
+	const char *want = jstr(it->res, "address"), *owner, *coll = "";
+	uint32_t ip, lo, hi;
+	unsigned p;
+	int ret;
+
+	if (!sub) {
+		if (strcmp(jstr(it->res, "addressType") ?: "", "INTERNAL") == 0 &&
+		    strncmp(it->scope, "regions/", 8) == 0)
+			return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
+					     "The resource '%s' was not found",
+					     compute_rel(c, jstr(it->res, "subnetwork")));
+		return 0;
+	}
+	if (want) {
+		if (ip4_parse(want, &ip) < 0)
+			return api_fail(e, 400, "invalid", "Invalid address '%s'", want);
+	} else if (subnet_range(sub->res, NULL, &lo, &hi, &p) < 0 ||
+		   ipindex_alloc(c->ipidx, net, lo + 2, hi - 2, 32, NULL, NULL, 0, &ip) < 0) {
+		return api_fail_code(e, 400, "ipSpaceExhausted", "IP_SPACE_EXHAUSTED",
+				     "The subnetwork '%s' has no free IP address left.", sub->name);
+	}
+	text = ip4_format(ip);
+	key = ip_owner_key(it->scope, "addresses", it->name);
+	if (!text || !key) {
+		ret = api_fail(e, 500, "internalError", "out of memory");
+		goto cleanup;
+	}
+	owner = ipindex_overlap(c->ipidx, net, ip, ip, NULL);
+	if (owner) {
+		holder = ip_owner_item(c, owner, &coll);
+		if (!promotable(c, it, holder, coll ?: "", text)) {
+			ret = ip_in_use(e, 409, text);
+			goto cleanup;
+		}
+		ipindex_remove_range(c->ipidx, net, ip, ip, owner);
+		if (address_add_user(it, jstr(holder->res, "selfLink")) < 0) {
+			ret = api_fail(e, 500, "internalError", "out of memory");
+			goto cleanup;
+		}
+	}
+	ret = ipindex_add(c->ipidx, net, ip, ip, key);
+	if (ret < 0) {
+		ret =
+		    api_fail(e, 500, "internalError", "cannot index %s: %s", text, strerror(-ret));
+		goto cleanup;
+	}
+	json_object_set_new(it->res, "address", json_string(text));
+cleanup:
+	free(text);
+	free(key);
+	return ret;
+}
+
 static int address_check_delete(struct compute *c, struct item *it, struct api_error *e)
 {
 	static const char *const users[] = {"forwardingRules"};
-	const char *addr = jstr(it->res, "address");
-	struct coll *frs = compute_coll(c, "forwardingRules");
+	json_t *u = json_array_get(json_object_get(it->res, "users"), 0);
 
-	/* A forwarding rule holding the address (by IP or by reference) keeps it in use. */
-	for (size_t i = 0; addr && i < frs->len; i++)
-		if (strcmp(jstr(frs->items[i]->res, "IPAddress") ?: "", addr) == 0 &&
-		    strcmp(frs->items[i]->scope, it->scope) == 0)
-			return api_fail(e, 400, "resourceInUseByAnotherResource",
-					"The address resource '%s' is already being used by '%s'",
-					compute_rel(c, jstr(it->res, "selfLink")),
-					compute_rel(c, jstr(frs->items[i]->res, "selfLink")));
+	/* Instances and forwarding rules that use the address are its users. */
+	if (u)
+		return api_fail(e, 400, "resourceInUseByAnotherResource",
+				"The address resource '%s' is already being used by '%s'",
+				compute_rel(c, jstr(it->res, "selfLink")),
+				compute_rel(c, json_string_value(u)));
 	return check_unused(c, it, users, 1, e);
+}
+
+static void address_unindex(struct compute *c, struct item *it)
+{
+	char net[128], *key;
+
+	if (!address_subnet(c, it, net, sizeof(net)))
+		return;
+	key = ip_owner_key(it->scope, "addresses", it->name);
+	if (key)
+		ipindex_remove_owner(c->ipidx, net, key);
+	free(key);
+}
+
+static void address_on_load(struct compute *c, struct item *it)
+{
+	char net[128], *key;
+	uint32_t ip;
+
+	if (!address_subnet(c, it, net, sizeof(net)) ||
+	    ip4_parse(jstr(it->res, "address"), &ip) < 0)
+		return;
+	key = ip_owner_key(it->scope, "addresses", it->name);
+	if (!key || ipindex_add(c->ipidx, net, ip, ip, key) < 0)
+		log_warn("state: address %s/%s: %s is held twice", it->scope, it->name,
+			 jstr(it->res, "address"));
+	free(key);
 }
 
 const struct coll_type ct_addresses = {
@@ -175,7 +300,10 @@ const struct coll_type ct_addresses = {
     .schema = "Address",
     .scopes = SCOPE_REGION | SCOPE_GLOBAL,
     .prepare_insert = address_prepare,
+    .apply_insert = address_apply_insert,
     .check_delete = address_check_delete,
+    .apply_delete = address_unindex,
+    .on_load = address_on_load,
 };
 
 /* ---- healthChecks ---- */
@@ -333,6 +461,246 @@ const struct coll_type ct_backend_services = {
 
 /* ---- forwardingRules ---- */
 
+/* "\d+(?:-\d+)?" with ports 1..65535, lo <= hi. */
+static int parse_port_range(const char *s, unsigned *lo, unsigned *hi)
+{
+	char *end;
+	unsigned long a, b;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	a = strtoul(s, &end, 10);
+	b = a;
+	if (*end == '-') {
+		if (end[1] < '0' || end[1] > '9')
+			return -EINVAL;
+		b = strtoul(end + 1, &end, 10);
+	}
+	if (*end || a < 1 || b > 65535 || a > b)
+		return -EINVAL;
+	*lo = (unsigned)a;
+	*hi = (unsigned)b;
+	return 0;
+}
+
+static bool protocol_is(const json_t *res, const char *const *list)
+{
+	const char *proto = jstr(res, "IPProtocol") ?: "";
+
+	for (; *list; list++)
+		if (strcmp(proto, *list) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * ports, portRange and allPorts as the ForwardingRule reference documents them: mutually
+ * exclusive; ports and portRange "require that the forwarding rule IPProtocol be TCP, UDP, or
+ * SCTP", allPorts TCP, UDP, SCTP or L3_DEFAULT, and "The L3_DEFAULT protocol requires allPorts
+ * be set to true"; ports: "up to five ports", only for backend-service based rules and internal
+ * protocol forwarding; portRange not for internal passthrough rules (INTERNAL scheme). Both
+ * match "\d+(?:-\d+)?"; portRange reads back as "LO-HI" (GCP answers "80-80" for "80").
+ */
+static int check_ports(json_t *res, const char *scheme, struct api_error *e)
+{
+	static const char *const l4[] = {"TCP", "UDP", "SCTP", NULL};
+	static const char *const any[] = {"TCP", "UDP", "SCTP", "L3_DEFAULT", NULL};
+	json_t *ports = json_object_get(res, "ports"), *p;
+	const char *range = jstr(res, "portRange"), *proto = jstr(res, "IPProtocol") ?: "";
+	bool all = json_is_true(json_object_get(res, "allPorts"));
+	bool internal = strcmp(scheme, "INTERNAL") == 0;
+	unsigned lo, hi;
+	size_t i;
+
+	if ((ports != NULL) + (range != NULL) + all > 1)
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource': the ports, portRange and allPorts fields are mutually exclusive.");
+	if (strcmp(proto, "L3_DEFAULT") == 0 && !all)
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.allPorts': The L3_DEFAULT protocol requires allPorts be set to true.");
+	if (all && !protocol_is(res, any))
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.allPorts': allPorts requires IPProtocol TCP, UDP, SCTP or L3_DEFAULT, not '%s'.",
+		    proto);
+	if ((ports || range) && !protocol_is(res, l4))
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.%s': it requires IPProtocol TCP, UDP or SCTP, not '%s'.",
+		    ports ? "ports" : "portRange", proto);
+	if (range) {
+		char text[16];
+
+		if (internal)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.portRange': '%s'. Internal passthrough forwarding rules take ports or allPorts, not portRange.",
+			    range);
+		if (parse_port_range(range, &lo, &hi) < 0)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.portRange': '%s'. Must be a match of regex '\\d+(?:-\\d+)?' with ports from 1 to 65535, the first not above the last.",
+			    range);
+		snprintf(text, sizeof(text), "%u-%u", lo, hi);
+		json_object_set_new(res, "portRange", json_string(text));
+	}
+	if (!ports)
+		return 0;
+	if (!jstr(res, "backendService") &&
+	    !(internal && strstr(jstr(res, "target") ?: "", "/targetInstances/")))
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.ports': ports apply to backend service based forwarding rules and internal protocol forwarding only; use portRange.");
+	if (json_array_size(ports) == 0 || json_array_size(ports) > 5)
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.ports': specify from one to five ports, not %zu.",
+		    json_array_size(ports));
+	json_array_foreach(ports, i, p)
+	{
+		if (parse_port_range(json_string_value(p), &lo, &hi) < 0)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.ports[%zu]': '%s'. Must be a match of regex '\\d+(?:-\\d+)?' with ports from 1 to 65535.",
+			    i, json_string_value(p) ?: "");
+	}
+	return 0;
+}
+
+/*
+ * The ports a rule forwards, as [lo, hi] pairs: allPorts, or no port field at all, is every
+ * port. Returns the number of pairs (at most 5).
+ */
+static size_t rule_ports(const json_t *rule, unsigned lo[5], unsigned hi[5])
+{
+	json_t *ports = json_object_get(rule, "ports"), *p;
+	size_t i, n = 0;
+
+	if (jstr(rule, "portRange") && parse_port_range(jstr(rule, "portRange"), lo, hi) == 0)
+		return 1;
+	json_array_foreach(ports, i, p) if (n < 5 && parse_port_range(json_string_value(p), &lo[n],
+								      &hi[n]) == 0) n++;
+	if (n)
+		return n;
+	lo[0] = 1;
+	hi[0] = 65535;
+	return 1;
+}
+
+/*
+ * Rules sharing an IP (through a SHARED_LOADBALANCER_VIP address): "For internal forwarding
+ * rules within the same VPC network, two or more forwarding rules cannot use the same
+ * [IPAddress, IPProtocol] pair if they share at least one port number" (ForwardingRule.ports).
+ * L3_DEFAULT carries every protocol. GCP's answer to a clash is kubemci's "Specified IP address
+ * is in-use and would result in a conflict." The other users of the shared address a are
+ * checked against rule; 0 or -EINVAL.
+ */
+static int check_shared_ports(struct compute *c, const struct item *a, const json_t *rule,
+			      struct api_error *e)
+{
+	const char *self = jstr(rule, "selfLink") ?: "", *proto = jstr(rule, "IPProtocol") ?: "";
+	unsigned lo[5], hi[5], olo[5], ohi[5];
+	size_t n = rule_ports(rule, lo, hi), i;
+	json_t *u;
+
+	json_array_foreach(json_object_get(a->res, "users"), i, u)
+	{
+		char scope[96], name[128];
+		struct item *other;
+		const char *oproto;
+		size_t m;
+
+		if (strcmp(json_string_value(u) ?: "", self) == 0 ||
+		    compute_parse_ref(c, json_string_value(u) ?: "", "forwardingRules", NULL, scope,
+				      sizeof(scope), name, sizeof(name)) < 0)
+			continue;
+		other = coll_find(compute_coll(c, "forwardingRules"), scope, name);
+		if (!other)
+			continue;
+		oproto = jstr(other->res, "IPProtocol") ?: "";
+		if (strcmp(proto, oproto) != 0 && strcmp(proto, "L3_DEFAULT") != 0 &&
+		    strcmp(oproto, "L3_DEFAULT") != 0)
+			continue;
+		m = rule_ports(other->res, olo, ohi);
+		for (size_t x = 0; x < n; x++)
+			for (size_t y = 0; y < m; y++)
+				if (lo[x] <= ohi[y] && olo[y] <= hi[x])
+					return api_fail(
+					    e, 400, "invalid",
+					    "Invalid value for field 'resource.IPAddress': '%s'. Specified IP address is in-use and would result in a conflict.",
+					    jstr(a->res, "address") ?: "");
+	}
+	return 0;
+}
+
+/* A regional internal rule: its subnetwork (and network) hold its IP. */
+static bool rule_internal(const struct item *rule)
+{
+	return strncmp(jstr(rule->res, "loadBalancingScheme") ?: "", "INTERNAL", 8) == 0 &&
+	       strncmp(rule->scope, "regions/", 8) == 0;
+}
+
+/*
+ * Internal rules: the subnetwork (a network alone names its region's subnetwork in an auto
+ * mode network), both URLs set; IPAddress, when given as an IP, from the subnetwork's primary
+ * range; as an Address, an internal one of the same subnetwork.
+ */
+static int prepare_internal_rule(struct call *k, json_t *res, struct api_error *e)
+{
+	const char *ip = jstr(res, "IPAddress");
+	char net[128];
+	struct item *sub, *a;
+	uint32_t addr;
+
+	if (!jstr(res, "subnetwork")) {
+		struct item *n = NULL;
+
+		if (network_name_of(k->c, res, net, sizeof(net)))
+			n = compute_network(k->c, net);
+		sub = n && json_is_true(json_object_get(n->res, "autoCreateSubnetworks"))
+			  ? compute_subnetwork(k->c, k->scope_name, net)
+			  : NULL;
+		if (!sub)
+			return api_fail(
+			    e, 400, "required",
+			    "Required field 'resource.subnetwork' not specified for an INTERNAL forwarding rule");
+		json_object_set(res, "subnetwork", json_object_get(sub->res, "selfLink"));
+	}
+	sub = ip_subnet_of(k->c, res, net, sizeof(net));
+	if (!sub)
+		return api_fail(e, 500, "internalError", "subnetwork without network");
+	if (jstr(res, "network") && strcmp(compute_rel(k->c, jstr(res, "network")),
+					   compute_rel(k->c, jstr(sub->res, "network"))) != 0)
+		return api_fail(
+		    e, 400, "invalid",
+		    "Invalid value for field 'resource.network': '%s'. The subnetwork belongs to network '%s'.",
+		    jstr(res, "network"), net);
+	json_object_set(res, "network", json_object_get(sub->res, "network"));
+	if (!ip)
+		return 0;
+	if (strchr(ip, '/')) {
+		a = address_by_ref(k->c, ip, k->scope);
+		if (a && (strcmp(jstr(a->res, "addressType") ?: "", "INTERNAL") != 0 ||
+			  strcmp(compute_rel(k->c, jstr(a->res, "subnetwork")),
+				 compute_rel(k->c, jstr(res, "subnetwork"))) != 0))
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.IPAddress': '%s'. An internal forwarding rule needs an internal address of its subnetwork.",
+			    ip);
+	} else {
+		if (ip4_parse(ip, &addr) < 0 || !ip_in_primary(sub->res, addr))
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.IPAddress': '%s'. The address must be in the primary range of subnetwork '%s'.",
+			    ip, sub->name);
+		a = address_holding(k->c, net, addr);
+	}
+	/* A clash on a shared address is refused at once (checked again at completion). */
+	return a && address_shared(a->res) ? check_shared_ports(k->c, a, res, e) : 0;
+}
+
 static int forwarding_rule_prepare(struct call *k, json_t *res, struct api_error *e)
 {
 	const char *scheme;
@@ -355,47 +723,24 @@ static int forwarding_rule_prepare(struct call *k, json_t *res, struct api_error
 	if (ret < 0)
 		return ret;
 	if (jstr(res, "IPAddress") && strchr(jstr(res, "IPAddress"), '/')) {
-		char scope[96], name[128];
-		struct item *a = NULL;
+		struct item *a = address_by_ref(k->c, jstr(res, "IPAddress"), k->scope);
 
-		if (compute_parse_ref(k->c, jstr(res, "IPAddress"), "addresses", k->scope, scope,
-				      sizeof(scope), name, sizeof(name)) == 0)
-			a = coll_find(compute_coll(k->c, "addresses"), scope, name);
-		if (!a || a->pending || strcmp(scope, k->scope) != 0)
+		if (!a || strcmp(a->scope, k->scope) != 0)
 			return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
 					     "The resource '%s' was not found",
 					     jstr(res, "IPAddress"));
 	}
-	if (strcmp(scheme, "INTERNAL") == 0 && k->skind == SCOPE_REGION &&
-	    !jstr(res, "subnetwork") && !jstr(res, "network"))
-		return api_fail(
-		    e, 400, "required",
-		    "Required field 'resource.subnetwork' not specified for an INTERNAL forwarding rule");
-	if (json_object_get(res, "ports") && json_object_get(res, "portRange"))
-		return api_fail(
-		    e, 400, "invalid",
-		    "Invalid value for field 'resource': ports and portRange are mutually exclusive.");
-	if (json_array_size(json_object_get(res, "ports")) > 5)
-		return api_fail(e, 400, "invalid",
-				"Invalid value for field 'resource.ports': at most 5 ports.");
-	if (!jstr(res, "IPAddress")) {
+	ret = check_ports(res, scheme, e);
+	if (ret == 0 && strncmp(scheme, "INTERNAL", 8) == 0 && k->skind == SCOPE_REGION)
+		ret = prepare_internal_rule(k, res, e);
+	if (ret < 0)
+		return ret;
+	/* Internal rules get their address at completion (it must be free then). */
+	if (!jstr(res, "IPAddress") &&
+	    !(strncmp(scheme, "INTERNAL", 8) == 0 && k->skind == SCOPE_REGION)) {
+		/* External addresses are data here: nothing routes to them. */
 		char *text = ip4_format(0x22800000u + (uint32_t)(++k->c->nat_counter % 0x7fffff));
 
-		/* Internal rules take an address of their subnet; data only either way. */
-		if (strcmp(scheme, "INTERNAL") == 0 && jstr(res, "subnetwork")) {
-			char scope[96], name[128];
-			struct item *sub = NULL;
-			uint32_t lo, hi;
-			unsigned p;
-
-			if (compute_parse_ref(k->c, jstr(res, "subnetwork"), "subnetworks", NULL,
-					      scope, sizeof(scope), name, sizeof(name)) == 0)
-				sub = coll_find(compute_coll(k->c, "subnetworks"), scope, name);
-			if (sub && subnet_range(sub->res, NULL, &lo, &hi, &p) == 0) {
-				free(text);
-				text = ip4_format(hi - 2 - (uint32_t)(k->c->nat_counter % 64));
-			}
-		}
 		json_object_set_new(res, "IPAddress", json_string(text ? text : ""));
 		free(text);
 	}
@@ -412,47 +757,104 @@ static int forwarding_rule_prepare(struct call *k, json_t *res, struct api_error
 	return 0;
 }
 
-/* The reserved address a forwarding rule uses (same scope, by value or by reference). */
-static struct item *rule_address(struct compute *c, const struct item *rule)
+/* The reserved external address a rule uses (same scope, by value or by reference). */
+static struct item *external_rule_address(struct compute *c, const struct item *rule)
 {
 	struct coll *addrs = compute_coll(c, "addresses");
 	const char *ip = jstr(rule->res, "IPAddress");
-	char scope[96], name[128];
 	struct item *a;
 
 	if (!ip)
 		return NULL;
 	/* "IPAddress ... can be specified as an IP address or a reference to an address." */
-	if (strchr(ip, '/') && compute_parse_ref(c, ip, "addresses", rule->scope, scope,
-						 sizeof(scope), name, sizeof(name)) == 0) {
-		a = coll_find(addrs, scope, name);
-		return a && !a->pending && strcmp(scope, rule->scope) == 0 ? a : NULL;
+	if (strchr(ip, '/')) {
+		a = address_by_ref(c, ip, rule->scope);
+		return a && strcmp(a->scope, rule->scope) == 0 ? a : NULL;
 	}
 	for (size_t i = 0; i < addrs->len; i++) {
 		a = addrs->items[i];
 		if (!a->pending && strcmp(a->scope, rule->scope) == 0 &&
+		    strcmp(jstr(a->res, "addressType") ?: "", "INTERNAL") != 0 &&
 		    strcmp(jstr(a->res, "address") ?: "", ip) == 0)
 			return a;
 	}
 	return NULL;
 }
 
+/*
+ * An internal rule at completion: the reserved address it names (by URL or IP) takes it as a
+ * user, if the address is free for it (GCE_ENDPOINT: nobody else; SHARED_LOADBALANCER_VIP:
+ * no port clash); an IP nobody holds becomes the rule's own; no IP: one is allocated from the
+ * subnetwork's primary range. Anything else is 409 IP_IN_USE_BY_ANOTHER_RESOURCE.
+ */
+static int internal_rule_apply(struct compute *c, struct item *it, struct api_error *e)
+{
+	const char *want = jstr(it->res, "IPAddress"), *self = jstr(it->res, "selfLink") ?: "";
+	const char *purpose;
+	char net[128], *key = NULL, *text = NULL;
+	struct item *sub = ip_subnet_of(c, it->res, net, sizeof(net)), *a = NULL;
+	uint32_t ip, lo, hi;
+	unsigned p;
+	int ret = 0;
+
+	if (!sub)
+		return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
+				     "The resource '%s' was not found",
+				     compute_rel(c, jstr(it->res, "subnetwork")));
+	if (want && strchr(want, '/')) {
+		a = address_by_ref(c, want, it->scope);
+		if (!a || ip4_parse(jstr(a->res, "address"), &ip) < 0)
+			return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
+					     "The resource '%s' was not found",
+					     compute_rel(c, want));
+	} else if (want) {
+		if (ip4_parse(want, &ip) < 0)
+			return api_fail(e, 400, "invalid", "Invalid IPAddress '%s'", want);
+		a = address_holding(c, net, ip);
+		if (!a && ipindex_overlap(c->ipidx, net, ip, ip, NULL))
+			return ip_in_use(e, 409, want);
+	} else if (subnet_range(sub->res, NULL, &lo, &hi, &p) < 0 ||
+		   ipindex_alloc(c->ipidx, net, lo + 2, hi - 2, 32, NULL, NULL, 0, &ip) < 0) {
+		return api_fail_code(e, 400, "ipSpaceExhausted", "IP_SPACE_EXHAUSTED",
+				     "The subnetwork '%s' has no free IP address left.", sub->name);
+	}
+	text = ip4_format(ip);
+	key = ip_owner_key(it->scope, "forwardingRules", it->name);
+	if (!text || !key) {
+		ret = api_fail(e, 500, "internalError", "out of memory");
+		goto cleanup;
+	}
+	if (a) {
+		purpose = jstr(a->res, "purpose") ?: "GCE_ENDPOINT";
+		if (address_shared(a->res))
+			ret = check_shared_ports(c, a, it->res, e);
+		else if (strcmp(purpose, "GCE_ENDPOINT") != 0 || !address_free_for(a->res, self))
+			ret = ip_in_use(e, 409, text);
+		if (ret == 0 && address_add_user(a, self) < 0)
+			ret = api_fail(e, 500, "internalError", "out of memory");
+	} else if (ipindex_add(c->ipidx, net, ip, ip, key) < 0) {
+		ret = ip_in_use(e, 409, text);
+	}
+	if (ret == 0)
+		json_object_set_new(it->res, "IPAddress", json_string(text));
+cleanup:
+	free(text);
+	free(key);
+	return ret;
+}
+
 /* Addresses show their users: status IN_USE while a forwarding rule holds them. */
 static int forwarding_rule_apply_insert(struct compute *c, struct item *it, struct api_error *e)
 {
-	struct item *a = rule_address(c, it);
-	json_t *users;
+	struct item *a;
 
-	(void)e;
+	if (rule_internal(it))
+		return internal_rule_apply(c, it, e);
+	a = external_rule_address(c, it);
 	if (!a)
 		return 0;
-	users = json_object_get(a->res, "users");
-	if (!users) {
-		users = json_array();
-		json_object_set_new(a->res, "users", users);
-	}
-	json_array_append(users, json_object_get(it->res, "selfLink"));
-	json_object_set_new(a->res, "status", json_string("IN_USE"));
+	if (address_add_user(a, jstr(it->res, "selfLink") ?: "") < 0)
+		return api_fail(e, 500, "internalError", "out of memory");
 	/* Reserved by value: the rule names the address itself, as GCP shows it. */
 	json_object_set(it->res, "IPAddress", json_object_get(a->res, "address"));
 	return 0;
@@ -460,24 +862,35 @@ static int forwarding_rule_apply_insert(struct compute *c, struct item *it, stru
 
 static void forwarding_rule_apply_delete(struct compute *c, struct item *it)
 {
-	struct item *a = rule_address(c, it);
-	json_t *users, *u;
-	size_t i;
+	char net[128], *key;
 
-	if (!a)
+	addresses_drop_user(c, jstr(it->res, "selfLink"));
+	if (!rule_internal(it) || !ip_subnet_of(c, it->res, net, sizeof(net)))
 		return;
-	users = json_object_get(a->res, "users");
-	json_array_foreach(users, i, u)
-	{
-		if (strcmp(json_string_value(u) ?: "", jstr(it->res, "selfLink") ?: "") == 0) {
-			json_array_remove(users, i);
-			break;
-		}
-	}
-	if (json_array_size(users) == 0) {
-		json_object_del(a->res, "users");
-		json_object_set_new(a->res, "status", json_string("RESERVED"));
-	}
+	key = ip_owner_key(it->scope, "forwardingRules", it->name);
+	if (key)
+		ipindex_remove_owner(c->ipidx, net, key);
+	free(key);
+}
+
+static void forwarding_rule_on_load(struct compute *c, struct item *it)
+{
+	char net[128], *key;
+	struct item *a;
+	uint32_t ip;
+
+	if (!rule_internal(it) || !ip_subnet_of(c, it->res, net, sizeof(net)) ||
+	    ip4_parse(jstr(it->res, "IPAddress"), &ip) < 0)
+		return;
+	/* An address it uses holds the IP (addresses are loaded first). */
+	a = address_holding(c, net, ip);
+	if (a && address_has_user(a->res, jstr(it->res, "selfLink") ?: ""))
+		return;
+	key = ip_owner_key(it->scope, "forwardingRules", it->name);
+	if (!key || ipindex_add(c->ipidx, net, ip, ip, key) < 0)
+		log_warn("state: forwarding rule %s/%s: %s is held twice", it->scope, it->name,
+			 jstr(it->res, "IPAddress"));
+	free(key);
 }
 
 const struct coll_type ct_forwarding_rules = {
@@ -490,6 +903,7 @@ const struct coll_type ct_forwarding_rules = {
     .prepare_insert = forwarding_rule_prepare,
     .apply_insert = forwarding_rule_apply_insert,
     .apply_delete = forwarding_rule_apply_delete,
+    .on_load = forwarding_rule_on_load,
 };
 
 /* ---- firewalls ---- */

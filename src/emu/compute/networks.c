@@ -485,8 +485,22 @@ static bool nic_uses_subnet(struct compute *c, const json_t *nic, const struct i
 
 static int subnet_check_delete(struct compute *c, struct item *it, struct api_error *e)
 {
+	static const char *const users[] = {"addresses", "forwardingRules"};
 	struct coll *insts = compute_coll(c, "instances");
 	const char *project = c->emu->opt.project;
+
+	/* Internal addresses and rules take their IPs from the subnetwork. */
+	for (size_t u = 0; u < sizeof(users) / sizeof(users[0]); u++) {
+		struct coll *co = compute_coll(c, users[u]);
+
+		for (size_t i = 0; i < co->len; i++)
+			if (nic_uses_subnet(c, co->items[i]->res, it))
+				return api_fail(
+				    e, 400, "resourceInUseByAnotherResource",
+				    "The subnetwork resource 'projects/%s/%s/subnetworks/%s' is already being used by 'projects/%s/%s/%s/%s'",
+				    project, it->scope, it->name, project, co->items[i]->scope,
+				    users[u], co->items[i]->name);
+	}
 
 	for (size_t i = 0; i < insts->len; i++) {
 		json_t *nic;

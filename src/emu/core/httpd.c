@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/parse.h"
+#include "emu/core/subreq.h"
 
 struct emu_httpd {
 	struct emu *emu;
@@ -24,11 +25,15 @@ struct emu_httpd {
 
 const char *emu_request_query(const struct emu_request *req, const char *key)
 {
+	if (req->sub)
+		return emu_subreq_query(req, key);
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
 const char *emu_request_header(const struct emu_request *req, const char *name)
 {
+	if (req->sub)
+		return emu_subreq_header(req, name);
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
@@ -68,6 +73,8 @@ int emu_reply(struct emu_request *req, unsigned status, const char *content_type
 
 	if (req->responded)
 		return -EALREADY;
+	if (req->sub)
+		return emu_subreq_reply(req, status, content_type, body, len);
 	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	return queue(req, status, resp, content_type);
 }
@@ -85,6 +92,13 @@ int emu_reply_json(struct emu_request *req, unsigned status, json_t *body)
 	json_decref(body);
 	if (!text)
 		return emu_reply(req, 500, "text/plain", "out of memory\n", 14);
+	if (req->sub) {
+		int ret = emu_subreq_reply(req, status, "application/json; charset=UTF-8", text,
+					   strlen(text));
+
+		free(text);
+		return ret;
+	}
 	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
 	if (!resp)
 		free(text);
@@ -114,6 +128,8 @@ int emu_reply_stream(struct emu_request *req, unsigned status, const char *conte
 
 	if (req->responded)
 		return -EALREADY;
+	if (req->sub) /* a batch part's answer is one buffer */
+		return emu_subreq_reply(req, 501, "text/plain", "no streams in a batch\n", 22);
 	s = malloc(sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -148,6 +164,10 @@ static void unlink_suspended(struct emu_request *req)
 
 void emu_request_suspend(struct emu_request *req)
 {
+	if (req->sub) {
+		emu_subreq_suspend(req);
+		return;
+	}
 	if (req->suspended)
 		return;
 	req->suspended = true;
@@ -161,6 +181,10 @@ void emu_request_suspend(struct emu_request *req)
 
 void emu_request_resume(struct emu_request *req)
 {
+	if (req->sub) {
+		emu_subreq_resume(req);
+		return;
+	}
 	if (!req->suspended)
 		return;
 	req->suspended = false;
@@ -210,6 +234,10 @@ void emu_request_dispatch(struct emu_request *req)
 	}
 	if (strncmp(req->path, "/_emu/", 6) == 0) {
 		emu_control_handle(req);
+		return;
+	}
+	if (strcmp(req->path, "/batch/compute/v1") == 0) {
+		emu_compute_batch(req);
 		return;
 	}
 	if (emu_auth_handle(req))
