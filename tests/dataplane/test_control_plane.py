@@ -35,9 +35,10 @@ class ControlPlaneCase(DataplaneCase):
         super().setUp()
         self.c.network()
         p = f"projects/{self.emu.project}"
+        # Shared: the tests put a second rule (another port) on the same address.
         self.c.compute.insert(f"regions/{REGION}/addresses", {
             "name": "cp-vip", "addressType": "INTERNAL", "address": VIP,
-            "subnetwork": self.c.subnet})
+            "purpose": "SHARED_LOADBALANCER_VIP", "subnetwork": self.c.subnet})
         self.allow_internal()
         self.firewall("allow-health-checks", [{"IPProtocol": "tcp", "ports": ["6443"]}],
                       HC_RANGES)
