@@ -80,6 +80,17 @@ class InstanceTest(DataplaneCase):
         self.c.set_aliases("a-0", ["172.20.1.0/24"])
         self.wait_reach(self.ns("b-0"), "172.20.9.5", 8080, want=False, what="alias removed")
 
+    def test_one_namespace_per_name(self):
+        """Namespaces are named by instance: the same name in two zones is on it once."""
+        self.c.network()
+        self.instance("dup", zone="europe-west1-b")
+        self.instance("dup", zone="europe-west1-c", wait=False)
+        self.instance("other")
+        self.assertEqual([(i["name"], i["zone"]) for i in self.dataplane()["instances"]
+                          if i["name"] == "dup"], [("dup", "europe-west1-b")])
+        self.assertIn("zones/europe-west1-c/dup: another instance has the name dup",
+                      self.emu.stderr())
+
     def test_stop_and_delete_take_the_instance_off_the_network(self):
         self.c.network()
         self.instance("a-0")

@@ -248,6 +248,7 @@ static void dp_free(struct emu_dataplane *dp)
 	free(dp->nft_text);
 	json_decref(dp->net_ids);
 	json_decref(dp->rule_ids);
+	json_decref(dp->warned);
 	dp_model_free(&dp->model);
 	free(dp);
 }
@@ -312,7 +313,8 @@ int emu_dataplane_start(struct emu *emu)
 	snprintf(dp->rundir, sizeof(dp->rundir), "/run/talos-gcp-emu/%s", prefix);
 	dp->net_ids = json_object();
 	dp->rule_ids = json_object();
-	if (!dp->net_ids || !dp->rule_ids) {
+	dp->warned = json_object();
+	if (!dp->net_ids || !dp->rule_ids || !dp->warned) {
 		dp_free(dp);
 		return -ENOMEM;
 	}

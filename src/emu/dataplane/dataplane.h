@@ -174,6 +174,7 @@ struct emu_dataplane {
 	size_t ninsts, cap;
 	unsigned next_inst_id;
 	json_t *net_ids, *rule_ids; /* name -> index, never reused in a run */
+	json_t *warned;             /* keys of instances already warned about */
 	unsigned next_net_id, next_rule_id;
 	struct dp_route *routes; /* installed in the VPC namespace, sorted */
 	size_t nroutes;

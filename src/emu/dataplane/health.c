@@ -63,6 +63,7 @@ struct probe {
 	char buf[4096];
 	size_t len;
 	long timer; /* next probe, or this probe's timeout */
+	uint64_t started_ms;
 	bool watched;
 	bool keep;
 };
@@ -141,7 +142,12 @@ static void finish(struct probe *p, bool ok, const char *why)
 			 p->healthy ? "" : why);
 		emu_dataplane_changed(p->dp->emu); /* the load balancers' routes follow */
 	}
-	schedule(p, p->interval_ms);
+	/* Every checkIntervalSec from the start of one probe to the start of the next. */
+	{
+		uint64_t spent = emu_now_ms() - p->started_ms;
+
+		schedule(p, spent < p->interval_ms ? p->interval_ms - spent : 0);
+	}
 }
 
 static void watch(struct probe *p, uint32_t events);
@@ -327,6 +333,7 @@ static void start(struct emu *emu, void *arg)
 
 	(void)emu;
 	p->timer = 0;
+	p->started_ms = emu_now_ms();
 	fd = dp_netns_socket(dp->vpc_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		finish(p, false, "no socket");

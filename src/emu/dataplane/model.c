@@ -165,10 +165,13 @@ void dp_model_free(struct dp_model *m)
 static int model_insts(struct emu_dataplane *dp, struct compute *c, struct dp_model *m)
 {
 	struct coll *co = compute_coll(c, "instances");
+	json_t *names = json_object();
 
 	m->insts = calloc(co->len ? co->len : 1, sizeof(*m->insts));
-	if (!m->insts)
+	if (!m->insts || !names) {
+		json_decref(names);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < co->len; i++) {
 		struct dp_want_inst *w = &m->insts[m->ninsts];
 		int ret;
@@ -179,14 +182,30 @@ static int model_insts(struct emu_dataplane *dp, struct compute *c, struct dp_mo
 		ret = read_inst(dp, c, co->items[i], w);
 		if (ret < 0) {
 			want_free(w);
+			json_decref(names);
 			return ret;
 		}
 		if (ret > 0) {
 			want_free(w);
 			continue;
 		}
+		/* Namespaces are named by instance: the same name in two zones gets one (the
+		 * first zone in name order); the other is said once and left off the network. */
+		if (json_object_get(names, w->name)) {
+			if (!json_object_get(dp->warned, w->key)) {
+				log_warn(
+				    "dataplane: %s: another instance has the name %s: not on the "
+				    "data plane",
+				    w->key, w->name);
+				json_object_set_new(dp->warned, w->key, json_true());
+			}
+			want_free(w);
+			continue;
+		}
+		json_object_set_new(names, w->name, json_true());
 		m->ninsts++;
 	}
+	json_decref(names);
 	if (m->ninsts > 1)
 		qsort(m->insts, m->ninsts, sizeof(*m->insts), dp_want_inst_cmp);
 	return 0;
