@@ -163,6 +163,7 @@ static void reconcile(struct emu_dataplane *dp)
 	dp_firewall_sync(dp, &m);
 	dp_apiservers_sync(dp);
 	dp_kubeprism_sync(dp);
+	dp_proxies_sync(dp, &m);
 	dp_model_free(&dp->model);
 	dp->model = m;
 	memset(&m, 0, sizeof(m));
@@ -231,6 +232,8 @@ static void teardown(struct emu_dataplane *dp)
 	for (size_t i = 0; i < dp->ninsts; i++)
 		inst_teardown(dp, dp->insts[i]);
 	dp->ninsts = 0;
+	dp_proc_stop(dp->proxy);
+	dp->proxy = NULL;
 	dp_health_stop(dp);
 	dp_firewall_stop(dp);
 	dp_fabric_stop(dp);
@@ -244,6 +247,7 @@ static void dp_free(struct emu_dataplane *dp)
 		free(dp->routes[i].nh);
 	free(dp->routes);
 	free(dp->iprules);
+	free(dp->lo);
 	free(dp->insts);
 	free(dp->nft_text);
 	json_decref(dp->net_ids);

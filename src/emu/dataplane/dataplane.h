@@ -44,8 +44,10 @@
 #define DP_NS_MAX     96 /* PREFIX-NAME: a prefix and an instance name (<= 63) */
 
 /* ---- fixed addresses of the emulated world (documented in docs/emulator.md) ---- */
-#define DP_PROBE_SRC_A  0x23bf0001u /* 35.191.0.1: health checks and proxies */
-#define DP_PROBE_SRC_B  0x82d30001u /* 130.211.0.1 */
+#define DP_PROBE_SRC_A  0x23bf0001u                      /* 35.191.0.1: health checks and proxies */
+#define DP_PROBE_SRC_B  0x82d30001u                      /* 130.211.0.1 */
+#define DP_PROXY_SRC(n) (0x23bf000au | ((n)&0xffu) << 8) /* 35.191.N.10: proxies of network N */
+#define DP_NAT_AUTO     0x23d00000u /* 35.208.0.0/16: Cloud NAT AUTO_ONLY addresses */
 #define DP_INET_GW      0xcb007101u /* 203.0.113.1: the VPC's end towards the internet */
 #define DP_INET_CLIENT  0xcb00710au /* 203.0.113.10: the client in PREFIX-internet */
 #define DP_MTU          1460        /* GCE's default MTU */
@@ -101,7 +103,8 @@ struct dp_hc {
 /* A backend of a forwarding rule: an instance (index into the model's) and where probes go. */
 struct dp_backend {
 	size_t inst;
-	uint16_t port; /* the probed port (fixed, named or serving) */
+	uint16_t port;  /* the probed port (fixed, named or serving) */
+	uint16_t serve; /* proxies: where they connect (the backend service's named port) */
 };
 
 /* A forwarding rule the data plane carries. */
@@ -119,6 +122,19 @@ struct dp_rule {
 	ssize_t hc;        /* index into the model's hcs, -1: none */
 	struct dp_backend *backends;
 	size_t nbackends;
+	/* proxies */
+	bool proxy_v1;       /* targetTcpProxies proxyHeader PROXY_V1 */
+	unsigned timeout_ms; /* the backend service's timeoutSec */
+};
+
+/* A Cloud NAT gateway (Router.nats[]): the ranges it translates, to its addresses. */
+struct dp_nat {
+	char *name; /* "regions/R/ROUTER/NAT" */
+	unsigned net;
+	uint32_t ips[8];
+	size_t nips;
+	struct dp_range *ranges;
+	size_t nranges;
 };
 
 struct dp_fw_rule {
@@ -137,7 +153,8 @@ struct dp_model {
 	size_t nhcs;
 	struct dp_fw_rule *fw; /* in evaluation order */
 	size_t nfw;
-	json_t *nats; /* Cloud NAT configs of routers */
+	struct dp_nat *nats;
+	size_t nnats;
 };
 
 /* ---- the module (dataplane.c) ---- */
@@ -180,11 +197,14 @@ struct emu_dataplane {
 	size_t nroutes;
 	struct dp_rule_spec *iprules; /* installed policy rules, sorted */
 	size_t niprules;
+	uint32_t *lo; /* the VPC's loopback addresses, sorted */
+	size_t nlo;
 	struct nft_ctx *nft;
 	char *nft_text; /* the ruleset last applied */
 	long timer;
 	struct dp_model model; /* the desired state last reconciled */
 	struct dp_health *health;
+	struct dp_proc *proxy; /* the TCP proxy (HAProxy in PREFIX-vpc) */
 	char rundir[128];      /* /run/talos-gcp-emu/PREFIX: child processes' files */
 	uint64_t materialised; /* instances created since start */
 	uint64_t reconciles;
@@ -241,6 +261,7 @@ struct dp_rule_spec {
 	uint32_t prio;
 	char iif[16];  /* "" any */
 	uint32_t mark; /* 0: none */
+	uint32_t src;  /* 0: any, else this /32 */
 	uint32_t table;
 };
 
@@ -292,6 +313,8 @@ int dp_probe_verdict(bool http, const char *buf, size_t len, bool full, bool eof
 void dp_apiservers_sync(struct emu_dataplane *dp);
 void dp_apiserver_stop(struct emu_dataplane *dp, struct dp_inst *in);
 void dp_kubeprism_sync(struct emu_dataplane *dp);
+/* The TCP proxy load balancers: one HAProxy in PREFIX-vpc (none without them). */
+void dp_proxies_sync(struct emu_dataplane *dp, const struct dp_model *m);
 void dp_proc_stop(struct dp_proc *p);
 
 /* ---- helpers ---- */

@@ -109,10 +109,8 @@ int dp_fabric_start(struct emu_dataplane *dp)
 		log_error("dataplane: cannot create namespace %s: %s", dp->inet_ns, strerror(-ret));
 		return ret;
 	}
-	/* The VPC: loopback with the probers' and proxies' source addresses. */
+	/* The VPC: loopback (its addresses follow the model: lo_sync). */
 	dp_nl_link_up(dp->vnl, 1);
-	dp_nl_addr(dp->vnl, true, 1, DP_PROBE_SRC_A, 32, RT_SCOPE_UNIVERSE);
-	dp_nl_addr(dp->vnl, true, 1, DP_PROBE_SRC_B, 32, RT_SCOPE_UNIVERSE);
 	/* Its way out: "internet" in the VPC, eth0 in the world. */
 	dp_nl_veth(dp->vnl, "internet", DP_FABRIC_INET, inet_gw_mac, "eth0", DP_INST_ETH0, inet_mac,
 		   dp->inet_fd);
@@ -405,6 +403,8 @@ static int rule_cmp(const void *a, const void *b)
 		return c;
 	if (x->mark != y->mark)
 		return x->mark < y->mark ? -1 : 1;
+	if (x->src != y->src)
+		return x->src < y->src ? -1 : 1;
 	return x->table < y->table ? -1 : x->table > y->table;
 }
 
@@ -412,6 +412,8 @@ struct rule_set {
 	struct dp_rule_spec *r;
 	size_t n, cap;
 };
+
+static int rule_src_add(struct rule_set *s, uint32_t prio, uint32_t src, uint32_t table);
 
 static int rule_add(struct rule_set *s, uint32_t prio, const char *iif, uint32_t mark,
 		    uint32_t table)
@@ -429,6 +431,15 @@ static int rule_add(struct rule_set *s, uint32_t prio, const char *iif, uint32_t
 	snprintf(s->r[s->n].iif, sizeof(s->r[s->n].iif), "%s", iif ? iif : "");
 	s->n++;
 	return 0;
+}
+
+static int rule_src_add(struct rule_set *s, uint32_t prio, uint32_t src, uint32_t table)
+{
+	int ret = rule_add(s, prio, NULL, 0, table);
+
+	if (ret == 0)
+		s->r[s->n - 1].src = src;
+	return ret;
 }
 
 /* Private destinations the VPC maps nothing to are dropped, not sent to the internet. */
@@ -525,6 +536,11 @@ static int desired(struct emu_dataplane *dp, const struct dp_model *m, struct ro
 				ret = -ENOMEM;
 		}
 	}
+	/* The proxies' connections to backends: from the network's proxy source. */
+	for (size_t i = 0; i < m->nrules; i++)
+		if (m->rules[i].kind == DP_RULE_PROXY && m->rules[i].net)
+			rule_src_add(ru, 140, DP_PROXY_SRC(m->rules[i].net),
+				     DP_TABLE_NET(m->rules[i].net));
 	for (unsigned n = 1; n <= dp->next_net_id; n++) {
 		struct dp_route *r;
 
@@ -562,6 +578,57 @@ static void dedupe(struct route_set *rs, struct rule_set *ru)
 	ru->n = j;
 }
 
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The VPC's own addresses (on its loopback): the probers', each network's proxy source,
+ * and the proxy load balancers' addresses, where the proxies listen.
+ */
+static int lo_sync(struct emu_dataplane *dp, const struct dp_model *m)
+{
+	uint32_t *want = calloc(2 + 2 * m->nrules, sizeof(*want));
+	size_t n = 0, i = 0, j = 0;
+
+	if (!want)
+		return -ENOMEM;
+	want[n++] = DP_PROBE_SRC_A;
+	want[n++] = DP_PROBE_SRC_B;
+	for (size_t r = 0; r < m->nrules; r++) {
+		if (m->rules[r].kind != DP_RULE_PROXY)
+			continue;
+		want[n++] = m->rules[r].ip;
+		if (m->rules[r].net)
+			want[n++] = DP_PROXY_SRC(m->rules[r].net);
+	}
+	qsort(want, n, sizeof(*want), u32_cmp);
+	for (size_t k = 1, w = 1; k <= n; k++) /* unique */
+		if (k == n || want[k] != want[w - 1]) {
+			if (k < n)
+				want[w++] = want[k];
+			else
+				n = w;
+		}
+	while (i < dp->nlo || j < n) {
+		if (j == n || (i < dp->nlo && dp->lo[i] < want[j]))
+			dp_nl_addr(dp->vnl, false, 1, dp->lo[i++], 32, RT_SCOPE_UNIVERSE);
+		else if (i == dp->nlo || want[j] < dp->lo[i])
+			dp_nl_addr(dp->vnl, true, 1, want[j++], 32, RT_SCOPE_UNIVERSE);
+		else {
+			i++;
+			j++;
+		}
+	}
+	free(dp->lo);
+	dp->lo = want;
+	dp->nlo = n;
+	return 0;
+}
+
 int dp_routes_sync(struct emu_dataplane *dp, const struct dp_model *m)
 {
 	struct route_set rs = {0};
@@ -569,6 +636,8 @@ int dp_routes_sync(struct emu_dataplane *dp, const struct dp_model *m)
 	size_t i = 0, j = 0;
 	int ret = desired(dp, m, &rs, &ru);
 
+	if (ret == 0)
+		ret = lo_sync(dp, m);
 	if (ret < 0)
 		goto cleanup;
 	for (size_t k = 0; k < rs.n; k++)

@@ -431,6 +431,33 @@ char *dp_firewall_text(struct emu_dataplane *dp, const struct dp_model *m)
 		    dp_ip_str(w->ip, a), DP_MARK_NET(w->net), dp_ip_str(w->nat_ip, b));
 		ivl_add(&natted, w->ip, 32);
 	}
+	/* Cloud NAT: what has no external address of its own (the rules above come first). */
+	for (size_t i = 0; i < m->nnats; i++) {
+		const struct dp_nat *n = &m->nats[i];
+		struct ivls ranges = {0};
+
+		if (!n->nips || !n->nranges)
+			continue;
+		for (size_t r = 0; r < n->nranges; r++) {
+			ivl_add(&ranges, n->ranges[r].lo, n->ranges[r].plen);
+			ivl_add(&natted, n->ranges[r].lo, n->ranges[r].plen);
+		}
+		put(&t, "\t\toifname \"internet\" ip saddr ");
+		put_set(&t, &ranges);
+		put(&t, " ct mark set %#x snat to ", DP_MARK_NET(n->net));
+		if (n->nips == 1) {
+			put(&t, "%s", dp_ip_str(n->ips[0], a));
+		} else {
+			put(&t, "jhash ip saddr mod %zu map { ", n->nips);
+			for (size_t k = 0; k < n->nips; k++)
+				put(&t, "%s%zu : %s", k ? ", " : "", k, dp_ip_str(n->ips[k], a));
+			put(&t, " }");
+		}
+		put(&t, " comment \"");
+		put_name(&t, strrchr(n->name, '/') ? strrchr(n->name, '/') + 1 : n->name);
+		put(&t, "\"\n");
+		ivls_free(&ranges);
+	}
 	put(&t, "\t}\n");
 	/* Forwarding between instances and to the world. */
 	put(&t, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n"

@@ -158,7 +158,11 @@ void dp_model_free(struct dp_model *m)
 	for (size_t i = 0; i < m->nfw; i++)
 		json_decref(m->fw[i].res);
 	free(m->fw);
-	json_decref(m->nats);
+	for (size_t i = 0; i < m->nnats; i++) {
+		free(m->nats[i].name);
+		free(m->nats[i].ranges);
+	}
+	free(m->nats);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -384,17 +388,22 @@ static int rule_backends(struct compute *c, struct dp_model *m, struct dp_rule *
 		char key[256];
 		json_t *url;
 		size_t j;
-		unsigned port = 0;
+		unsigned port = 0, serve;
 
 		if (!g)
 			continue;
+		/* The serving port: the backend service's named port in the group ("http" when
+		 * unset, as the API defaults portName), or the rule's port for passthrough. */
+		if (r->kind == DP_RULE_PROXY)
+			serve = named_port(g, jstr(bs->res, "portName") ?: "http");
+		else
+			serve = r->nports ? r->ports[0][0] : 0;
 		if (hc && hc->port)
 			port = hc->port;
 		else if (hc && hc->port_name)
 			port = named_port(g, hc->port_name);
 		else if (hc && hc->serving)
-			port = jstr(bs->res, "portName") ? named_port(g, jstr(bs->res, "portName"))
-							 : (r->nports ? r->ports[0][0] : 0);
+			port = serve;
 		snprintf(key, sizeof(key), "%s/%s", g->scope, g->name);
 		json_array_foreach(json_object_get(c->ig_members, key), j, url)
 		{
@@ -408,7 +417,7 @@ static int rule_backends(struct compute *c, struct dp_model *m, struct dp_rule *
 				return -ENOMEM;
 			r->backends = n;
 			r->backends[r->nbackends++] =
-			    (struct dp_backend){(size_t)in, (uint16_t)port};
+			    (struct dp_backend){(size_t)in, (uint16_t)port, (uint16_t)serve};
 		}
 	}
 	return 0;
@@ -546,6 +555,180 @@ static int model_rules(struct emu_dataplane *dp, struct compute *c, struct dp_mo
 	return 0;
 }
 
+/*
+ * Proxy load balancers: a forwarding rule whose target is a target TCP proxy
+ * (https://cloud.google.com/load-balancing/docs/tcp): the proxy "terminates TCP connections
+ * from the client and creates new connections to the backends" from the proxy ranges, to the
+ * backend service's named port of each healthy instance.
+ */
+static int model_proxies(struct emu_dataplane *dp, struct compute *c, struct dp_model *m)
+{
+	struct coll *co = compute_coll(c, "forwardingRules");
+
+	for (size_t i = 0; co && i < co->len; i++) {
+		const struct item *it = co->items[i];
+		struct item *proxy, *bs;
+		struct dp_rule *r;
+
+		if (it->pending || !jstr(it->res, "target"))
+			continue;
+		proxy = ref_item(c, jstr(it->res, "target"), "targetTcpProxies", it->scope);
+		bs = proxy
+			 ? ref_item(c, jstr(proxy->res, "service"), "backendServices", proxy->scope)
+			 : NULL;
+		if (!bs)
+			continue;
+		r = add_rule(dp, c, m, it, DP_RULE_PROXY, bs);
+		if (!r)
+			continue;
+		r->proxy_v1 = !strcmp(jstr(proxy->res, "proxyHeader") ?: "NONE", "PROXY_V1");
+		r->timeout_ms =
+		    1000u * (unsigned)json_integer_value(json_object_get(bs->res, "timeoutSec"));
+		if (!r->timeout_ms)
+			r->timeout_ms = 30000; /* "The default is 30 seconds." */
+		if (r->nbackends)
+			r->net = m->insts[r->backends[0].inst].net;
+	}
+	return 0;
+}
+
+/* The ranges of subnetwork sub a NAT translates: its primary range, and secondary ones. */
+static int nat_subnet(struct dp_nat *n, const struct item *sub, bool primary, bool all_secondary,
+		      const json_t *secondary_names)
+{
+	json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(sub->res, "secondaryIpRanges"), i, r)
+	{
+		const char *rn = jstr(r, "rangeName") ?: "";
+		bool want = all_secondary;
+		json_t *x;
+		size_t k;
+
+		json_array_foreach(secondary_names, k, x) want |=
+		    json_is_string(x) && !strcmp(json_string_value(x), rn);
+		if (want) {
+			struct dp_range *nr = realloc(n->ranges, (n->nranges + 1) * sizeof(*nr));
+
+			if (!nr)
+				return -ENOMEM;
+			n->ranges = nr;
+			if (dp_cidr_parse(jstr(r, "ipCidrRange"), &n->ranges[n->nranges]) == 0)
+				n->nranges++;
+		}
+	}
+	if (primary) {
+		struct dp_range *nr = realloc(n->ranges, (n->nranges + 1) * sizeof(*nr));
+
+		if (!nr)
+			return -ENOMEM;
+		n->ranges = nr;
+		if (dp_cidr_parse(jstr(sub->res, "ipCidrRange"), &n->ranges[n->nranges]) == 0)
+			n->nranges++;
+	}
+	return 0;
+}
+
+static uint32_t fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 16777619u;
+	return h;
+}
+
+/*
+ * Cloud NAT (https://cloud.google.com/nat/docs/overview): a router's NAT gateways translate
+ * the instances of their region and network that have no external address, for the ranges
+ * sourceSubnetworkIpRangesToNat selects, to natIps (MANUAL_ONLY) or to addresses Google
+ * allocates (AUTO_ONLY: here one of 35.208.0.0/16, stable for the gateway's name).
+ */
+static int model_nats(struct emu_dataplane *dp, struct compute *c, struct dp_model *m)
+{
+	struct coll *routers = compute_coll(c, "routers"), *subs = compute_coll(c, "subnetworks");
+
+	for (size_t i = 0; routers && subs && i < routers->len; i++) {
+		const struct item *rt = routers->items[i];
+		json_t *nat;
+		char net[128];
+		size_t k;
+
+		if (rt->pending || !network_name_of(c, rt->res, net, sizeof(net)))
+			continue;
+		json_array_foreach(json_object_get(rt->res, "nats"), k, nat)
+		{
+			const char *mode = jstr(nat, "sourceSubnetworkIpRangesToNat") ?: "";
+			struct dp_nat *n, *nn = realloc(m->nats, (m->nnats + 1) * sizeof(*nn));
+			json_t *ip, *s;
+			size_t j;
+
+			if (!nn)
+				return -ENOMEM;
+			m->nats = nn;
+			n = &m->nats[m->nnats++];
+			memset(n, 0, sizeof(*n));
+			n->name =
+			    str_printf("%s/%s/%s", rt->scope, rt->name, jstr(nat, "name") ?: "");
+			if (!n->name)
+				return -ENOMEM;
+			n->net = dp_net_index(dp, net);
+			json_array_foreach(json_object_get(nat, "natIps"), j, ip)
+			{
+				struct item *a =
+				    ref_item(c, json_string_value(ip), "addresses", rt->scope);
+
+				if (a && n->nips < 8 &&
+				    dp_ip_parse(jstr(a->res, "address"), &n->ips[n->nips]) == 0)
+					n->nips++;
+			}
+			if (!n->nips &&
+			    strcmp(jstr(nat, "natIpAllocateOption") ?: "", "AUTO_ONLY") == 0)
+				n->ips[n->nips++] = DP_NAT_AUTO | (1 + fnv1a(n->name) % 0xfffe);
+			for (size_t s2 = 0;
+			     !strncmp(mode, "ALL_SUBNETWORKS_", 16) && s2 < subs->len; s2++) {
+				const struct item *sub = subs->items[s2];
+				char snet[128];
+
+				if (sub->pending || strcmp(sub->scope, rt->scope) != 0 ||
+				    !network_name_of(c, sub->res, snet, sizeof(snet)) ||
+				    strcmp(snet, net) != 0)
+					continue;
+				if (nat_subnet(n, sub, true,
+					       !strcmp(mode, "ALL_SUBNETWORKS_ALL_IP_RANGES"),
+					       NULL) < 0)
+					return -ENOMEM;
+			}
+			json_array_foreach(json_object_get(nat, "subnetworks"), j, s)
+			{
+				struct item *sub =
+				    ref_item(c, jstr(s, "name"), "subnetworks", rt->scope);
+				json_t *how = json_object_get(s, "sourceIpRangesToNat");
+				bool all = false, primary = false;
+				json_t *x;
+				size_t q;
+
+				if (!sub || strcmp(mode, "LIST_OF_SUBNETWORKS") != 0)
+					continue;
+				json_array_foreach(how, q, x)
+				{
+					const char *v = json_string_value(x) ?: "";
+
+					all |= !strcmp(v, "ALL_IP_RANGES");
+					primary |= !strcmp(v, "PRIMARY_IP_RANGE");
+				}
+				if (!json_array_size(how))
+					all = true;
+				if (nat_subnet(n, sub, all || primary, all,
+					       json_object_get(s, "secondaryIpRangeNames")) < 0)
+					return -ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
 int dp_model_build(struct emu_dataplane *dp, struct dp_model *m)
 {
 	struct compute *c = compute_of(dp->emu);
@@ -559,6 +742,10 @@ int dp_model_build(struct emu_dataplane *dp, struct dp_model *m)
 		ret = model_firewalls(dp, c, m);
 	if (ret == 0)
 		ret = model_rules(dp, c, m);
+	if (ret == 0)
+		ret = model_proxies(dp, c, m);
+	if (ret == 0)
+		ret = model_nats(dp, c, m);
 	if (ret < 0)
 		dp_model_free(m);
 	return ret;

@@ -7,7 +7,13 @@
  *     127.0.0.1:7445 and balances over the control-plane endpoints, health-checking them
  *     (https://www.talos.dev/v1.10/kubernetes-guides/configuration/kubeprism/); here a TCP
  *     frontend on 127.0.0.1:7445, every control-plane node's address:6443 as a server with a
- *     TCP check, a failed connection retried on another server (`option redispatch`).
+ *     TCP check, a failed connection retried on another server (`option redispatch`);
+ *   - Google's TCP proxy (one process in PREFIX-vpc for every target TCP proxy): it
+ *     "terminates TCP connections from clients and opens new connections to backends" on the
+ *     forwarding rule's address and port, connecting from the proxy range (35.191.N.10 for
+ *     network N) to the backend service's named port of the healthy backends only (the health
+ *     checks are the data plane's probes, not HAProxy's), with the PROXY v1 header when the
+ *     target proxy says PROXY_V1 and the backend service's timeoutSec.
  *
  * HAProxy runs in master-worker mode in the foreground (-W -db): a new configuration is a
  * SIGUSR2 to the master, which starts new workers and lets the old ones finish. Children die
@@ -256,5 +262,64 @@ void dp_kubeprism_sync(struct emu_dataplane *dp)
 		if (proc_apply(dp, &in->kubeprism, name, in->nsfd, cfg) == -ENOENT)
 			break;
 	}
+	free(cfg);
+}
+
+/* ---- the TCP proxy ---- */
+
+static char *proxy_cfg(struct emu_dataplane *dp, const struct dp_model *m)
+{
+	char *cfg = str_printf(
+	    "# Google's TCP proxy (targetTcpProxies), played by HAProxy; written by talos-gcp-emu "
+	    "--dataplane\n"
+	    "global\n\tmaxconn 4096\n\thard-stop-after 5s\n"
+	    "defaults\n\tmode tcp\n\ttimeout connect 5s\n\ttimeout client 1h\n"
+	    "\ttimeout server 30s\n");
+	size_t proxies = 0;
+
+	for (size_t i = 0; cfg && i < m->nrules; i++) {
+		const struct dp_rule *r = &m->rules[i];
+		char a[16], s[16], *n;
+
+		if (r->kind != DP_RULE_PROXY || !r->nports)
+			continue;
+		proxies++;
+		n = str_printf("%sfrontend rule-%u\n\tbind %s:%u\n\tdefault_backend rule-%u\n"
+			       "backend rule-%u\n\ttimeout server %ums\n\tsource %s\n",
+			       cfg, r->id, dp_ip_str(r->ip, a), r->ports[0][0], r->id, r->id,
+			       r->timeout_ms, dp_ip_str(DP_PROXY_SRC(r->net), s));
+		free(cfg);
+		cfg = n;
+		for (size_t b = 0; cfg && b < r->nbackends; b++) {
+			const struct dp_want_inst *w = &m->insts[r->backends[b].inst];
+			struct dp_inst *in = dp_inst_find(dp, w->key);
+
+			/* Only to healthy backends ("no healthy backend": nothing is served). */
+			if (!in || in->nsfd < 0 || !r->backends[b].serve ||
+			    (r->hc >= 0 && dp_health_state(dp, r->service_url, w->url) != 1))
+				continue;
+			n = str_printf("%s\tserver %s %s:%u%s\n", cfg, w->name, dp_ip_str(w->ip, a),
+				       r->backends[b].serve, r->proxy_v1 ? " send-proxy" : "");
+			free(cfg);
+			cfg = n;
+		}
+	}
+	if (!proxies) {
+		free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+void dp_proxies_sync(struct emu_dataplane *dp, const struct dp_model *m)
+{
+	char *cfg = proxy_cfg(dp, m);
+
+	if (!cfg) {
+		dp_proc_stop(dp->proxy);
+		dp->proxy = NULL;
+		return;
+	}
+	proc_apply(dp, &dp->proxy, "tcp-proxy", dp->vpc_fd, cfg);
 	free(cfg);
 }

@@ -411,6 +411,12 @@ int dp_nl_rule(struct dp_nl *nl, bool add, const struct dp_rule_spec *r)
 		mnl_attr_put_u32(nlh, FRA_FWMARK, r->mark);
 		mnl_attr_put_u32(nlh, FRA_FWMASK, 0xffffffffu);
 	}
+	if (r->src) {
+		uint32_t be = htonl(r->src);
+
+		frh->src_len = 32;
+		mnl_attr_put(nlh, FRA_SRC, 4, &be);
+	}
 	return 0;
 }
 
