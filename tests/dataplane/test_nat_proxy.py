@@ -43,7 +43,7 @@ class CloudNatTest(Base):
     def test_cloud_nat_lets_private_instances_out_and_nothing_in(self):
         self.need("routers", f"regions/{REGION}")
         self.instance("priv-0")
-        priv = self.wait_instance("priv-0")
+        priv = self.wait_instance("priv-0", lambda i: i.get("podCIDR"))
         inet = self.dataplane()["namespaces"]["internet"]
         world = Server(inet, 80, addr=WORLD, name="world")
         self.addCleanup(world.close)
@@ -102,6 +102,9 @@ class TcpProxyTest(Base):
             "target": f"{self.p}/global/targetTcpProxies/workers"})
         self.wait_health("workers", {"w-0": "HEALTHY", "w-1": "HEALTHY"})
         inet = self.dataplane()["namespaces"]["internet"]
+        import subprocess, glob
+        time.sleep(1)
+        print(subprocess.run("cat /run/talos-gcp-emu/%s/tcp-proxy.*; ip -n %s addr show lo; ip -n %s rule" % (self.prefix, self.ns("vpc"), self.ns("vpc")), shell=True, capture_output=True, text=True).stdout)
         self.wait_reach(inet, addr["address"], 80, what="through the TCP proxy")
         seen = {connect(inet, addr["address"], 80) for _ in range(20)}
         self.assertEqual(seen, {"w-0", "w-1"})

@@ -462,6 +462,15 @@ static int desired(struct emu_dataplane *dp, const struct dp_model *m, struct ro
 	if (!nets)
 		return -ENOMEM;
 	route_add(rs, DP_TABLE_PUBLIC, 0, 0, RTN_UNREACHABLE, RT_SCOPE_UNIVERSE);
+	/* What the VPC itself sends without a mark or a proxy source (the proxies' answers to
+	 * their clients) goes to the internet. */
+	{
+		struct dp_route *r =
+		    route_add(rs, RT_TABLE_MAIN, 0, 0, RTN_UNICAST, RT_SCOPE_UNIVERSE);
+
+		if (!r || route_nh(r, DP_INET_CLIENT, DP_FABRIC_INET) < 0)
+			ret = -ENOMEM;
+	}
 	rule_add(ru, 210, "internet", 0, DP_TABLE_PUBLIC);
 	for (size_t i = 0; i < dp->ninsts; i++) {
 		struct dp_inst *in = dp->insts[i];
