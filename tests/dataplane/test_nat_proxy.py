@@ -108,9 +108,12 @@ class TcpProxyTest(Base):
         self.wait_reach(inet, addr["address"], 80, what="through the TCP proxy")
         seen = {connect(inet, addr["address"], 80) for _ in range(20)}
         self.assertEqual(seen, {"w-0", "w-1"})
-        # The backends see the proxy, from the proxy ranges, on their named port.
+        # The backends see the proxy, from the proxy ranges, on their named port (besides
+        # the health checks' probes).
         peers = {a for s in servers.values() for a, _ in s.accepted}
-        self.assertTrue(peers and all(p.startswith("35.191.") for p in peers), peers)
+        proxied = peers - {"35.191.0.1", "130.211.0.1"}
+        self.assertTrue(proxied and all(p.startswith("35.191.") for p in proxied), peers)
+        self.assertNotIn(self.dataplane()["internetClient"], peers)
         # One backend down: the proxy sends only to the other once its health check says so.
         servers["w-1"].close()
         self.wait_health("workers", {"w-0": "HEALTHY", "w-1": "UNHEALTHY"})
