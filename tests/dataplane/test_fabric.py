@@ -46,16 +46,21 @@ class InstanceTest(DataplaneCase):
         b = self.instance("b-0", alias="172.20.2.0/24")
         vpc = self.dataplane()["namespaces"]["vpc"]
         routes = json.loads(ip(vpc, "-j", "route", "show", "table", "all"))
-        ours = sorted((r["dst"], r.get("gateway", ""), r.get("dev", ""), r.get("type", "unicast"))
-                      for r in routes if r.get("protocol") == "66" or r.get("protocol") == 66)
+        ours = sorted((r.get("table", "main"), r["dst"], r.get("gateway", ""), r.get("dev", ""),
+                       r.get("type", "unicast"))
+                      for r in routes if r.get("protocol") in ("66", 66))
+        net, public = "1001", "3000"
         want = sorted([
-            (a["ip"], "", a["veth"], "unicast"), (b["ip"], "", b["veth"], "unicast"),
-            ("172.20.1.0/24", a["ip"], a["veth"], "unicast"),
-            ("172.20.2.0/24", b["ip"], b["veth"], "unicast"),
-            ("default", "203.0.113.10", "internet", "unicast"),
-            ("10.0.0.0/8", "", "", "blackhole"), ("172.16.0.0/12", "", "", "blackhole"),
-            ("192.168.0.0/16", "", "", "blackhole"), ("100.64.0.0/10", "", "", "blackhole"),
-            ("default", "", "", "unreachable")])
+            (net, a["ip"], "", a["veth"], "unicast"), (net, b["ip"], "", b["veth"], "unicast"),
+            (net, "172.20.1.0/24", a["ip"], a["veth"], "unicast"),
+            (net, "172.20.2.0/24", b["ip"], b["veth"], "unicast"),
+            (net, "default", "203.0.113.10", "internet", "unicast"),
+            (net, "10.0.0.0/8", "", "", "blackhole"), (net, "172.16.0.0/12", "", "", "blackhole"),
+            (net, "192.168.0.0/16", "", "", "blackhole"),
+            (net, "100.64.0.0/10", "", "", "blackhole"),
+            (public, "default", "", "", "unreachable"),
+            # What the VPC itself sends (the proxies' answers) goes out.
+            ("main", "default", "203.0.113.10", "internet", "unicast")])
         self.assertEqual(ours, want)
         # No proxy ARP, gratuitous ARP dropped, permanent neighbours only.
         for key, value in (("proxy_arp", "0"), ("drop_gratuitous_arp", "1"), ("arp_accept", "0")):
