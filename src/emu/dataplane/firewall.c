@@ -493,6 +493,19 @@ char *dp_firewall_text(struct emu_dataplane *dp, const struct dp_model *m)
 		put(&t, " accept\n");
 	}
 	put(&t, "\t\tdrop comment \"no external address, no Cloud NAT\"\n\t}\n");
+	/*
+	 * The VPC's own addresses (the TCP proxies'): from the internet; from an instance only
+	 * when it has a way out (on GCP it reaches them through the internet).
+	 */
+	put(&t, "\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n"
+		"\t\tct state established,related accept\n\t\tiifname { \"lo\", \"internet\" } "
+		"accept\n");
+	if (natted.n) {
+		put(&t, "\t\tip saddr ");
+		put_set(&t, &natted);
+		put(&t, " accept\n");
+	}
+	put(&t, "\t}\n");
 	for (size_t i = 0; i < dp->ninsts; i++) {
 		const struct dp_want_inst *w = dp_model_inst(m, dp->insts[i]->key);
 
