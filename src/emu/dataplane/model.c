@@ -455,6 +455,17 @@ static void rule_ports(const json_t *fr, struct dp_rule *r)
 	}
 }
 
+/* IPProtocol in nft's words; L3_DEFAULT: every protocol (and port). */
+static void rule_proto(const json_t *fr, struct dp_rule *r)
+{
+	const char *proto = jstr(fr, "IPProtocol") ?: "TCP";
+
+	if (strcmp(proto, "L3_DEFAULT") == 0)
+		return;
+	for (size_t k = 0; proto[k] && k < sizeof(r->proto) - 1; k++)
+		r->proto[k] = (char)(proto[k] >= 'A' && proto[k] <= 'Z' ? proto[k] + 32 : proto[k]);
+}
+
 static unsigned rule_id(struct emu_dataplane *dp, const char *key)
 {
 	json_t *v = json_object_get(dp->rule_ids, key);
@@ -470,7 +481,6 @@ static unsigned rule_id(struct emu_dataplane *dp, const char *key)
 static struct dp_rule *add_rule(struct emu_dataplane *dp, struct compute *c, struct dp_model *m,
 				const struct item *it, int kind, const struct item *bs)
 {
-	const char *proto = jstr(it->res, "IPProtocol") ?: "TCP";
 	struct dp_rule *r, *n;
 	struct item *hc;
 
@@ -494,11 +504,7 @@ static struct dp_rule *add_rule(struct emu_dataplane *dp, struct compute *c, str
 	}
 	m->nrules++;
 	r->id = rule_id(dp, r->key);
-	/* L3_DEFAULT: every protocol (and port). */
-	if (strcmp(proto, "L3_DEFAULT") != 0)
-		for (size_t k = 0; proto[k] && k < sizeof(r->proto) - 1; k++)
-			r->proto[k] =
-			    (char)(proto[k] >= 'A' && proto[k] <= 'Z' ? proto[k] + 32 : proto[k]);
+	rule_proto(it->res, r);
 	rule_ports(it->res, r);
 	hc = ref_item(
 	    c, json_string_value(json_array_get(json_object_get(bs->res, "healthChecks"), 0)),
@@ -551,6 +557,123 @@ static int model_rules(struct emu_dataplane *dp, struct compute *c, struct dp_mo
 			if (r && r->nbackends)
 				r->net = m->insts[r->backends[0].inst].net;
 		}
+	}
+	return 0;
+}
+
+/*
+ * Legacy health checks (httpHealthChecks, httpsHealthChecks), the only ones a target pool
+ * takes: port (default 80, 443), requestPath ("/"), host, and the same timing fields
+ * (https://cloud.google.com/compute/docs/reference/rest/v1/httpHealthChecks).
+ */
+static ssize_t model_legacy_hc(struct dp_model *m, const struct item *hc, bool https)
+{
+	const char *url = jstr(hc->res, "selfLink") ?: "";
+	json_int_t port = json_integer_value(json_object_get(hc->res, "port"));
+	struct dp_hc *h, *n;
+
+	for (size_t i = 0; i < m->nhcs; i++)
+		if (strcmp(m->hcs[i].url, url) == 0)
+			return (ssize_t)i;
+	n = realloc(m->hcs, (m->nhcs + 1) * sizeof(*n));
+	if (!n)
+		return -1;
+	m->hcs = n;
+	h = &m->hcs[m->nhcs];
+	memset(h, 0, sizeof(*h));
+	h->url = strdup(url);
+	h->type = https ? DP_HC_HTTPS : DP_HC_HTTP;
+	h->port = port > 0 && port < 65536 ? (unsigned)port : https ? 443 : 80;
+	h->path = strdup(jstr(hc->res, "requestPath") ?: "/");
+	h->host = dupstr(jstr(hc->res, "host"));
+	h->interval_ms =
+	    1000u * (unsigned)json_integer_value(json_object_get(hc->res, "checkIntervalSec"));
+	h->timeout_ms =
+	    1000u * (unsigned)json_integer_value(json_object_get(hc->res, "timeoutSec"));
+	h->healthy = (unsigned)json_integer_value(json_object_get(hc->res, "healthyThreshold"));
+	h->unhealthy = (unsigned)json_integer_value(json_object_get(hc->res, "unhealthyThreshold"));
+	if (!h->interval_ms)
+		h->interval_ms = 5000;
+	if (!h->timeout_ms || h->timeout_ms > h->interval_ms)
+		h->timeout_ms = h->interval_ms;
+	if (!h->healthy)
+		h->healthy = 2;
+	if (!h->unhealthy)
+		h->unhealthy = 2;
+	if (!h->url || !h->path)
+		return -1;
+	return (ssize_t)m->nhcs++;
+}
+
+/*
+ * Target pools (https://cloud.google.com/load-balancing/docs/network/target-pools): an
+ * EXTERNAL forwarding rule whose target is a pool of instances; "Compute Engine picks an
+ * instance from the target pool based on a hash of the source and destination IP addresses
+ * and ports", healthy ones first, "or to all instances when no instance is healthy"
+ * (TargetPool.backupPool); the legacy health check probes the rule's address on each.
+ */
+static int model_pools(struct emu_dataplane *dp, struct compute *c, struct dp_model *m)
+{
+	struct coll *co = compute_coll(c, "forwardingRules");
+
+	for (size_t i = 0; co && compute_coll(c, "targetPools") && i < co->len; i++) {
+		const struct item *it = co->items[i];
+		const char *hcref;
+		struct item *pool, *hc;
+		struct dp_rule *r, *n;
+		json_t *url;
+		size_t j;
+
+		if (it->pending || !jstr(it->res, "target") ||
+		    strcmp(jstr(it->res, "loadBalancingScheme") ?: "EXTERNAL", "EXTERNAL") != 0)
+			continue;
+		pool = ref_item(c, jstr(it->res, "target"), "targetPools", it->scope);
+		if (!pool)
+			continue;
+		n = realloc(m->rules, (m->nrules + 1) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		m->rules = n;
+		r = &m->rules[m->nrules];
+		memset(r, 0, sizeof(*r));
+		r->hc = -1;
+		r->kind = DP_RULE_EXTERNAL;
+		r->key = str_printf("%s/%s", it->scope, it->name);
+		r->url = strdup(jstr(it->res, "selfLink") ?: "");
+		r->service_url = strdup(jstr(pool->res, "selfLink") ?: "");
+		if (!r->key || !r->url || !r->service_url ||
+		    dp_ip_parse(jstr(it->res, "IPAddress"), &r->ip) < 0) {
+			free(r->key);
+			free(r->url);
+			free(r->service_url);
+			continue;
+		}
+		m->nrules++;
+		r->id = rule_id(dp, r->key);
+		rule_proto(it->res, r);
+		rule_ports(it->res, r);
+		hcref = json_string_value(
+		    json_array_get(json_object_get(pool->res, "healthChecks"), 0));
+		if ((hc = ref_item(c, hcref, "httpHealthChecks", "global")))
+			r->hc = model_legacy_hc(m, hc, false);
+		else if ((hc = ref_item(c, hcref, "httpsHealthChecks", "global")))
+			r->hc = model_legacy_hc(m, hc, true);
+		json_array_foreach(json_object_get(pool->res, "instances"), j, url)
+		{
+			ssize_t in = inst_by_url(m, c, json_string_value(url) ?: "");
+			struct dp_backend *b;
+
+			if (in < 0)
+				continue;
+			b = realloc(r->backends, (r->nbackends + 1) * sizeof(*b));
+			if (!b)
+				return -ENOMEM;
+			r->backends = b;
+			r->backends[r->nbackends++] = (struct dp_backend){
+			    (size_t)in, (uint16_t)(r->hc >= 0 ? m->hcs[r->hc].port : 0), 0};
+		}
+		if (r->nbackends)
+			r->net = m->insts[r->backends[0].inst].net;
 	}
 	return 0;
 }
@@ -742,6 +865,8 @@ int dp_model_build(struct emu_dataplane *dp, struct dp_model *m)
 		ret = model_firewalls(dp, c, m);
 	if (ret == 0)
 		ret = model_rules(dp, c, m);
+	if (ret == 0)
+		ret = model_pools(dp, c, m);
 	if (ret == 0)
 		ret = model_proxies(dp, c, m);
 	if (ret == 0)
