@@ -208,7 +208,7 @@ struct emu_dataplane {
 	char rundir[128];      /* /run/talos-gcp-emu/PREFIX: child processes' files */
 	uint64_t materialised; /* instances created since start */
 	uint64_t reconciles;
-	uint64_t last_reconcile_us;
+	uint64_t last_reconcile_us, last_reconcile_end_us;
 };
 
 int dp_model_build(struct emu_dataplane *dp, struct dp_model *m);
