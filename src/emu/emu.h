@@ -216,6 +216,9 @@ void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *na
 const json_t *emu_compute_instance(struct emu *emu, const char *zone, const char *name);
 /* Borrowed reference to the Node of that name as the API serves it, or NULL (data plane). */
 const json_t *emu_kube_node(struct emu *emu, const char *name);
+/* Calls fn on every stored object of a resource ("" "v1" "services"), borrowed (data plane). */
+void emu_kube_each(struct emu *emu, const char *group, const char *version, const char *resource,
+		   void (*fn)(const json_t *obj, void *arg), void *arg);
 /* Does the emulated cluster run this Talos instance as a control-plane node (kubelet's rule)? */
 bool emu_kube_instance_control_plane(const json_t *instance, const char *name);
 

@@ -215,10 +215,18 @@ class DataplaneCase(unittest.TestCase):
         self.c = Cluster(self.emu)
 
     def _stop(self):
-        self.emu.stop()
-        self.assertEqual(namespaces(self.prefix), [], "namespaces left after the emulator exited")
-        self.assertFalse(os.path.exists(f"/run/talos-gcp-emu/{self.prefix}"),
-                         "the emulator's run directory is left")
+        try:
+            self.emu.stop()
+        finally:
+            left = namespaces(self.prefix)
+            rundir = f"/run/talos-gcp-emu/{self.prefix}"
+            leftover_dir = os.path.exists(rundir)
+            # Whatever happened, nothing of this test stays on the machine.
+            for name in left:
+                subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            shutil.rmtree(rundir, ignore_errors=True)
+        self.assertEqual(left, [], "namespaces left after the emulator exited")
+        self.assertFalse(leftover_dir, "the emulator's run directory is left")
 
     # -- the emulator's view --
     def ns(self, name):

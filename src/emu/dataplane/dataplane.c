@@ -45,6 +45,7 @@ static void inst_free(struct dp_inst *in)
 	free(in->zone);
 	free(in->url);
 	free(in->boot);
+	free(in->kube_proxy);
 	free(in);
 }
 
@@ -166,6 +167,7 @@ static void reconcile(struct emu_dataplane *dp)
 	t3 = now_us();
 	dp_apiservers_sync(dp);
 	dp_kubeprism_sync(dp);
+	dp_kubeproxy_sync(dp);
 	dp_proxies_sync(dp, &m);
 	dp_model_free(&dp->model);
 	dp->model = m;

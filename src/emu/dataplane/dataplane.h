@@ -179,6 +179,7 @@ struct dp_inst {
 	bool api_down;  /* stopped through /_emu/dataplane/apiserver */
 	bool rebooting; /* instances.reset: made anew on the next reconcile */
 	struct dp_proc *kubeprism;
+	char *kube_proxy; /* the node's kube-proxy ruleset as applied */
 };
 
 struct emu_dataplane {
@@ -313,6 +314,8 @@ int dp_probe_verdict(bool http, const char *buf, size_t len, bool full, bool eof
 void dp_apiservers_sync(struct emu_dataplane *dp);
 void dp_apiserver_stop(struct emu_dataplane *dp, struct dp_inst *in);
 void dp_kubeprism_sync(struct emu_dataplane *dp);
+/* Services on the Talos nodes, as kube-proxy makes them (kubeproxy.c). */
+void dp_kubeproxy_sync(struct emu_dataplane *dp);
 /* The TCP proxy load balancers: one HAProxy in PREFIX-vpc (none without them). */
 void dp_proxies_sync(struct emu_dataplane *dp, const struct dp_model *m);
 void dp_proc_stop(struct dp_proc *p);

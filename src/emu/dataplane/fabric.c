@@ -67,6 +67,11 @@ static const char *const inst_sysctls[][2] = {
     {"net/ipv4/ip_forward", "0"},
 };
 
+static const char *const node_sysctls[][2] = {
+    /* A Kubernetes node (Talos) forwards: Services' endpoints may be on another node. */
+    {"net/ipv4/ip_forward", "1"},
+};
+
 struct setup {
 	const char *const (*sysctls)[2];
 	size_t nsysctls;
@@ -183,7 +188,6 @@ static void pods_requests(struct dp_nl *nl, struct dp_range old, struct dp_range
 
 int dp_insts_create(struct emu_dataplane *dp, struct dp_inst **insts, size_t n)
 {
-	static const char *const(*sys)[2] = inst_sysctls;
 	struct dp_nl **nls = calloc(n ? n : 1, sizeof(*nls));
 	int ret = 0;
 
@@ -192,7 +196,7 @@ int dp_insts_create(struct emu_dataplane *dp, struct dp_inst **insts, size_t n)
 	/* 1. The namespaces, each with a netlink socket inside. */
 	for (size_t i = 0; i < n; i++) {
 		struct dp_inst *in = insts[i];
-		struct setup s = {sys, sizeof(inst_sysctls) / sizeof(inst_sysctls[0]), NULL};
+		struct setup s = {in->talos ? node_sysctls : inst_sysctls, 1, NULL};
 		int r;
 
 		in->id = ++dp->next_inst_id;

@@ -15,8 +15,11 @@
  *     checks are the data plane's probes, not HAProxy's), with the PROXY v1 header when the
  *     target proxy says PROXY_V1 and the backend service's timeoutSec.
  *
- * HAProxy runs in master-worker mode in the foreground (-W -db): a new configuration is a
- * SIGUSR2 to the master, which starts new workers and lets the old ones finish. Children die
+ * HAProxy runs in master-worker mode in the foreground (-Ws -db): a new configuration is a
+ * SIGUSR2 to the master, which starts new workers and lets the old ones finish. A SIGUSR2
+ * before the master has set up its handlers would kill it: the master says READY=1 on a
+ * notify socket (systemd's protocol, which -Ws speaks) when it is loaded and after each
+ * reload, and a reload is sent only to a ready master (else it waits for the READY). Children die
  * with the emulator (PR_SET_PDEATHSIG), even after kill -9; the next start removes the
  * namespaces, and with them anything left. Exits are seen through a pidfd on the loop.
  */
@@ -29,7 +32,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,9 +51,12 @@ struct dp_proc {
 	pid_t pid;
 	int pidfd;
 	char *cfg_path, *log_path;
-	char *cfg; /* what the running master has */
+	char *cfg; /* what the running master has, or will have once reloaded */
 	uint64_t started_ms;
 	bool exited;
+	int notify_fd; /* READY=1 comes here */
+	char *notify_path;
+	bool ready, reload_pending;
 };
 
 static const char *haproxy_path(void)
@@ -89,10 +97,76 @@ static void on_exit_fd(struct emu *emu, int fd, uint32_t events, void *arg)
 	close(fd);
 	p->pidfd = -1;
 	p->exited = true;
+	p->ready = false;
 	log_warn("dataplane: %s (haproxy %d) exited with status %d; see %s", p->name, (int)p->pid,
 		 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), p->log_path);
 	p->pid = 0;
 	emu_dataplane_changed(emu); /* started again, after RESTART_DELAY_MS */
+}
+
+static void reload(struct dp_proc *p)
+{
+	if (!p->ready) {
+		p->reload_pending = true;
+		return;
+	}
+	p->ready = false;
+	p->reload_pending = false;
+	kill(p->pid, SIGUSR2);
+}
+
+static void on_notify(struct emu *emu, int fd, uint32_t events, void *arg)
+{
+	struct dp_proc *p = arg;
+	char buf[256];
+	ssize_t n;
+
+	(void)emu;
+	(void)events;
+	while ((n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+		buf[n] = '\0';
+		if (strstr(buf, "READY=1") && p->pid > 0) {
+			p->ready = true;
+			if (p->reload_pending)
+				reload(p);
+		}
+	}
+}
+
+/* A datagram socket on a path of the run directory (not per network namespace). */
+static int notify_open(struct dp_proc *p)
+{
+	static unsigned counter;
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd;
+
+	free(p->notify_path);
+	p->notify_path = str_printf("%s/n%u.sock", p->dp->rundir, ++counter);
+	if (!p->notify_path || strlen(p->notify_path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p->notify_path);
+	unlink(p->notify_path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    emu_fd_watch(p->dp->emu, fd, EPOLLIN, on_notify, p) < 0) {
+		close(fd);
+		return -errno;
+	}
+	p->notify_fd = fd;
+	return 0;
+}
+
+static void notify_close(struct dp_proc *p)
+{
+	if (p->notify_fd >= 0) {
+		emu_fd_unwatch(p->dp->emu, p->notify_fd);
+		close(p->notify_fd);
+		p->notify_fd = -1;
+	}
+	if (p->notify_path)
+		unlink(p->notify_path);
 }
 
 static int spawn(struct dp_proc *p, int nsfd, const char *exe)
@@ -100,9 +174,13 @@ static int spawn(struct dp_proc *p, int nsfd, const char *exe)
 	pid_t parent = getpid(), pid;
 	int logfd, pidfd;
 
+	notify_close(p);
+	if (notify_open(p) < 0)
+		return -EIO;
 	logfd = open(p->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (logfd < 0)
 		return -errno;
+	p->ready = p->reload_pending = false;
 	pid = fork();
 	if (pid < 0) {
 		close(logfd);
@@ -125,7 +203,8 @@ static int spawn(struct dp_proc *p, int nsfd, const char *exe)
 		dup2(logfd, 1);
 		dup2(logfd, 2);
 		close_range(3, ~0u, 0);
-		execl(exe, exe, "-W", "-db", "-f", p->cfg_path, (char *)NULL);
+		setenv("NOTIFY_SOCKET", p->notify_path, 1);
+		execl(exe, exe, "-Ws", "-db", "-f", p->cfg_path, (char *)NULL);
 		_exit(127);
 	}
 	close(logfd);
@@ -154,6 +233,8 @@ static void proc_free(struct dp_proc *p)
 	}
 	if (p->cfg_path)
 		unlink(p->cfg_path);
+	notify_close(p);
+	free(p->notify_path);
 	free(p->name);
 	free(p->cfg_path);
 	free(p->log_path);
@@ -188,6 +269,7 @@ static int proc_apply(struct emu_dataplane *dp, struct dp_proc **slot, const cha
 			return -ENOMEM;
 		p->dp = dp;
 		p->pidfd = -1;
+		p->notify_fd = -1;
 		p->name = strdup(name);
 		p->cfg_path = str_printf("%s/%s.cfg", dp->rundir, name);
 		p->log_path = str_printf("%s/%s.log", dp->rundir, name);
@@ -211,7 +293,7 @@ static int proc_apply(struct emu_dataplane *dp, struct dp_proc **slot, const cha
 	p->cfg = strdup(cfg);
 	if (p->pid > 0) {
 		/* Master-worker reload: new workers on the new configuration. */
-		kill(p->pid, SIGUSR2);
+		reload(p);
 		return 0;
 	}
 	return spawn(p, nsfd, exe);

@@ -342,3 +342,14 @@ const json_t *emu_kube_node(struct emu *emu, const char *name)
 
 	return o ? o->obj : NULL;
 }
+
+void emu_kube_each(struct emu *emu, const char *group, const char *version, const char *resource,
+		   void (*fn)(const json_t *obj, void *arg), void *arg)
+{
+	struct emu_kube *k = emu->kube;
+	struct kube_res *r = k ? kube_res_find(k, group, version, resource) : NULL;
+
+	for (size_t i = 0; r && i < r->len; i++)
+		if (r->items[i].obj && r->items[i].obj->obj && !r->items[i].obj->slim)
+			fn(r->items[i].obj->obj, arg);
+}
