@@ -255,6 +255,12 @@ void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *na
 		abort();
 }
 
+void emu_kube_instance_reset(struct emu *emu, const char *zone, const char *name,
+			     const json_t *instance)
+{
+	emu_kube_instance_changed(emu, zone, name, instance);
+}
+
 json_t *emu_kube_dump(struct emu *emu)
 {
 	(void)emu;

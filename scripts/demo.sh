@@ -47,8 +47,8 @@ echo "(exit $rc: 1 means misaligned)"
 step talos-gcp repair --project demo-project
 "$bin" repair --project demo-project || true
 
-step talos-gcp repair --project demo-project --apply
-"$bin" repair --project demo-project --apply
+step talos-gcp repair --project demo-project --apply --yes
+"$bin" repair --project demo-project --apply --yes
 
 step talos-gcp verify --project demo-project
 "$bin" verify --project demo-project

@@ -15,6 +15,7 @@ static const char *const status_names[] = {
     [ALIGN_NO_PODCIDR] = "no-podcidr",
     [ALIGN_NO_INSTANCE] = "no-instance",
     [ALIGN_DUPLICATE] = "duplicate",
+    [ALIGN_ORPHAN] = "orphan",
 };
 
 const char *align_status_name(enum align_status s)
@@ -91,17 +92,19 @@ const struct view_subnet *view_find_subnet(const struct cluster_view *view, cons
 
 /* Address ranges as [first, last] 128-bit integers, for sweeps over sorted intervals. */
 struct interval {
+	unsigned net; /* network id (networks_of), 0 when not tracked */
 	int family;
 	unsigned __int128 first, last;
 	size_t owner; /* node or instance index */
-	size_t sub;   /* alias index for instance intervals */
+	size_t sub;   /* alias index (nic0) or other[] index (other) for instance intervals */
+	bool other;   /* another interface's range */
 };
 
 static struct interval to_interval(const struct cidr *c, size_t owner, size_t sub)
 {
 	unsigned bits = cidr_max_prefix(c), n = bits / 8;
 	unsigned __int128 v = 0, hostmask;
-	struct interval iv;
+	struct interval iv = {0};
 
 	for (unsigned i = 0; i < n; i++)
 		v = (v << 8) | c->addr.bytes[i];
@@ -119,6 +122,8 @@ static int interval_cmp(const void *x, const void *y)
 {
 	const struct interval *a = x, *b = y;
 
+	if (a->net != b->net)
+		return a->net < b->net ? -1 : 1;
 	if (a->family != b->family)
 		return a->family < b->family ? -1 : 1;
 	if (a->first != b->first)
@@ -126,6 +131,173 @@ static int interval_cmp(const void *x, const void *y)
 	if (a->last != b->last)
 		return a->last < b->last ? -1 : 1;
 	return a->owner < b->owner ? -1 : a->owner > b->owner;
+}
+
+/*
+ * Sorted intervals with, per (network, family) block, the largest `last` so far: finds
+ * every interval overlapping a query, nested or not, whatever their sizes (data as served
+ * may overlap; GCP keeps one network's ranges disjoint, the lookups do not rely on it).
+ */
+struct ivset {
+	struct interval *iv;
+	unsigned __int128 *maxlast;
+	size_t n;
+};
+
+static int ivset_build(struct ivset *s)
+{
+	if (s->n)
+		qsort(s->iv, s->n, sizeof(*s->iv), interval_cmp);
+	s->maxlast = malloc((s->n ? s->n : 1) * sizeof(*s->maxlast));
+	if (!s->maxlast)
+		return -ENOMEM;
+	for (size_t k = 0; k < s->n; k++) {
+		bool same =
+		    k && s->iv[k - 1].net == s->iv[k].net && s->iv[k - 1].family == s->iv[k].family;
+
+		s->maxlast[k] =
+		    same && s->maxlast[k - 1] > s->iv[k].last ? s->maxlast[k - 1] : s->iv[k].last;
+	}
+	return 0;
+}
+
+static void ivset_free(struct ivset *s)
+{
+	free(s->iv);
+	free(s->maxlast);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * Calls fn for each interval of s overlapping q (same network and family), last first.
+ * fn returns false to stop. Returns how many were seen.
+ */
+static size_t ivset_overlaps(const struct ivset *s, const struct interval *q,
+			     bool (*fn)(void *arg, const struct interval *iv), void *arg)
+{
+	size_t lo = 0, hi = s->n, count = 0;
+
+	/* One past the last interval whose (net, family, first) <= (q.net, q.family, q.last). */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct interval *m = &s->iv[mid];
+		bool le = m->net < q->net ||
+			  (m->net == q->net && (m->family < q->family ||
+						(m->family == q->family && m->first <= q->last)));
+
+		if (le)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo; k-- > 0;) {
+		const struct interval *iv = &s->iv[k];
+
+		if (iv->net != q->net || iv->family != q->family || s->maxlast[k] < q->first)
+			break;
+		if (iv->last < q->first)
+			continue;
+		count++;
+		if (fn && !fn(arg, iv))
+			break;
+	}
+	return count;
+}
+
+/* ---- networks ---- */
+const char *view_network_key(const char *url)
+{
+	const char *p = url ? strstr(url, "projects/") : NULL;
+
+	return p ? p : (url ? url : "");
+}
+
+static int strptr_cmp(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* Every network key of the view, sorted and unique; an id is its index + 1. */
+struct networks {
+	const char **keys;
+	size_t n;
+};
+
+static int networks_of(const struct cluster_view *view, struct networks *out)
+{
+	size_t n = 0, cap = 1;
+
+	for (size_t i = 0; i < view->n_instances; i++)
+		cap += 1 + view->instances[i].n_other;
+	out->keys = malloc(cap * sizeof(*out->keys));
+	out->n = 0;
+	if (!out->keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < view->n_instances; i++) {
+		const struct view_instance *in = &view->instances[i];
+
+		out->keys[n++] = view_network_key(in->network);
+		for (size_t k = 0; k < in->n_other; k++)
+			out->keys[n++] = view_network_key(in->other[k].network);
+	}
+	if (n)
+		qsort(out->keys, n, sizeof(*out->keys), strptr_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (!out->n || strcmp(out->keys[out->n - 1], out->keys[i]))
+			out->keys[out->n++] = out->keys[i];
+	return 0;
+}
+
+static unsigned network_id(const struct networks *nets, const char *url)
+{
+	const char *key = view_network_key(url);
+	size_t lo = 0, hi = nets->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int r = strcmp(nets->keys[mid], key);
+
+		if (!r)
+			return (unsigned)mid + 1;
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* Every alias range of every instance (nic0's and the other interfaces'), by network. */
+static int alias_intervals(const struct cluster_view *view, const struct networks *nets,
+			   struct ivset *out)
+{
+	size_t n = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < view->n_instances; i++)
+		n += view->instances[i].n_aliases + view->instances[i].n_other;
+	out->iv = calloc(n ? n : 1, sizeof(*out->iv));
+	if (!out->iv)
+		return -ENOMEM;
+	for (size_t i = 0; i < view->n_instances; i++) {
+		const struct view_instance *in = &view->instances[i];
+		unsigned net = network_id(nets, in->network);
+
+		for (size_t k = 0; k < in->n_aliases; k++) {
+			struct interval iv = to_interval(&in->aliases[k].range, i, k);
+
+			iv.net = net;
+			out->iv[out->n++] = iv;
+		}
+		for (size_t k = 0; k < in->n_other; k++) {
+			struct interval iv = to_interval(&in->other[k].range, i, k);
+
+			iv.net = network_id(nets, in->other[k].network);
+			iv.other = true;
+			out->iv[out->n++] = iv;
+		}
+	}
+	return ivset_build(out);
 }
 
 static void set_row(struct align_row *row, enum align_status status, const char *fmt, ...)
@@ -139,6 +311,135 @@ static void set_row(struct align_row *row, enum align_status status, const char 
 	va_start(ap, fmt);
 	vsnprintf(row->reason, sizeof(row->reason), fmt, ap);
 	va_end(ap);
+}
+
+/* A secondary range the cluster's pod aliases come from: (subnetwork, range name). */
+struct pod_source {
+	const char *subnetwork, *range_name;
+};
+
+static int pod_source_cmp(const void *x, const void *y)
+{
+	const struct pod_source *a = x, *b = y;
+	int r = strcmp(a->subnetwork, b->subnetwork);
+
+	return r ? r : strcmp(a->range_name, b->range_name);
+}
+
+static int add_orphan(struct alignment *a, size_t instance, ssize_t alias, size_t other,
+		      const struct cidr *range, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static int add_orphan(struct alignment *a, size_t instance, ssize_t alias, size_t other,
+		      const struct cidr *range, const char *fmt, ...)
+{
+	struct align_orphan *o = realloc(a->orphans, (a->n_orphans + 1) * sizeof(*o));
+	va_list ap;
+
+	if (!o)
+		return -ENOMEM;
+	a->orphans = o;
+	o = &a->orphans[a->n_orphans++];
+	*o = (struct align_orphan){
+	    .instance = instance, .alias = alias, .other = other, .range = *range};
+	va_start(ap, fmt);
+	vsnprintf(o->reason, sizeof(o->reason), fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+/*
+ * Instances no Node claims that hold a range of the pods range on one of the cluster's
+ * networks (those of the claimed instances' nic0): a range overlapping a Node's podCIDR,
+ * or a nic0 alias from a secondary range the claimed instances' aliases come from.
+ * pods: the Nodes' podCIDR intervals (taken, freed here).
+ */
+static int find_orphans(const struct cluster_view *view, struct alignment *a, struct interval *pods,
+			size_t n_pods)
+{
+	struct ivset podset = {.iv = pods, .n = n_pods};
+	struct networks nets = {0};
+	struct pod_source *src = NULL;
+	bool *claimed = NULL, *cluster_net = NULL;
+	size_t n_src = 0;
+	char text[CIDR_STRLEN];
+	int ret;
+
+	ret = networks_of(view, &nets);
+	if (ret == 0)
+		ret = ivset_build(&podset);
+	claimed = calloc(view->n_instances + 1, sizeof(*claimed));
+	cluster_net = calloc(nets.n + 2, sizeof(*cluster_net));
+	src = calloc(view->n_instances + 1, sizeof(*src));
+	if (ret < 0 || !claimed || !cluster_net || !src) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t r = 0; r < a->n_rows; r++) {
+		const struct view_instance *in;
+
+		if (a->rows[r].instance < 0)
+			continue;
+		in = &view->instances[a->rows[r].instance];
+		if (claimed[a->rows[r].instance])
+			continue;
+		claimed[a->rows[r].instance] = true;
+		cluster_net[network_id(&nets, in->network)] = true;
+		/* What the CloudAllocator copies comes from the pods range. */
+		if (in->n_aliases && in->aliases[0].range_name[0])
+			src[n_src++] =
+			    (struct pod_source){in->subnetwork, in->aliases[0].range_name};
+	}
+	if (n_src)
+		qsort(src, n_src, sizeof(*src), pod_source_cmp);
+	for (size_t i = 0; i < view->n_instances; i++) {
+		const struct view_instance *in = &view->instances[i];
+
+		if (claimed[i])
+			continue;
+		for (size_t k = 0; k < in->n_aliases && cluster_net[network_id(&nets, in->network)];
+		     k++) {
+			const struct view_alias *al = &in->aliases[k];
+			struct interval q = to_interval(&al->range, i, k);
+			struct pod_source key = {in->subnetwork, al->range_name};
+			bool overlaps = ivset_overlaps(&podset, &q, NULL, NULL) > 0;
+			bool from_pods = al->range_name[0] &&
+					 bsearch(&key, src, n_src, sizeof(*src), pod_source_cmp);
+
+			if (!overlaps && !from_pods)
+				continue;
+			ret = add_orphan(a, i, (ssize_t)k, 0, &al->range,
+					 "instance %s holds %s%s%s on %s but no Node claims it%s",
+					 in->name, al->range_name[0] ? al->range_name : "",
+					 al->range_name[0] ? ":" : "",
+					 cidr_format(&al->range, text, sizeof(text)), in->nic_name,
+					 overlaps ? " (it overlaps a Node's podCIDR)" : "");
+			if (ret < 0)
+				goto cleanup;
+		}
+		for (size_t k = 0; k < in->n_other; k++) {
+			const struct view_nic_alias *al = &in->other[k];
+			struct interval q = to_interval(&al->range, i, k);
+
+			if (!cluster_net[network_id(&nets, al->network)] ||
+			    !ivset_overlaps(&podset, &q, NULL, NULL))
+				continue;
+			ret = add_orphan(a, i, -1, k, &al->range,
+					 "instance %s holds %s on %s, which overlaps a Node's "
+					 "podCIDR, but no Node claims it",
+					 in->name, cidr_format(&al->range, text, sizeof(text)),
+					 al->nic);
+			if (ret < 0)
+				goto cleanup;
+		}
+	}
+cleanup:
+	ivset_free(&podset);
+	free(nets.keys);
+	free(claimed);
+	free(cluster_net);
+	free(src);
+	return ret;
 }
 
 static int cmp_instance_of_row(const void *x, const void *y, void *rows_)
@@ -262,11 +563,17 @@ int alignment_compute(struct cluster_view *view, struct alignment *out)
 
 	out->rows = rows;
 	out->n_rows = view->n_nodes;
-	out->aligned = true;
-	for (size_t i = 0; i < view->n_nodes; i++)
-		if (rows[i].status != ALIGN_OK)
-			out->aligned = false;
 	rows = NULL;
+	ret = find_orphans(view, out, pods, n_pods);
+	pods = NULL; /* find_orphans took it */
+	if (ret < 0) {
+		alignment_free(out);
+		goto cleanup;
+	}
+	out->aligned = out->n_orphans == 0;
+	for (size_t i = 0; i < view->n_nodes; i++)
+		if (out->rows[i].status != ALIGN_OK)
+			out->aligned = false;
 cleanup:
 	free(rows);
 	free(pods);
@@ -277,6 +584,7 @@ cleanup:
 void alignment_free(struct alignment *a)
 {
 	free(a->rows);
+	free(a->orphans);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -297,22 +605,32 @@ void view_instance_free(struct view_instance *in)
 	free(in->nic_name);
 	free(in->fingerprint);
 	free(in->subnetwork);
+	free(in->network);
 	for (size_t k = 0; k < in->n_aliases; k++) {
 		free(in->aliases[k].text);
 		free(in->aliases[k].range_name);
 	}
 	free(in->aliases);
+	for (size_t k = 0; k < in->n_other; k++) {
+		free(in->other[k].network);
+		free(in->other[k].nic);
+	}
+	free(in->other);
 	memset(in, 0, sizeof(*in));
 }
 
-void view_alias_remove_first(struct view_instance *in)
+void view_alias_remove(struct view_instance *in, const struct cidr *range)
 {
-	if (!in->n_aliases)
+	for (size_t k = 0; k < in->n_aliases; k++) {
+		if (!cidr_equal(&in->aliases[k].range, range))
+			continue;
+		free(in->aliases[k].text);
+		free(in->aliases[k].range_name);
+		memmove(in->aliases + k, in->aliases + k + 1,
+			(in->n_aliases - k - 1) * sizeof(*in->aliases));
+		in->n_aliases--;
 		return;
-	free(in->aliases[0].text);
-	free(in->aliases[0].range_name);
-	memmove(in->aliases, in->aliases + 1, (in->n_aliases - 1) * sizeof(*in->aliases));
-	in->n_aliases--;
+	}
 }
 
 int view_alias_prepend(struct view_instance *in, const struct cidr *range, const char *text,
@@ -363,8 +681,8 @@ struct move {
 	size_t instance;    /* its instance */
 	struct cidr target; /* the Node's podCIDR */
 	const char *range_name;
-	bool has_current; /* aliases[0] present: must be cleared first */
-	ssize_t blocker;  /* move index whose current alias overlaps our target, -1 if none */
+	ssize_t current; /* nic0's alias in the target's secondary range: cleared first; -1 none */
+	ssize_t blocker; /* move index whose current alias overlaps our target, -1 if none */
 	bool cleared, done, refused;
 };
 
@@ -388,28 +706,32 @@ static int add_refusal(struct repair_plan *p, size_t node, const char *fmt, ...)
 	return 0;
 }
 
-static int add_step(struct repair_plan *p, enum repair_step_kind kind, const struct move *m,
-		    const struct cidr *range, const struct alignment *a)
+static int push_step(struct repair_plan *p, const struct repair_step *st)
 {
 	struct repair_step *s = realloc(p->steps, (p->n_steps + 1) * sizeof(*s));
 
 	if (!s)
 		return -ENOMEM;
 	p->steps = s;
-	s = &p->steps[p->n_steps++];
-	memset(s, 0, sizeof(*s));
-	s->kind = kind;
-	s->instance = m->instance;
-	s->node = a->rows[m->row].node;
-	s->range = *range;
-	if (m->range_name)
-		snprintf(s->range_name, sizeof(s->range_name), "%s", m->range_name);
+	p->steps[p->n_steps++] = *st;
 	return 0;
 }
 
-/* The subnet range of nic0 that contains target: its name ("" = primary), or NULL. */
+static int add_step(struct repair_plan *p, enum repair_step_kind kind, const struct move *m,
+		    const struct cidr *range, const char *range_name, const struct alignment *a)
+{
+	struct repair_step st = {
+	    .kind = kind, .instance = m->instance, .node = a->rows[m->row].node, .range = *range};
+
+	if (range_name)
+		snprintf(st.range_name, sizeof(st.range_name), "%s", range_name);
+	return push_step(p, &st);
+}
+
+/* The secondary range of nic0's subnet that contains target: its name, or NULL. */
 static const char *range_for(const struct cluster_view *view, const struct view_instance *inst,
-			     const struct cidr *target, bool *subnet_known)
+			     const struct cidr *target, bool *subnet_known,
+			     const struct cidr **secondary)
 {
 	const struct view_subnet *s = view_find_subnet(view, inst->subnetwork);
 
@@ -417,73 +739,161 @@ static const char *range_for(const struct cluster_view *view, const struct view_
 	if (!s)
 		return NULL;
 	for (size_t i = 0; i < s->n_secondary; i++)
-		if (cidr_contains(&s->secondary[i].range, target))
+		if (cidr_contains(&s->secondary[i].range, target)) {
+			*secondary = &s->secondary[i].range;
 			return s->secondary[i].name;
+		}
 	return NULL;
 }
 
-/*
- * Alias intervals (sorted; GCP keeps them disjoint) overlapping iv: they form one run
- * ending at the returned index. Returns how many (0 when none); *last is the run's end.
- */
-static size_t find_overlaps(const struct interval *ivs, size_t n, const struct interval *iv,
-			    size_t *last)
+/* nic0's alias from that secondary range (by name, or by address), or -1. */
+static ssize_t alias_in_range(const struct view_instance *inst, const char *range_name,
+			      const struct cidr *secondary)
 {
-	size_t lo = 0, hi = n, count = 0;
-
-	/* One past the last interval whose first <= iv->last. */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (ivs[mid].family < iv->family ||
-		    (ivs[mid].family == iv->family && ivs[mid].first <= iv->last))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t k = lo; k-- > 0;) {
-		if (ivs[k].family != iv->family || ivs[k].last < iv->first)
-			break;
-		if (!count)
-			*last = k;
-		count++;
-	}
-	return count;
+	for (size_t k = 0; k < inst->n_aliases; k++)
+		if (!strcmp(inst->aliases[k].range_name, range_name) ||
+		    cidr_contains(secondary, &inst->aliases[k].range))
+			return (ssize_t)k;
+	return -1;
 }
 
-int repair_plan_gcp(const struct cluster_view *view, const struct alignment *a,
+/* What one overlap with a move's target means. */
+struct holder_scan {
+	const struct cluster_view *view;
+	const struct alignment *a;
+	const struct move *moves;
+	const ssize_t *move_of_instance;
+	bool free_orphans; /* the orphans' nic0 ranges are cleared first */
+	const struct move *mv;
+	size_t mv_index;
+	ssize_t blocker;
+	size_t n_blockers;
+	const struct interval *bad; /* the first holder we may not touch */
+};
+
+static bool orphan_alias(const struct alignment *a, size_t instance, size_t alias)
+{
+	for (size_t o = 0; o < a->n_orphans; o++)
+		if (a->orphans[o].instance == instance && a->orphans[o].alias == (ssize_t)alias)
+			return true;
+	return false;
+}
+
+static bool scan_holder(void *arg, const struct interval *iv)
+{
+	struct holder_scan *h = arg;
+	ssize_t hm = h->move_of_instance[iv->owner];
+
+	if (!iv->other && iv->owner == h->mv->instance && (ssize_t)iv->sub == h->mv->current)
+		return true; /* our own alias, cleared first */
+	if (!iv->other && h->free_orphans && orphan_alias(h->a, iv->owner, iv->sub))
+		return true; /* an orphan's range being freed first */
+	if (!iv->other && hm >= 0 && (size_t)hm != h->mv_index &&
+	    (ssize_t)iv->sub == h->moves[hm].current) {
+		if (h->blocker != hm) {
+			h->blocker = hm;
+			h->n_blockers++;
+		}
+		return true;
+	}
+	if (!h->bad)
+		h->bad = iv;
+	return true;
+}
+
+static int refuse_holder(struct repair_plan *out, const struct holder_scan *h, size_t node,
+			 const char *text)
+{
+	const struct cluster_view *view = h->view;
+	const struct interval *iv = h->bad;
+	const struct view_instance *holder = &view->instances[iv->owner];
+	const char *holder_node = NULL;
+	char other[CIDR_STRLEN];
+
+	for (size_t r = 0; r < h->a->n_rows; r++)
+		if (h->a->rows[r].instance == (ssize_t)iv->owner)
+			holder_node = view->nodes[h->a->rows[r].node].name;
+	cidr_format(iv->other ? &holder->other[iv->sub].range : &holder->aliases[iv->sub].range,
+		    other, sizeof(other));
+	if (iv->owner == h->mv->instance)
+		return add_refusal(
+		    out, node, "podCIDR %s overlaps another alias range (%s) of the same instance",
+		    text, other);
+	if (!holder_node)
+		return add_refusal(
+		    out, node,
+		    "podCIDR %s is held by instance %s (zone %s, range %s on %s), which is not a node of this cluster; refusing to touch it%s",
+		    text, holder->name, holder->zone, other,
+		    iv->other ? holder->other[iv->sub].nic : holder->nic_name,
+		    iv->other ? "" : " (verify reports it as orphan; --free-orphans frees it)");
+	return add_refusal(out, node,
+			   "podCIDR %s is held by instance %s of Node %s, which is not being moved",
+			   text, holder->name, holder_node);
+}
+
+size_t repair_plan_instances(const struct repair_plan *p)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n_steps; i++) {
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = p->steps[j].instance == p->steps[i].instance;
+		n += !seen;
+	}
+	return n;
+}
+
+int repair_plan_gcp(const struct cluster_view *view, const struct alignment *a, unsigned flags,
 		    struct repair_plan *out)
 {
-	struct interval *aliases = NULL;
+	struct ivset aliases = {0};
+	struct networks nets = {0};
 	struct move *moves = NULL;
 	ssize_t *move_of_instance = NULL;
-	size_t n_aliases = 0, n_moves = 0, remaining;
+	size_t n_moves = 0, remaining;
 	char text[CIDR_STRLEN];
 	int ret = 0;
 
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < view->n_instances; i++)
-		n_aliases += view->instances[i].n_aliases;
-	aliases = calloc(n_aliases ? n_aliases : 1, sizeof(*aliases));
+	ret = networks_of(view, &nets);
+	if (ret == 0)
+		ret = alias_intervals(view, &nets, &aliases);
 	moves = calloc(a->n_rows ? a->n_rows : 1, sizeof(*moves));
 	move_of_instance = malloc((view->n_instances ? view->n_instances : 1) * sizeof(ssize_t));
-	if (!aliases || !moves || !move_of_instance) {
+	if (ret < 0 || !moves || !move_of_instance) {
 		ret = -ENOMEM;
 		goto cleanup;
 	}
-	n_aliases = 0;
-	for (size_t i = 0; i < view->n_instances; i++) {
+	for (size_t i = 0; i < view->n_instances; i++)
 		move_of_instance[i] = -1;
-		for (size_t k = 0; k < view->instances[i].n_aliases; k++)
-			aliases[n_aliases++] =
-			    to_interval(&view->instances[i].aliases[k].range, i, k);
+
+	/* --free-orphans: their nic0 ranges go first (another interface's is not ours). */
+	for (size_t o = 0; (flags & REPAIR_FREE_ORPHANS) && o < a->n_orphans; o++) {
+		const struct align_orphan *orph = &a->orphans[o];
+		const struct view_instance *in = &view->instances[orph->instance];
+		struct repair_step st = {.kind = STEP_CLEAR,
+					 .instance = orph->instance,
+					 .node = STEP_NO_NODE,
+					 .orphan = true,
+					 .range = orph->range};
+
+		if (orph->alias < 0 || !in->aliases_valid)
+			continue;
+		snprintf(st.range_name, sizeof(st.range_name), "%s",
+			 in->aliases[orph->alias].range_name);
+		ret = push_step(out, &st);
+		if (ret < 0)
+			goto cleanup;
 	}
-	qsort(aliases, n_aliases, sizeof(*aliases), interval_cmp);
 
 	/* Which rows can be fixed by moving an alias; refuse the others with a reason. */
 	for (size_t r = 0; r < a->n_rows; r++) {
 		const struct align_row *row = &a->rows[r];
 		const struct view_node *n = &view->nodes[row->node];
 		const struct view_instance *inst;
+		const struct cidr *secondary = NULL;
 		const char *range_name;
 		bool subnet_known;
 
@@ -508,7 +918,7 @@ int repair_plan_gcp(const struct cluster_view *view, const struct alignment *a,
 			ret = add_refusal(out, row->node, "%s", row->reason);
 			goto next;
 		}
-		range_name = range_for(view, inst, &n->pod, &subnet_known);
+		range_name = range_for(view, inst, &n->pod, &subnet_known, &secondary);
 		if (!range_name) {
 			ret = add_refusal(
 			    out, row->node,
@@ -518,12 +928,13 @@ int repair_plan_gcp(const struct cluster_view *view, const struct alignment *a,
 			    n->pod_cidr);
 			goto next;
 		}
-		moves[n_moves] = (struct move){.row = r,
-					       .instance = (size_t)row->instance,
-					       .target = n->pod,
-					       .range_name = range_name,
-					       .has_current = inst->n_aliases > 0,
-					       .blocker = -1};
+		moves[n_moves] =
+		    (struct move){.row = r,
+				  .instance = (size_t)row->instance,
+				  .target = n->pod,
+				  .range_name = range_name,
+				  .current = alias_in_range(inst, range_name, secondary),
+				  .blocker = -1};
 		move_of_instance[row->instance] = (ssize_t)n_moves;
 		n_moves++;
 		continue;
@@ -533,54 +944,38 @@ next:
 	}
 
 	/*
-	 * Who holds each target now. Only the first alias of an instance being moved is
-	 * released; anything else (another range of a moved instance, an instance outside the
-	 * cluster, a Node that stays) makes the move impossible without touching what we
-	 * must not touch.
+	 * Who holds each target now, on the same network. Only the pods alias of an instance
+	 * being moved (or an orphan being freed) is released; anything else (another range of
+	 * a moved instance, an instance outside the cluster, a Node that stays) makes the move
+	 * impossible without touching what we must not touch.
 	 */
 	for (size_t m = 0; m < n_moves; m++) {
 		struct move *mv = &moves[m];
 		struct interval t = to_interval(&mv->target, 0, 0);
-		size_t k = 0, count = find_overlaps(aliases, n_aliases, &t, &k);
-		size_t node = a->rows[mv->row].node, owner;
-		const struct view_instance *holder;
-		const char *holder_node = NULL;
-		ssize_t hm;
+		struct holder_scan h = {.view = view,
+					.a = a,
+					.moves = moves,
+					.move_of_instance = move_of_instance,
+					.free_orphans = (flags & REPAIR_FREE_ORPHANS) != 0,
+					.mv = mv,
+					.mv_index = m,
+					.blocker = -1};
+		size_t node = a->rows[mv->row].node;
 
-		if (count == 0)
-			continue;
-		cidr_format(&mv->target, text, sizeof(text));
-		owner = aliases[k].owner;
-		holder = &view->instances[owner];
-		hm = move_of_instance[owner];
-		if (count == 1 && hm >= 0 && aliases[k].sub == 0) {
-			if ((size_t)hm != m)
-				mv->blocker = hm;
+		t.net = network_id(&nets, view->instances[mv->instance].network);
+		ivset_overlaps(&aliases, &t, scan_holder, &h);
+		if (!h.bad && h.n_blockers <= 1) {
+			mv->blocker = h.blocker;
 			continue;
 		}
-		for (size_t r = 0; r < a->n_rows; r++)
-			if (a->rows[r].instance == (ssize_t)owner)
-				holder_node = view->nodes[a->rows[r].node].name;
-		if (count > 1)
-			ret = add_refusal(
-			    out, node,
-			    "podCIDR %s overlaps %zu alias ranges; refusing to guess which to free",
-			    text, count);
-		else if (owner == mv->instance)
-			ret = add_refusal(
-			    out, node,
-			    "podCIDR %s overlaps another alias range (%s) of the same instance",
-			    text, holder->aliases[aliases[k].sub].text);
-		else if (!holder_node)
-			ret = add_refusal(
-			    out, node,
-			    "podCIDR %s is held by instance %s (zone %s), which is not a node of this cluster; refusing to touch it",
-			    text, holder->name, holder->zone);
+		cidr_format(&mv->target, text, sizeof(text));
+		if (h.bad)
+			ret = refuse_holder(out, &h, node, text);
 		else
 			ret = add_refusal(
 			    out, node,
-			    "podCIDR %s is held by instance %s of Node %s, which is not being moved",
-			    text, holder->name, holder_node);
+			    "podCIDR %s overlaps %zu alias ranges of instances being moved; refusing to guess which to free first",
+			    text, h.n_blockers);
 		if (ret < 0)
 			goto cleanup;
 		mv->done = mv->refused = true;
@@ -621,13 +1016,16 @@ next:
 				continue;
 			if (mv->blocker >= 0 && !moves[mv->blocker].cleared)
 				continue;
-			if (mv->has_current && !mv->cleared) {
-				ret = add_step(out, STEP_CLEAR, mv, &inst->aliases[0].range, a);
+			if (mv->current >= 0 && !mv->cleared) {
+				const struct view_alias *cur = &inst->aliases[mv->current];
+
+				ret =
+				    add_step(out, STEP_CLEAR, mv, &cur->range, cur->range_name, a);
 				if (ret < 0)
 					goto cleanup;
 				mv->cleared = true;
 			}
-			ret = add_step(out, STEP_SET, mv, &mv->target, a);
+			ret = add_step(out, STEP_SET, mv, &mv->target, mv->range_name, a);
 			if (ret < 0)
 				goto cleanup;
 			mv->done = true;
@@ -641,23 +1039,28 @@ next:
 		 * Every pending move waits on another: a swap or a longer cycle. Free one range;
 		 * some pending move still holds its alias, or nothing would be waiting.
 		 */
-		for (size_t m = 0; m < n_moves; m++) {
+		progressed = false;
+		for (size_t m = 0; m < n_moves && !progressed; m++) {
 			struct move *mv = &moves[m];
+			const struct view_alias *cur;
 
-			if (mv->done || mv->cleared || !mv->has_current)
+			if (mv->done || mv->cleared || mv->current < 0)
 				continue;
-			ret = add_step(out, STEP_CLEAR, mv,
-				       &view->instances[mv->instance].aliases[0].range, a);
+			cur = &view->instances[mv->instance].aliases[mv->current];
+			ret = add_step(out, STEP_CLEAR, mv, &cur->range, cur->range_name, a);
 			if (ret < 0)
 				goto cleanup;
 			mv->cleared = true;
-			break;
+			progressed = true;
 		}
+		if (!progressed)
+			break; /* cannot happen (a blocker holds its alias); never spin */
 	}
 cleanup:
 	if (ret < 0)
 		repair_plan_free(out);
-	free(aliases);
+	ivset_free(&aliases);
+	free(nets.keys);
 	free(moves);
 	free(move_of_instance);
 	return ret;

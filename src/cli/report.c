@@ -35,7 +35,7 @@ static bool report_json(FILE *out, const struct cluster_view *view, const struct
 			const char *node_filter)
 {
 	json_t *doc = json_object(), *nodes = json_array();
-	size_t counts[ALIGN_DUPLICATE + 1] = {0};
+	size_t counts[ALIGN_ORPHAN + 1] = {0};
 	json_t *summary = json_object();
 	bool aligned = true;
 
@@ -57,7 +57,21 @@ static bool report_json(FILE *out, const struct cluster_view *view, const struct
 				     "status", align_status_name(row->status), "reason",
 				     row->reason[0] ? row->reason : NULL));
 	}
-	for (int s = ALIGN_OK; s <= ALIGN_DUPLICATE; s++)
+	/* Orphans have no Node: shown unless one Node was asked for. */
+	for (size_t i = 0; !node_filter && i < a->n_orphans; i++) {
+		const struct align_orphan *o = &a->orphans[i];
+		const struct view_instance *in = &view->instances[o->instance];
+		char text[CIDR_STRLEN];
+
+		counts[ALIGN_ORPHAN]++;
+		aligned = false;
+		json_array_append_new(
+		    nodes, json_pack("{s:n, s:s, s:s, s:n, s:s, s:s, s:s}", "node", "instance",
+				     in->name, "zone", in->zone, "podCIDR", "aliasRange",
+				     cidr_format(&o->range, text, sizeof(text)), "status",
+				     align_status_name(ALIGN_ORPHAN), "reason", o->reason));
+	}
+	for (int s = ALIGN_OK; s <= ALIGN_ORPHAN; s++)
 		json_object_set_new(summary, align_status_name(s),
 				    json_integer((json_int_t)counts[s]));
 	json_object_set_new(doc, "aligned", json_boolean(aligned));
@@ -78,7 +92,7 @@ static bool report_table(FILE *out, const struct cluster_view *view, const struc
 			 const char *node_filter)
 {
 	size_t w[5] = {4, 8, 4, 7, 5}; /* NODE INSTANCE ZONE PODCIDR ALIAS */
-	size_t counts[ALIGN_DUPLICATE + 1] = {0}, shown = 0;
+	size_t counts[ALIGN_ORPHAN + 1] = {0}, shown = 0;
 	bool aligned = true;
 
 	for (size_t i = 0; i < a->n_rows; i++) {
@@ -93,6 +107,15 @@ static bool report_table(FILE *out, const struct cluster_view *view, const struc
 		w[2] = max_sz(w[2], in ? strlen(in->zone) : 1);
 		w[3] = max_sz(w[3], max_sz(1, strlen(view->nodes[row->node].pod_cidr)));
 		w[4] = max_sz(w[4], max_sz(1, strlen(row_alias(view, row))));
+	}
+	for (size_t i = 0; !node_filter && i < a->n_orphans; i++) {
+		const struct view_instance *in = &view->instances[a->orphans[i].instance];
+
+		char text[CIDR_STRLEN];
+
+		w[1] = max_sz(w[1], strlen(in->name));
+		w[2] = max_sz(w[2], strlen(in->zone));
+		w[4] = max_sz(w[4], strlen(cidr_format(&a->orphans[i].range, text, sizeof(text))));
 	}
 	fprintf(out, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", (int)w[0], "NODE", (int)w[1], "INSTANCE",
 		(int)w[2], "ZONE", (int)w[3], "PODCIDR", (int)w[4], "ALIAS", "STATUS");
@@ -113,6 +136,18 @@ static bool report_table(FILE *out, const struct cluster_view *view, const struc
 			n->pod_cidr[0] ? n->pod_cidr : "-", (int)w[4], alias[0] ? alias : "-",
 			align_status_name(row->status));
 	}
+	for (size_t i = 0; !node_filter && i < a->n_orphans; i++) {
+		const struct align_orphan *o = &a->orphans[i];
+		const struct view_instance *in = &view->instances[o->instance];
+		char text[CIDR_STRLEN];
+
+		counts[ALIGN_ORPHAN]++;
+		aligned = false;
+		fprintf(out, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", (int)w[0], "-", (int)w[1],
+			in->name, (int)w[2], in->zone, (int)w[3], "-", (int)w[4],
+			cidr_format(&o->range, text, sizeof(text)),
+			align_status_name(ALIGN_ORPHAN));
+	}
 	/* Why, for each row that is not ok: the table stays one line per node. */
 	for (size_t i = 0; i < a->n_rows; i++) {
 		const struct align_row *row = &a->rows[i];
@@ -121,8 +156,11 @@ static bool report_table(FILE *out, const struct cluster_view *view, const struc
 			fprintf(out, "%s: %s: %s\n", view->nodes[row->node].name,
 				align_status_name(row->status), row->reason);
 	}
+	for (size_t i = 0; !node_filter && i < a->n_orphans; i++)
+		fprintf(out, "%s: orphan: %s\n", view->instances[a->orphans[i].instance].name,
+			a->orphans[i].reason);
 	fprintf(out, "%zu node%s: ", shown, shown == 1 ? "" : "s");
-	for (int s = ALIGN_OK, first = 1; s <= ALIGN_DUPLICATE; s++) {
+	for (int s = ALIGN_OK, first = 1; s <= ALIGN_ORPHAN; s++) {
 		if (!counts[s] && s != ALIGN_OK)
 			continue;
 		fprintf(out, "%s%zu %s", first ? "" : ", ", counts[s], align_status_name(s));

@@ -22,13 +22,14 @@ static const char usage[] =
     "Checks that every Node's spec.podCIDR equals nic0's first alias IP range of its\n"
     "instance (found by spec.providerID gce://PROJECT/ZONE/NAME), the single source of\n"
     "truth the CCM's CloudAllocator keeps. Per node: ok, mismatch, no-alias, no-podcidr,\n"
-    "no-instance or duplicate.\n"
+    "no-instance or duplicate; per instance without a Node that holds a range of the pods\n"
+    "range on the cluster's network: orphan (it blocks repairs; repair --free-orphans).\n"
     "\n"
     "Options:\n"
     "  --node NAME               report only this Node\n" API_OPTIONS_HELP
     "                            verify: table (default) or json\n"
     "\n"
-    "Exit status: 0 aligned, 1 not aligned, 2 could not check.\n";
+    "Exit status: 0 aligned, 1 not aligned (orphans included), 2 could not check.\n";
 
 enum { OPT_NODE = OPT_API_LAST };
 

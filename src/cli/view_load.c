@@ -45,6 +45,46 @@ int view_node_from_json(const json_t *node, struct view_node *out, struct error 
 	return 0;
 }
 
+/*
+ * The alias ranges of the interfaces other than nic0, with their networks: another VM's
+ * nic1 may sit on the cluster's network and hold a pods range (who holds what is per
+ * network). A range that does not parse is skipped: it cannot be routed either.
+ */
+static int other_nics(const json_t *inst, const json_t *nic0, struct view_instance *out,
+		      struct error *err)
+{
+	json_t *nics = json_object_get(inst, "networkInterfaces"), *nic, *a;
+	size_t i, j, n = 0;
+
+	(void)err;
+	json_array_foreach(nics, i, nic) if (nic != nic0) n +=
+	    json_array_size(json_object_get(nic, "aliasIpRanges"));
+	if (!n)
+		return 0;
+	out->other = calloc(n, sizeof(*out->other));
+	if (!out->other)
+		return -ENOMEM;
+	json_array_foreach(nics, i, nic)
+	{
+		if (nic == nic0)
+			continue;
+		json_array_foreach(json_object_get(nic, "aliasIpRanges"), j, a)
+		{
+			struct view_nic_alias *o = &out->other[out->n_other];
+
+			if (cidr_parse(json_str(a, "ipCidrRange") ?: "", &o->range,
+				       CIDR_STRICT | CIDR_ALLOW_BARE_IP) < 0)
+				continue;
+			o->network = dup_or_empty(json_str(nic, "network"));
+			o->nic = dup_or_empty(json_str(nic, "name"));
+			out->n_other++;
+			if (!o->network || !o->nic)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int view_instance_from_json(const char *scope, const json_t *inst, struct view_instance *out,
 			    struct error *err)
 {
@@ -66,11 +106,16 @@ int view_instance_from_json(const char *scope, const json_t *inst, struct view_i
 	out->nic_name = dup_or_empty(nic ? json_str(nic, "name") : NULL);
 	out->fingerprint = dup_or_empty(nic ? json_str(nic, "fingerprint") : NULL);
 	out->subnetwork = dup_or_empty(nic ? json_str(nic, "subnetwork") : NULL);
+	out->network = dup_or_empty(nic ? json_str(nic, "network") : NULL);
 	out->aliases_valid = true;
-	if (!out->name || !out->zone || !out->nic_name || !out->fingerprint || !out->subnetwork) {
+	if (!out->name || !out->zone || !out->nic_name || !out->fingerprint || !out->subnetwork ||
+	    !out->network) {
 		ret = -ENOMEM;
 		goto cleanup;
 	}
+	ret = other_nics(inst, nic, out, err);
+	if (ret < 0)
+		goto cleanup;
 	aliases = nic ? json_object_get(nic, "aliasIpRanges") : NULL;
 	if (json_array_size(aliases)) {
 		out->aliases = calloc(json_array_size(aliases), sizeof(*out->aliases));

@@ -60,6 +60,28 @@ static int add_object(struct live *l, const char *prefix, json_t *obj)
 	return ret == -ENOMEM ? ret : 0;
 }
 
+/*
+ * A Pod its controller made (a ReplicaSet's, a DaemonSet's): that controller's object is
+ * checked, and its Pods would only repeat its findings. Static (mirror) Pods, owned by
+ * their Node, and bare Pods are checked themselves.
+ */
+static bool controlled_pod(const json_t *pod)
+{
+	json_t *ref;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(pod, "metadata"), "ownerReferences"), i,
+			   ref)
+	{
+		const char *kind = json_string_value(json_object_get(ref, "kind"));
+
+		if (json_is_true(json_object_get(ref, "controller")) && kind &&
+		    strcmp(kind, "Node"))
+			return true;
+	}
+	return false;
+}
+
 static int on_kube_item(void *arg, json_t *item)
 {
 	struct live *l = arg;
@@ -74,6 +96,8 @@ static int on_kube_item(void *arg, json_t *item)
 	if (l->only_load_balancers && (!type || strcmp(type, "LoadBalancer")))
 		return 0;
 	if (l->skip_namespace && ns && !strcmp(ns, l->skip_namespace))
+		return 0;
+	if (!strcmp(l->kind, "Pod") && controlled_pod(item))
 		return 0;
 	json_object_set_new(item, "apiVersion", json_string(l->api_version));
 	json_object_set_new(item, "kind", json_string(l->kind));

@@ -212,6 +212,10 @@ int emu_kube_load(struct emu *emu, json_t *state);
  */
 void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *name,
 			       const json_t *instance);
+/* instances.reset completed: the guest rebooted (its status stayed RUNNING), so its kubelet
+ * starts again. instance is borrowed. */
+void emu_kube_instance_reset(struct emu *emu, const char *zone, const char *name,
+			     const json_t *instance);
 /* Borrowed reference to an instance, or NULL. For the emulated CCM and kubelet. */
 const json_t *emu_compute_instance(struct emu *emu, const char *zone, const char *name);
 /* Borrowed reference to the Node of that name as the API serves it, or NULL (data plane). */

@@ -794,3 +794,18 @@ json_t *gcp_instance_nic(const json_t *instance, const char *nic)
 	}
 	return NULL;
 }
+
+int gcp_compute_instance_action(struct gcp_compute *c, const char *zone, const char *instance,
+				const char *action, struct gcp_operation *op, struct error *err)
+{
+	char path[512];
+
+	zone = gcp_basename(zone);
+	if (!safe_segment(zone) || !safe_segment(instance) || !action ||
+	    (strcmp(action, "reset") && strcmp(action, "stop") && strcmp(action, "start")))
+		return error_set(err, EINVAL, "instance \"%s\" in zone \"%s\": invalid request",
+				 instance ? instance : "", zone);
+	snprintf(path, sizeof(path), "projects/%s/zones/%s/instances/%s/%s", c->project, zone,
+		 instance, action);
+	return gcp_compute_mutate(c, "POST", path, NULL, op, err);
+}

@@ -175,6 +175,13 @@ int gcp_compute_set_alias_ranges(struct gcp_compute *c, const char *zone, const 
 int gcp_compute_wait(struct gcp_compute *c, struct gcp_operation *op, uint64_t timeout_ms,
 		     struct error *err);
 
+/*
+ * POST projects/P/zones/Z/instances/I/ACTION, ACTION one of "reset" (a hard reset: the
+ * instance stays RUNNING and its guest reboots), "stop", "start". *op as for mutations.
+ */
+int gcp_compute_instance_action(struct gcp_compute *c, const char *zone, const char *instance,
+				const char *action, struct gcp_operation *op, struct error *err);
+
 /* ---- helpers, exposed for callers, tests and fuzzers ---- */
 
 /*

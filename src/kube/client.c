@@ -500,3 +500,23 @@ cleanup:
 	free(url);
 	return ret;
 }
+
+int kube_evict(struct kube_client *c, const char *ns, const char *name, struct error *err)
+{
+	json_t *body;
+	char path[700];
+	int ret;
+
+	if (!ns || !name || !*ns || !*name || strchr(ns, '/') || strchr(name, '/') ||
+	    strchr(ns, '?') || strchr(name, '?'))
+		return error_set(err, EINVAL, "pod \"%s/%s\": invalid name", ns ? ns : "",
+				 name ? name : "");
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s/eviction", ns, name);
+	body = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "policy/v1", "kind", "Eviction",
+			 "metadata", "name", name, "namespace", ns);
+	if (!body)
+		return error_set(err, ENOMEM, "out of memory");
+	ret = kube_request(c, "POST", path, NULL, body, NULL, err);
+	json_decref(body);
+	return ret;
+}

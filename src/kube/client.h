@@ -106,6 +106,14 @@ struct kube_delete_options {
 int kube_delete(struct kube_client *c, const char *path, const struct kube_delete_options *opt,
 		struct error *err);
 
+/*
+ * POST /api/v1/namespaces/NS/pods/NAME/eviction (a policy/v1 Eviction): the API server
+ * deletes the pod unless a PodDisruptionBudget forbids it, which is -EAGAIN (429, after the
+ * client's retries: try again later, as kubectl drain does every 5 s); -ENOENT when the pod
+ * is gone already.
+ */
+int kube_evict(struct kube_client *c, const char *ns, const char *name, struct error *err);
+
 /* One watch event: type ADDED, MODIFIED, DELETED, BOOKMARK; object borrowed. 0: go on. */
 typedef int (*kube_event_fn)(void *arg, const char *type, json_t *object);
 

@@ -1,7 +1,7 @@
 """The emulated cluster's own behaviour, driven through the real APIs: instances are created
 with instances.insert on the Compute API, Nodes are read from the Kubernetes API.
 
-kubelet registration and re-registration, the CCM's node initialization, node IPAM in each
+kubelet registration (and re-registration only after an instance reset), the CCM's node initialization, node IPAM in each
 --ccm-allocator mode (CloudAllocator, RangeAllocator, off), the node lifecycle after an
 instance's deletion, the objects that show the configuration (CCM Deployment, KCM static
 Pod), events, and a restart with --state."""
@@ -172,11 +172,20 @@ class CloudAllocatorTest(ClusterCase):
             for c in n.get("status", {}).get("conditions", [])), what="NetworkUnavailable=False")
         self.assertEqual(node["spec"]["podCIDR"], "172.22.99.0/24")
 
-    def test_deleted_node_registers_again(self):
+    def test_deleted_node_registers_again_only_after_a_reset(self):
+        # A kubelet registers its Node when it starts, never again by itself
+        # (kubernetes/kubernetes#71398): a deleted Node stays gone until the instance resets.
         self.emu.create_instance("talos-again")
         first = self.wait_node("talos-again", lambda n: n["spec"].get("podCIDR"))
         status, _ = self.emu.kube("DELETE", "/api/v1/nodes/talos-again")
         self.assertEqual(status, 200)
+        # Well past --kubelet-delay (50 ms) and the CCM's delay: still no Node.
+        time.sleep(0.5)
+        self.assertIsNone(self.emu.node("talos-again"))
+        status, op = self.emu.compute(
+            "POST", "projects/demo-project/zones/us-central1-a/instances/talos-again/reset")
+        self.assertEqual((status, op["operationType"]), (200, "reset"))
+        self.assertIsNone(self.emu.wait_op(op).get("error"))
         again = self.wait_node("talos-again", lambda n: n["metadata"]["uid"] != first["metadata"]["uid"]
                                and n["spec"].get("podCIDR"), what="re-registration")
         self.assertEqual(again["spec"]["podCIDR"], first["spec"]["podCIDR"])  # from the alias
@@ -234,6 +243,11 @@ class RangeAllocatorTest(ClusterCase):
         # a re-registered Node gets the allocator's next range, never the alias.
         old = cidrs[1]
         self.emu.kube("DELETE", "/api/v1/nodes/talos-worker-0")
+        # The kubelet registers again when it restarts (an instance reset), not by itself.
+        status, op = self.emu.compute(
+            "POST", "projects/demo-project/zones/us-central1-a/instances/talos-worker-0/reset")
+        self.assertEqual(status, 200, op)
+        self.emu.wait_op(op)
         again = self.wait_node("talos-worker-0", lambda n: n["spec"].get("podCIDR") and
                                n["metadata"]["uid"] != nodes[1]["metadata"]["uid"])
         self.assertNotIn(again["spec"]["podCIDR"], (old, self.alias_of("talos-worker-0")))

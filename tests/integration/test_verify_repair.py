@@ -5,7 +5,6 @@ the Kubernetes API); the assertions read the emulator's state back through the s
 """
 import json
 import tempfile
-import threading
 import time
 import unittest
 
@@ -177,19 +176,17 @@ class RepairGcpTest(Base):
 
     def test_stale_fingerprint_between_read_and_write(self):
         self.pair("a-0", alias="172.20.1.0/24", podcidr="172.20.2.0/24")
-        # Hold the first updateNetworkInterface for a second and change the fingerprint
-        # meanwhile, as another client's write would: the CLI read it before the write.
+        # Another client's update lands between the CLI's read and its first write: the
+        # fault gives the interface a new fingerprint as the first PATCH arrives, so that
+        # PATCH carries a stale one (412); the CLI reads again and goes on.
         path = f"/compute/v1/projects/{self.emu.project}/zones/europe-west1-b/instances/a-0/updateNetworkInterface"
-        st, _ = self.emu.control("POST", "faults", {"method": "PATCH", "path": path,
-                                                    "delayMs": 1000, "count": 1})
-        self.assertEqual(st, 200)
-        bump = threading.Timer(0.4, lambda: self.emu.control(
-            "POST", "fingerprint", {"zone": "europe-west1-b", "instance": "a-0"}))
-        bump.start()
+        fault = self.emu.add_fault(method="PATCH", path=path, changeFingerprint=True, count=1)
+        self.assertTrue(fault["changeFingerprint"])
         rc, out, err = self.run_cli("repair", "--apply")
-        bump.join()
         self.assertEqual(rc, 0, out + err)
-        self.assertIn("412", err)
+        self.assertIn("fingerprint changed under us (412)", err)
+        self.assertEqual(err.count("(412)"), 1, err)
+        self.assertEqual(self.emu.control("GET", "faults")[1]["faults"], [])  # it fired
         self.assertEqual(self.c.alias("a-0"), "172.20.2.0/24")
 
 
@@ -204,17 +201,26 @@ class RepairNodeTest(Base):
         self.c.move_alias(name, "172.20.5.0/24")
 
     def test_node_strategy_deletes_and_reregisters(self):
+        # The emulated kubelet registers only when it starts: the Node comes back because
+        # repair resets its instance, not by itself.
         self.misaligned_node("a-0")
-        old_uid = self.c.node("a-0")["metadata"]["uid"]
+        old = self.c.node("a-0")
         rc, out, err = self.run_cli("repair", "--strategy", "node")
         self.assertEqual(rc, 1, err)
-        self.assertIn("cordon and delete Node a-0", out)
-        self.assertEqual(self.c.node("a-0")["metadata"]["uid"], old_uid)  # plan only
-        rc, out, err = self.run_cli("repair", "--strategy", "node", "--apply", "--wait-timeout", "30s")
+        self.assertIn("cordon, drain and delete Node a-0", out)
+        self.assertIn("reset its instance", out)
+        self.assertEqual(self.c.node("a-0")["metadata"]["uid"], old["metadata"]["uid"])  # plan only
+        rc, out, err = self.run_cli("repair", "--strategy", "node", "--apply", "--wait-timeout", "30s",
+                                    "-o", "json")
         self.assertEqual(rc, 0, out + err)
+        doc = json.loads(out)
+        self.assertTrue(doc["aligned"])
+        self.assertEqual([s["action"] for s in doc["applied"]],
+                         ["cordon", "drain", "delete-node", "reset", "registered", "uncordon"])
         n = self.c.node("a-0")
-        self.assertNotEqual(n["metadata"]["uid"], old_uid)
+        self.assertNotEqual(n["metadata"]["uid"], old["metadata"]["uid"])
         self.assertEqual(n["spec"]["podCIDR"], "172.20.5.0/24")
+        self.assertFalse(n["spec"].get("unschedulable", False))
 
 
 class RepairNodeRefusedTest(Base):

@@ -116,10 +116,10 @@ class Cluster:
         return f"gce://{self.project}/{zone}/{name}"
 
 
-def talos_gcp(emu, *args, env=None, timeout=120):
-    """Runs the CLI against the emulator; returns (exit code, stdout, stderr)."""
+def cli_env(emu, env=None):
+    """The environment the CLI runs in against the emulator."""
     e = {k: v for k, v in os.environ.items()
-         if not k.startswith(("GOOGLE_", "CLOUDSDK_", "GCE_", "KUBE"))}
+         if not k.startswith(("GOOGLE_", "CLOUDSDK_", "GCE_", "KUBE", "XDG_STATE_HOME"))}
     e.update({
         "HOME": emu.tmpdir,
         "TALOS_GCP_COMPUTE_ENDPOINT": emu.compute_endpoint,
@@ -129,8 +129,25 @@ def talos_gcp(emu, *args, env=None, timeout=120):
         "NO_GCE_CHECK": "true",
     })
     e.update(env or {})
-    p = subprocess.run([TALOS_GCP, *args], capture_output=True, text=True, env=e, timeout=timeout)
+    return e
+
+
+def check_sanitizers(args, stderr):
     for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
-        if marker in p.stderr:
-            raise AssertionError(f"sanitizer report from talos-gcp {' '.join(args)}:\n{p.stderr}")
+        if marker in stderr:
+            raise AssertionError(f"sanitizer report from talos-gcp {' '.join(args)}:\n{stderr}")
+
+
+def talos_gcp(emu, *args, env=None, timeout=120, stdin=subprocess.DEVNULL):
+    """Runs the CLI against the emulator; returns (exit code, stdout, stderr). stdin is not
+    a terminal unless a test passes one (repair --apply asks on a terminal)."""
+    p = subprocess.run([TALOS_GCP, *args], capture_output=True, text=True, env=cli_env(emu, env),
+                       timeout=timeout, stdin=stdin)
+    check_sanitizers(args, p.stderr)
     return p.returncode, p.stdout, p.stderr
+
+
+def talos_gcp_start(emu, *args, env=None, stdin=subprocess.DEVNULL):
+    """Starts the CLI in the background (Popen, text pipes): for tests that act meanwhile."""
+    return subprocess.Popen([TALOS_GCP, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=cli_env(emu, env), stdin=stdin)

@@ -11,8 +11,11 @@
 #include <string.h>
 
 #include "cli/alignment.h"
+#include "plan_replay.h"
 
-#define SUBNET "https://compute.googleapis.com/compute/v1/projects/p1/regions/r1/subnetworks/nodes"
+#define SUBNET    "https://compute.googleapis.com/compute/v1/projects/p1/regions/r1/subnetworks/nodes"
+#define NETWORK   "https://compute.googleapis.com/compute/v1/projects/p1/global/networks/talos"
+#define OTHER_NET "https://www.googleapis.com/compute/v1/projects/p1/global/networks/other"
 
 static struct cluster_view *view_new(void)
 {
@@ -62,6 +65,7 @@ static void add_instance(struct cluster_view *v, const char *zone, const char *n
 	in->nic_name = strdup("nic0");
 	in->fingerprint = strdup("AAAAAAAAAAA=");
 	in->subnetwork = strdup(SUBNET);
+	in->network = strdup(NETWORK);
 	in->aliases_valid = true;
 	va_start(ap, name);
 	while ((alias = va_arg(ap, const char *))) {
@@ -73,6 +77,46 @@ static void add_instance(struct cluster_view *v, const char *zone, const char *n
 		in->n_aliases++;
 	}
 	va_end(ap);
+}
+
+/*
+ * An instance on a network with nic0 aliases given as "RANGENAME:CIDR" (":CIDR" for the
+ * primary range), NULL-terminated.
+ */
+static struct view_instance *add_instance_on(struct cluster_view *v, const char *name,
+					     const char *network, ...)
+{
+	struct view_instance *in;
+	const char *alias;
+	va_list ap;
+
+	add_instance(v, "z1", name, (const char *)NULL);
+	in = &v->instances[v->n_instances - 1];
+	free(in->network);
+	in->network = strdup(network);
+	va_start(ap, network);
+	while ((alias = va_arg(ap, const char *))) {
+		const char *colon = strchr(alias, ':');
+
+		in->aliases = realloc(in->aliases, (in->n_aliases + 1) * sizeof(*in->aliases));
+		in->aliases[in->n_aliases].text = strdup(colon + 1);
+		in->aliases[in->n_aliases].range_name = strndup(alias, (size_t)(colon - alias));
+		assert_int_equal(
+		    cidr_parse(colon + 1, &in->aliases[in->n_aliases].range, CIDR_STRICT), 0);
+		in->n_aliases++;
+	}
+	va_end(ap);
+	return in;
+}
+
+/* nic1 of an instance, on network, holding range. */
+static void add_other_nic(struct view_instance *in, const char *network, const char *range)
+{
+	in->other = realloc(in->other, (in->n_other + 1) * sizeof(*in->other));
+	in->other[in->n_other].network = strdup(network);
+	in->other[in->n_other].nic = strdup("nic1");
+	assert_int_equal(cidr_parse(range, &in->other[in->n_other].range, CIDR_STRICT), 0);
+	in->n_other++;
 }
 
 /* A node n<i> on instance n<i> in zone z1 with the given podCIDR and alias. */
@@ -161,7 +205,7 @@ static void test_aligned_and_empty(void **state)
 	add_pair(v, "b", "172.20.2.0/24", "172.20.2.0/24");
 	assert_int_equal(alignment_compute(v, &a), 0);
 	assert_true(a.aligned);
-	assert_int_equal(repair_plan_gcp(v, &a, &p), 0);
+	assert_int_equal(repair_plan_gcp(v, &a, 0, &p), 0);
 	assert_int_equal(p.n_steps, 0);
 	assert_int_equal(p.n_refusals, 0);
 	repair_plan_free(&p);
@@ -188,77 +232,29 @@ static void test_provider_id(void **state)
 	assert_int_equal(provider_id_parse(NULL, buf, sizeof(buf), &p, &z, &n), -EINVAL);
 }
 
-/*
- * Applies the plan to a model of the VPC, refusing any step GCP would refuse: a range set
- * while another instance holds an overlapping one, a set on an interface that still has
- * an alias (GCP does not replace ranges), a clear of something not there. Then checks the
- * fixable nodes ended aligned and nothing else changed.
- */
+/* The plan as GCP would take it, step by step (plan_replay.c); its sets are in "pods". */
 static void simulate(struct cluster_view *v, const struct alignment *a, const struct repair_plan *p)
 {
-	size_t n = v->n_instances;
-	struct cidr *cur = calloc(n, sizeof(*cur));
-	bool *has = calloc(n, sizeof(*has));
-	char t1[CIDR_STRLEN], t2[CIDR_STRLEN];
+	char why[512];
 
-	for (size_t i = 0; i < n; i++) {
-		has[i] = v->instances[i].n_aliases > 0;
-		if (has[i])
-			cur[i] = v->instances[i].aliases[0].range;
-	}
-	for (size_t s = 0; s < p->n_steps; s++) {
-		const struct repair_step *st = &p->steps[s];
-		size_t i = st->instance;
+	if (plan_replay(v, a, p, why, sizeof(why)) < 0)
+		fail_msg("%s", why);
+	for (size_t s = 0; s < p->n_steps; s++)
+		if (p->steps[s].kind == STEP_SET)
+			assert_string_equal(p->steps[s].range_name, "pods");
+}
 
-		if (st->kind == STEP_CLEAR) {
-			if (!has[i] || !cidr_equal(&cur[i], &st->range))
-				fail_msg("step %zu clears %s from %s, which does not hold it", s,
-					 cidr_format(&st->range, t1, sizeof(t1)),
-					 v->instances[i].name);
-			has[i] = false;
-			continue;
-		}
-		if (has[i])
-			fail_msg("step %zu sets a range on %s while it still holds %s", s,
-				 v->instances[i].name, cidr_format(&cur[i], t1, sizeof(t1)));
-		for (size_t j = 0; j < n; j++) {
-			if (j == i)
-				continue;
-			if (has[j] && cidr_overlaps(&cur[j], &st->range))
-				fail_msg("step %zu sets %s on %s while %s holds %s", s,
-					 cidr_format(&st->range, t1, sizeof(t1)),
-					 v->instances[i].name, v->instances[j].name,
-					 cidr_format(&cur[j], t2, sizeof(t2)));
-			for (size_t k = 1; k < v->instances[j].n_aliases; k++)
-				if (cidr_overlaps(&v->instances[j].aliases[k].range, &st->range))
-					fail_msg("step %zu collides with a secondary alias", s);
-		}
-		assert_string_equal(st->range_name, "pods");
-		cur[i] = st->range;
-		has[i] = true;
-	}
-	for (size_t r = 0; r < a->n_rows; r++) {
-		const struct align_row *row = &a->rows[r];
-		bool refused = false;
-
-		for (size_t k = 0; k < p->n_refusals; k++)
-			if (p->refusals[k].node == row->node)
-				refused = true;
-		if (row->status == ALIGN_OK || refused || row->instance < 0)
-			continue;
-		if (!has[row->instance] ||
-		    !cidr_equal(&cur[row->instance], &v->nodes[row->node].pod))
-			fail_msg("node %s not aligned after the plan", v->nodes[row->node].name);
-	}
-	free(cur);
-	free(has);
+static void plan_flags(struct cluster_view *v, struct alignment *a, struct repair_plan *p,
+		       unsigned flags)
+{
+	assert_int_equal(alignment_compute(v, a), 0);
+	assert_int_equal(repair_plan_gcp(v, a, flags, p), 0);
+	simulate(v, a, p);
 }
 
 static void plan(struct cluster_view *v, struct alignment *a, struct repair_plan *p)
 {
-	assert_int_equal(alignment_compute(v, a), 0);
-	assert_int_equal(repair_plan_gcp(v, a, p), 0);
-	simulate(v, a, p);
+	plan_flags(v, a, p, 0);
 }
 
 static void expect_step(const struct cluster_view *v, const struct repair_plan *p, size_t i,
@@ -399,6 +395,142 @@ static void test_plan_unknown_subnet(void **state)
 	view_destroy(v);
 }
 
+static const struct repair_refusal *refusal_of(const struct cluster_view *v,
+					       const struct repair_plan *p, const char *node)
+{
+	for (size_t i = 0; i < p->n_refusals; i++)
+		if (!strcmp(v->nodes[p->refusals[i].node].name, node))
+			return &p->refusals[i];
+	return NULL;
+}
+
+/* Only the pods alias is cleared; a /32 from the primary range (first or not) stays. */
+static void test_plan_keeps_other_aliases(void **state)
+{
+	struct cluster_view *v = view_new();
+	struct alignment a;
+	struct repair_plan p;
+
+	(void)state;
+	add_node(v, "first", "gce://p1/z1/first", "172.20.7.0/24");
+	add_instance_on(v, "first", NETWORK, "pods:172.20.14.0/24", ":10.0.0.50/32",
+			(const char *)NULL);
+	add_node(v, "behind", "gce://p1/z1/behind", "172.20.9.0/24");
+	add_instance_on(v, "behind", NETWORK, ":10.0.0.60/32", "pods:172.20.8.0/24",
+			(const char *)NULL);
+	add_node(v, "none", "gce://p1/z1/none", "172.20.10.0/24");
+	add_instance_on(v, "none", NETWORK, ":10.0.0.70/32", (const char *)NULL);
+	plan(v, &a, &p);
+	assert_int_equal(p.n_refusals, 0);
+	assert_int_equal(p.n_nodes_fixed, 3);
+	assert_int_equal(p.n_steps, 5);
+	for (size_t i = 0; i < p.n_steps; i++)
+		if (p.steps[i].kind == STEP_CLEAR) {
+			char buf[CIDR_STRLEN];
+
+			cidr_format(&p.steps[i].range, buf, sizeof(buf));
+			assert_true(!strcmp(buf, "172.20.14.0/24") ||
+				    !strcmp(buf, "172.20.8.0/24"));
+			assert_string_equal(p.steps[i].range_name, "pods");
+		}
+	repair_plan_free(&p);
+	alignment_free(&a);
+	view_destroy(v);
+}
+
+/* The same pods range reused in another VPC holds nothing of ours. */
+static void test_holders_per_network(void **state)
+{
+	struct cluster_view *v = view_new();
+	struct alignment a;
+	struct repair_plan p;
+
+	(void)state;
+	add_pair(v, "a", "172.20.7.0/24", "172.20.1.0/24");
+	add_instance_on(v, "elsewhere", OTHER_NET, "pods:172.20.7.0/24", (const char *)NULL);
+	/* Another VM's nic1 on our network does hold: refused (and an orphan). */
+	add_pair(v, "b", "172.20.8.0/24", "172.20.2.0/24");
+	add_other_nic(add_instance_on(v, "appliance", OTHER_NET, (const char *)NULL), NETWORK,
+		      "172.20.8.0/25");
+	plan(v, &a, &p);
+	assert_int_equal(p.n_refusals, 1);
+	assert_non_null(refusal_of(v, &p, "b"));
+	assert_non_null(strstr(refusal_of(v, &p, "b")->reason, "appliance"));
+	assert_non_null(strstr(refusal_of(v, &p, "b")->reason, "nic1"));
+	expect_step(v, &p, 0, STEP_CLEAR, "a", "172.20.1.0/24");
+	expect_step(v, &p, 1, STEP_SET, "a", "172.20.7.0/24");
+	assert_int_equal(a.n_orphans, 1);
+	assert_string_equal(v->instances[a.orphans[0].instance].name, "appliance");
+	assert_int_equal(a.orphans[0].alias, -1);
+	repair_plan_free(&p);
+	alignment_free(&a);
+	view_destroy(v);
+}
+
+/* A holder of a wider (or narrower) overlapping range is found, whatever its size. */
+static void test_overlaps_of_other_sizes(void **state)
+{
+	struct cluster_view *v = view_new();
+	struct alignment a;
+	struct repair_plan p;
+
+	(void)state;
+	add_pair(v, "a", "172.20.7.0/24", "172.20.1.0/24");
+	add_instance(v, "z1", "wide", "172.20.4.0/22", (const char *)NULL);
+	add_pair(v, "b", "172.20.16.0/22", "172.20.2.0/24");
+	add_instance(v, "z1", "narrow", "172.20.18.0/28", (const char *)NULL);
+	/* Nested data (not what GCP serves, but the lookups must not depend on it). */
+	add_pair(v, "c", "172.20.33.0/24", "172.20.3.0/24");
+	add_instance(v, "z1", "nested", "172.20.32.0/20", (const char *)NULL);
+	add_instance(v, "z1", "inside", "172.20.40.0/24", (const char *)NULL);
+	plan(v, &a, &p);
+	assert_int_equal(p.n_steps, 0);
+	assert_int_equal(p.n_refusals, 3);
+	assert_non_null(strstr(refusal_of(v, &p, "a")->reason, "wide"));
+	assert_non_null(strstr(refusal_of(v, &p, "b")->reason, "narrow"));
+	assert_non_null(strstr(refusal_of(v, &p, "c")->reason, "nested"));
+	repair_plan_free(&p);
+	alignment_free(&a);
+	view_destroy(v);
+}
+
+/* Orphans: reported, refused as holders, freed first with REPAIR_FREE_ORPHANS. */
+static void test_orphans(void **state)
+{
+	struct cluster_view *v = view_new();
+	struct alignment a;
+	struct repair_plan p;
+
+	(void)state;
+	add_pair(v, "a", "172.20.9.0/24", "172.20.1.0/24");
+	add_instance(v, "z1", "leftover", "172.20.9.0/24", (const char *)NULL);
+	/* Not in the pods range, not overlapping a podCIDR: not an orphan. */
+	add_instance_on(v, "web", NETWORK, ":10.0.0.80/32", (const char *)NULL);
+	/* Same range, another VPC: not ours either. */
+	add_instance_on(v, "other-vpc", OTHER_NET, "pods:172.20.50.0/24", (const char *)NULL);
+	plan(v, &a, &p);
+	assert_false(a.aligned);
+	assert_int_equal(a.n_orphans, 1);
+	assert_string_equal(v->instances[a.orphans[0].instance].name, "leftover");
+	assert_non_null(strstr(a.orphans[0].reason, "no Node claims it"));
+	assert_int_equal(p.n_steps, 0);
+	assert_non_null(strstr(refusal_of(v, &p, "a")->reason, "--free-orphans"));
+	repair_plan_free(&p);
+	alignment_free(&a);
+
+	plan_flags(v, &a, &p, REPAIR_FREE_ORPHANS);
+	assert_int_equal(p.n_refusals, 0);
+	assert_int_equal(p.n_steps, 3);
+	expect_step(v, &p, 0, STEP_CLEAR, "leftover", "172.20.9.0/24");
+	assert_true(p.steps[0].orphan);
+	assert_int_equal(p.steps[0].node, STEP_NO_NODE);
+	expect_step(v, &p, 2, STEP_SET, "a", "172.20.9.0/24");
+	assert_int_equal(repair_plan_instances(&p), 2);
+	repair_plan_free(&p);
+	alignment_free(&a);
+	view_destroy(v);
+}
+
 /* Random permutations of ranges over many nodes: every plan is valid and complete. */
 static void test_plan_random_permutations(void **state)
 {
@@ -446,6 +578,10 @@ int main(void)
 	    cmocka_unit_test(test_plan_cycle_and_chain),
 	    cmocka_unit_test(test_plan_refusals),
 	    cmocka_unit_test(test_plan_unknown_subnet),
+	    cmocka_unit_test(test_plan_keeps_other_aliases),
+	    cmocka_unit_test(test_holders_per_network),
+	    cmocka_unit_test(test_overlaps_of_other_sizes),
+	    cmocka_unit_test(test_orphans),
 	    cmocka_unit_test(test_plan_random_permutations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

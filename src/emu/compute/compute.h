@@ -309,6 +309,11 @@ const char *network_name_of(struct compute *c, const json_t *res, char *buf, siz
 
 /* instances (instances.c) */
 void instances_notify(struct compute *c, const char *zone, const char *name, const json_t *res);
+/* reset, stop, start (lifecycle.c): the verb is one of them; the request; its completion. */
+bool instance_lifecycle_verb(const char *verb);
+int instance_lifecycle_method(struct call *k, struct item *it, struct api_error *e);
+int instance_lifecycle_apply(struct compute *c, struct item *it, const char *method,
+			     struct api_error *e);
 /* /_emu/fingerprint: new nic fingerprint; returns it (borrowed) or NULL. */
 const char *instances_bump_fingerprint(struct compute *c, const char *zone, const char *name,
 				       const char *nic);

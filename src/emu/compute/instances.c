@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * instances: insert, get, list, aggregatedList, delete, updateNetworkInterface, setMetadata.
+ * instances: insert, get, list, aggregatedList, delete, updateNetworkInterface, setMetadata
+ * (reset, stop and start: lifecycle.c).
  *
  * Network interfaces (https://cloud.google.com/compute/docs/reference/rest/v1/instances):
  * nicN names are the server's; networkIP is allocated from the subnet's primary range
@@ -1003,6 +1004,8 @@ static int instance_apply_method(struct compute *c, json_t *m, struct api_error 
 			 scope, name);
 		return api_not_found(e, path);
 	}
+	if (instance_lifecycle_verb(method))
+		return instance_lifecycle_apply(c, it, method, e);
 	if (strcmp(method, "updateNetworkInterface") == 0) {
 		nic = find_nic(it->res, jstr(m, "nic") ?: "", NULL);
 		if (!nic)
@@ -1072,6 +1075,8 @@ static int instance_method(struct call *k, struct item *it, struct api_error *e)
 		return update_nic(k, it, e);
 	if (k->verb && strcmp(k->verb, "setMetadata") == 0 && strcmp(m, "POST") == 0)
 		return set_metadata(k, it, e);
+	if (instance_lifecycle_verb(k->verb))
+		return instance_lifecycle_method(k, it, e);
 	return api_fail(e, 404, "notFound", "The requested URL was not found on this server.");
 }
 

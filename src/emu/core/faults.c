@@ -18,6 +18,9 @@
  *   delayMs     answer (or go on) after this long; the loop never blocks
  *   hang        never answer (until the client gives up or the emulator stops)
  *   reset       drop the connection without an answer
+ *   changeFingerprint  give the instance's network interface (the path's zones/Z/instances/I,
+ *               the networkInterface parameter or nic0) a new fingerprint, then let the
+ *               request go on: another client's update landed between a read and this write
  *   skip        let the first N matching requests through untouched
  *   count       fire N times, then the fault is removed (absent or 0: until deleted)
  * The first fault that matches (in creation order) applies.
@@ -37,7 +40,7 @@ struct fault {
 	int port; /* -1 both */
 	unsigned status;
 	uint64_t delay_ms;
-	bool hang, reset;
+	bool hang, reset, change_fingerprint;
 	long skip, count, hits, seen;
 };
 
@@ -152,6 +155,8 @@ static json_t *fault_json(const struct fault *ft)
 		json_object_set_new(j, "hang", json_true());
 	if (ft->reset)
 		json_object_set_new(j, "reset", json_true());
+	if (ft->change_fingerprint)
+		json_object_set_new(j, "changeFingerprint", json_true());
 	if (ft->skip)
 		json_object_set_new(j, "skip", json_integer(ft->skip));
 	if (ft->count)
@@ -161,9 +166,10 @@ static json_t *fault_json(const struct fault *ft)
 
 static bool known_key(const char *k)
 {
-	static const char *const keys[] = {
-	    "method",  "path", "pathPrefix", "port", "status", "reason", "message",    "retryAfter",
-	    "delayMs", "hang", "reset",      "skip", "count",  "body",   "contentType"};
+	static const char *const keys[] = {"method",  "path",   "pathPrefix",  "port",
+					   "status",  "reason", "message",     "retryAfter",
+					   "delayMs", "hang",   "reset",       "skip",
+					   "count",   "body",   "contentType", "changeFingerprint"};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(k, keys[i]) == 0)
@@ -222,8 +228,10 @@ json_t *emu_faults_add(struct emu *emu, const json_t *spec, char *err, size_t er
 	}
 	if (!json_object_get(spec, "status") && !json_is_true(json_object_get(spec, "reset")) &&
 	    !json_is_true(json_object_get(spec, "hang")) && !json_object_get(spec, "delayMs") &&
-	    !json_object_get(spec, "body")) {
-		snprintf(err, errlen, "a fault needs status, body, delayMs, hang or reset");
+	    !json_object_get(spec, "body") &&
+	    !json_is_true(json_object_get(spec, "changeFingerprint"))) {
+		snprintf(err, errlen,
+			 "a fault needs status, body, delayMs, hang, reset or changeFingerprint");
 		return NULL;
 	}
 	if (json_object_get(spec, "contentType") && !jstr(spec, "contentType")) {
@@ -259,6 +267,7 @@ json_t *emu_faults_add(struct emu *emu, const json_t *spec, char *err, size_t er
 	ft->delay_ms = (uint64_t)json_integer_value(json_object_get(spec, "delayMs"));
 	ft->hang = json_is_true(json_object_get(spec, "hang"));
 	ft->reset = json_is_true(json_object_get(spec, "reset"));
+	ft->change_fingerprint = json_is_true(json_object_get(spec, "changeFingerprint"));
 	ft->skip = (long)json_integer_value(json_object_get(spec, "skip"));
 	ft->count = (long)json_integer_value(json_object_get(spec, "count"));
 	if (f->len == f->cap) {
@@ -418,6 +427,27 @@ static const char *kube_reason(unsigned status)
 	}
 }
 
+/* changeFingerprint: .../zones/Z/instances/I[/...] gets a new nic fingerprint now. */
+static void change_fingerprint(struct emu_request *req)
+{
+	const char *z = strstr(req->path, "/zones/"), *i = strstr(req->path, "/instances/");
+	char zone[128], name[128];
+	int zn, in;
+
+	if (!z || !i || i < z)
+		return;
+	zn = (int)strcspn(z + 7, "/");
+	in = (int)strcspn(i + 11, "/");
+	if (zn <= 0 || in <= 0 || zn >= (int)sizeof(zone) || in >= (int)sizeof(name))
+		return;
+	snprintf(zone, sizeof(zone), "%.*s", zn, z + 7);
+	snprintf(name, sizeof(name), "%.*s", in, i + 11);
+	if (!instances_bump_fingerprint(compute_of(req->emu), zone, name,
+					emu_request_query(req, "networkInterface")))
+		log_warn("fault: no instance %s/%s (or interface) to change the fingerprint of",
+			 zone, name);
+}
+
 /* Carries out a fault's answer now: reset, or an error reply. */
 static void act(struct action *a)
 {
@@ -527,8 +557,15 @@ int emu_faults_intercept(struct emu_request *req)
 	delay = ft->delay_ms;
 	log_debug("fault %ld fires on %s %s", ft->id, req->method, req->path);
 	ft->hits++;
+	if (ft->change_fingerprint)
+		change_fingerprint(req);
 	if (ft->count && ft->hits >= ft->count)
 		remove_at(f, i); /* ft is gone: the action carries what is left to do */
+	if (!a->status && !a->reset && !a->hang && !delay && !a->body) {
+		/* Only the fingerprint changed: the request goes on to its handler. */
+		action_free(a);
+		return 0;
+	}
 	if (!a->hang && !delay) {
 		act(a);
 		action_free(a);

@@ -8,8 +8,12 @@
  *     status.addresses InternalIP = nic0 networkIP and Hostname, the kubelet conditions
  *     (Ready), nodeInfo, and the taint node.cloudprovider.kubernetes.io/uninitialized that
  *     an external cloud provider's kubelet sets until the CCM initializes the Node;
- *   - registers it again (after the same delay) when the Node is deleted while the instance
- *     exists; stops when the instance is deleted;
+ *   - registers only when it starts: the instance booted (insert, start, reset) or the
+ *     emulator started; never by itself after the Node was deleted (kubernetes/kubernetes
+ *     #71398: the kubelet registers at startup only). Starting with its Node present, it
+ *     posts Ready again with a new bootID. While the instance is stopped it posts nothing:
+ *     the Node goes Unknown after the grace (--kubelet-delay) and stays. It stops when the
+ *     instance is deleted;
  *   - on control-plane nodes, runs kube-controller-manager as a static Pod (mirror Pod
  *     kube-system/kube-controller-manager-NODE owned by the Node), with Talos' arguments and
  *     --allocate-node-cidrs=false: the KCM allocates nothing.
@@ -79,9 +83,12 @@ struct kinst {
 	struct kube_ctrl *c;
 	char *zone, *name;
 	bool exists, talos;
-	long kubelet_timer; /* (re-)registration or boot poll */
+	char status[20];    /* the instance's status when last seen; "" before (or after a load) */
+	bool reboot;        /* the pending kubelet start follows a guest boot, not our own start */
+	long kubelet_timer; /* registration (or status after a boot), or boot poll */
 	long gone_timer;    /* lifecycle after the instance's deletion */
 	int gone_stage;
+	long down_timer; /* the instance stopped: its Node's status goes Unknown after the grace */
 };
 
 struct kube_ctrl {
@@ -98,6 +105,7 @@ struct kube_ctrl {
 	uint64_t delayed_due;
 	json_t *failures; /* node name -> failed attempts */
 	long reconcile_timer;
+	struct kube_workloads *workloads; /* pods and their controllers (workloads.c) */
 	/* RangeAllocator */
 	bool range_ready;
 	struct cidr cluster;
@@ -722,13 +730,77 @@ static void node_lease(struct emu_kube *k, const struct kobj *node)
 
 static void kubelet_timer(struct emu *emu, void *arg);
 
-static void schedule_kubelet(struct kinst *ki, uint64_t delay)
+/*
+ * The kubelet starts delay from now: after the instance booted (reboot: insert completed,
+ * start, reset) or when the emulator itself starts (reboot false). A kubelet registers its
+ * Node when it starts and never again by itself: after the Node is deleted it stays gone
+ * until the kubelet restarts (kubernetes/kubernetes#71398: "kubelet only registers the node
+ * at startup").
+ */
+static void schedule_kubelet(struct kinst *ki, uint64_t delay, bool reboot)
 {
+	ki->reboot |= reboot;
 	if (ki->kubelet_timer)
 		return;
 	ki->kubelet_timer = emu_timer_add(ki->c->k->emu, delay, kubelet_timer, ki);
 	if (ki->kubelet_timer < 0)
 		ki->kubelet_timer = 0;
+}
+
+static void cancel_timer(struct emu_kube *k, long *timer)
+{
+	if (*timer) {
+		emu_timer_cancel(k->emu, *timer);
+		*timer = 0;
+	}
+}
+
+static bool taint_is(const json_t *t, const char *key)
+{
+	return !strcmp(kj_str(t, "key") ?: "", key);
+}
+
+/*
+ * The kubelet of a rebooted node found its Node (tryRegisterWithAPIServer: the Node exists,
+ * it is reconciled, not re-created) and posts its status again: Ready, the new boot ID.
+ * The node lifecycle controller then lifts the unreachable/not-ready taints it had set.
+ */
+static void kubelet_resume_node(struct emu_kube *k, struct kobj *node)
+{
+	struct kube_res *nodes = nodes_res(k);
+	json_t *n = json_deep_copy(node->obj), *taints, *conds, *kept;
+	const json_t *net = kube_condition(node->obj, "NetworkUnavailable");
+	char now[40], boot[37];
+	struct kube_err e = {0};
+
+	emu_rfc3339(now, sizeof(now));
+	kube_uuid(boot);
+	conds = kubelet_conditions("ok", now);
+	/* NetworkUnavailable belongs to the CCM (route controller / CloudAllocator). */
+	if (net)
+		json_array_insert(conds, 0, (json_t *)net);
+	json_object_set_new(kj_obj(n, "status"), "conditions", conds);
+	json_object_set_new(kj_obj(kj_obj(n, "status"), "nodeInfo"), "bootID", json_string(boot));
+	taints = kj_path(n, "spec.taints");
+	kept = json_array();
+	for (size_t i = 0; i < json_array_size(taints); i++) {
+		json_t *t = json_array_get(taints, i);
+		if (!taint_is(t, "node.kubernetes.io/unreachable") &&
+		    !taint_is(t, "node.kubernetes.io/not-ready"))
+			json_array_append(kept, t);
+	}
+	if (json_array_size(kept))
+		json_object_set_new(kj_obj(n, "spec"), "taints", kept);
+	else {
+		json_decref(kept);
+		json_object_del(kj_obj(n, "spec"), "taints");
+	}
+	if (kube_update(k, nodes, NULL, kobj_name(node), n, KW_INTERNAL, KWF_CONTROLLER, &e, NULL) <
+	    0)
+		log_warn("kube: kubelet %s: cannot post status: %s", kobj_name(node), e.message);
+	else
+		log_info("kube: kubelet %s started: Node Ready (boot %s)", kobj_name(node), boot);
+	kube_err_clear(&e);
 }
 
 static void kubelet_timer(struct emu *emu, void *arg)
@@ -740,18 +812,19 @@ static void kubelet_timer(struct emu *emu, void *arg)
 	const char *status = kj_str(inst, "status");
 	struct kobj *node;
 	struct kube_err e = {0};
-	bool cp;
+	bool cp, reboot = ki->reboot;
 
 	(void)emu;
 	ki->kubelet_timer = 0;
 	if (!inst || !ki->talos)
 		return;
 	if (!status || strcmp(status, "RUNNING") != 0) {
-		/* Booting: look again soon. Stopped: wait for the next change. */
+		/* Booting: look again soon. Stopped: the next start schedules us. */
 		if (!status || !strcmp(status, "PROVISIONING") || !strcmp(status, "STAGING"))
-			schedule_kubelet(ki, BOOT_POLL_MS);
+			schedule_kubelet(ki, BOOT_POLL_MS, false);
 		return;
 	}
+	ki->reboot = false;
 	resolve_cluster_cidr(k, inst);
 	cp = is_control_plane(inst, ki->name);
 	node = kube_get(nodes, NULL, ki->name);
@@ -769,11 +842,82 @@ static void kubelet_timer(struct emu *emu, void *arg)
 				  ki->name);
 		kobj_unref(node);
 		node = kube_get(nodes, NULL, ki->name);
+	} else if (reboot) {
+		kubelet_resume_node(k, node);
+		node = kube_get(nodes, NULL, ki->name);
 	}
 	if (node)
 		node_lease(k, node);
 	if (cp && node)
 		kcm_static_pod(k, node);
+}
+
+/*
+ * The node lifecycle controller (KCM) once a kubelet stopped posting for the grace period
+ * (--node-monitor-grace-period, 40 s by default; --kubelet-delay here): every condition
+ * Unknown, "Kubelet stopped posting node status.", and the unreachable taints.
+ */
+static void mark_node_unknown(struct emu_kube *k, struct kobj *node)
+{
+	json_t *n = json_deep_copy(node->obj), *taints;
+	char now[40];
+	struct kube_err e = {0};
+	const json_t *ready = kube_condition(node->obj, "Ready");
+	const json_t *net = kube_condition(node->obj, "NetworkUnavailable");
+	json_t *conds;
+
+	if (ready && !strcmp(kj_str(ready, "status") ?: "", "Unknown")) {
+		json_decref(n);
+		return;
+	}
+	emu_rfc3339(now, sizeof(now));
+	conds = kubelet_conditions("unknown", now);
+	/* Only the kubelet's own conditions: NetworkUnavailable is the CCM's. */
+	if (net)
+		json_array_insert(conds, 0, (json_t *)net);
+	json_object_set_new(kj_obj(n, "status"), "conditions", conds);
+	taints = json_object_get(kj_obj(n, "spec"), "taints");
+	if (!json_is_array(taints)) {
+		taints = json_array();
+		json_object_set_new(json_object_get(n, "spec"), "taints", taints);
+	}
+	json_array_append_new(taints,
+			      json_pack("{s:s, s:s, s:s}", "key", "node.kubernetes.io/unreachable",
+					"effect", "NoSchedule", "timeAdded", now));
+	json_array_append_new(taints,
+			      json_pack("{s:s, s:s, s:s}", "key", "node.kubernetes.io/unreachable",
+					"effect", "NoExecute", "timeAdded", now));
+	kube_update(k, nodes_res(k), NULL, kobj_name(node), n, KW_INTERNAL, KWF_CONTROLLER, &e,
+		    NULL);
+	kube_err_clear(&e);
+}
+
+/*
+ * A stopped (STOPPING, TERMINATED) instance: its kubelet stopped, so its Node goes Unknown.
+ * The Node stays: the GCE cloud provider reports a TERMINATED instance as existing
+ * (InstanceExistsByProviderID) and has no shutdown detection (InstanceShutdownByProviderID
+ * is NotImplemented in cloud-provider-gcp providers/gce/gce_instances.go), so no
+ * node.cloudprovider.kubernetes.io/shutdown taint either.
+ */
+static void down_timer(struct emu *emu, void *arg)
+{
+	struct kinst *ki = arg;
+	struct emu_kube *k = ki->c->k;
+	const json_t *inst = instance_of(ki);
+	struct kobj *node = kube_get(nodes_res(k), NULL, ki->name);
+	const char *pid = node ? kj_str(node->obj, "spec.providerID") : NULL;
+	char want[400];
+
+	(void)emu;
+	ki->down_timer = 0;
+	if (!inst || !node || !strcmp(kj_str(inst, "status") ?: "", "RUNNING"))
+		return;
+	snprintf(want, sizeof(want), "gce://%s/%s/%s", k->emu->opt.project, ki->zone, ki->name);
+	if (pid && pid[0] && strcmp(pid, want) != 0)
+		return;
+	log_info("kube: node %s: kubelet stopped posting (instance %s)", ki->name,
+		 kj_str(inst, "status") ?: "?");
+	mark_node_unknown(k, node);
 }
 
 /* ---- node lifecycle after an instance's deletion ---- */
@@ -791,24 +935,7 @@ static void gone_timer(struct emu *emu, void *arg)
 		return;
 	if (ki->gone_stage == 0) {
 		/* KCM node lifecycle: the kubelet stopped posting; Unknown and unreachable. */
-		json_t *n = json_deep_copy(node->obj), *taints;
-		char now[40];
-		emu_rfc3339(now, sizeof(now));
-		json_object_set_new(kj_obj(n, "status"), "conditions",
-				    kubelet_conditions("unknown", now));
-		taints = json_object_get(kj_obj(n, "spec"), "taints");
-		if (!json_is_array(taints)) {
-			taints = json_array();
-			json_object_set_new(json_object_get(n, "spec"), "taints", taints);
-		}
-		json_array_append_new(taints, json_pack("{s:s, s:s, s:s}", "key",
-							"node.kubernetes.io/unreachable", "effect",
-							"NoSchedule", "timeAdded", now));
-		json_array_append_new(taints, json_pack("{s:s, s:s, s:s}", "key",
-							"node.kubernetes.io/unreachable", "effect",
-							"NoExecute", "timeAdded", now));
-		kube_update(k, nodes, NULL, ki->name, n, KW_INTERNAL, KWF_CONTROLLER, &e, NULL);
-		kube_err_clear(&e);
+		mark_node_unknown(k, node);
 		ki->gone_stage = 1;
 		ki->gone_timer = emu_timer_add(k->emu, k->ccm_delay_ms, gone_timer, ki);
 		if (ki->gone_timer < 0)
@@ -1039,24 +1166,11 @@ static int patch_node_cidr(struct emu_kube *k, struct kobj *node, const char *ci
 			   e, NULL);
 }
 
-static const json_t *condition(const json_t *node, const char *type)
-{
-	json_t *c;
-	size_t i;
-
-	json_array_foreach(kj_path(node, "status.conditions"), i, c)
-	{
-		if (!strcmp(kj_str(c, "type") ?: "", type))
-			return c;
-	}
-	return NULL;
-}
-
 /* SetNodeCondition: NetworkUnavailable=False, reason RouteCreated (a status patch). */
 static void set_network_available(struct emu_kube *k, const char *name)
 {
 	struct kobj *node = kube_get(nodes_res(k), NULL, name);
-	const json_t *cond = node ? condition(node->obj, "NetworkUnavailable") : NULL;
+	const json_t *cond = node ? kube_condition(node->obj, "NetworkUnavailable") : NULL;
 	json_t *n, *conds;
 	char now[40];
 	struct kube_err e = {0};
@@ -1088,7 +1202,7 @@ static void cloud_allocate(struct kube_ctrl *c, struct kobj *node)
 	struct emu_kube *k = c->k;
 	struct kube_res *nodes = nodes_res(k);
 	const char *name = kobj_name(node), *pod_cidr = kj_str(node->obj, "spec.podCIDR");
-	const json_t *cond = condition(node->obj, "NetworkUnavailable"), *inst, *alias;
+	const json_t *cond = kube_condition(node->obj, "NetworkUnavailable"), *inst, *alias;
 	struct kinst *ki;
 	const char *cidr;
 	struct kube_err e = {0};
@@ -1307,6 +1421,8 @@ void kube_ctrl_on_event(struct emu_kube *k, const struct kube_event *ev)
 	struct kube_ctrl *c = k->ctrl;
 	const char *name;
 
+	if (c && c->workloads)
+		kube_workloads_on_event(c->workloads, ev);
 	if (!c || strcmp(ev->res->def.resource, "nodes") || ev->res->def.group[0])
 		return;
 	name = kobj_name(ev->obj);
@@ -1314,16 +1430,15 @@ void kube_ctrl_on_event(struct emu_kube *k, const struct kube_event *ev)
 		enqueue(c, name);
 		return;
 	}
-	/* A Node is gone: the allocator releases its range, the kubelet registers again. */
+	/*
+	 * A Node is gone: the allocator releases its range. Its kubelet does not register it
+	 * again by itself (kubernetes/kubernetes#71398): only a kubelet restart (instance start
+	 * or reset) does.
+	 */
 	json_object_del(c->failures, name);
 	json_object_del(c->delayed, name);
 	if (c->range_ready)
 		range_mark(c, kj_str(ev->obj->obj, "spec.podCIDR"), false);
-	{
-		struct kinst *ki = inst_by_name(c, name);
-		if (ki && ki->exists && ki->talos)
-			schedule_kubelet(ki, k->kubelet_delay_ms);
-	}
 }
 
 void kube_ctrl_instance_changed(struct emu_kube *k, const char *zone, const char *name,
@@ -1332,6 +1447,8 @@ void kube_ctrl_instance_changed(struct emu_kube *k, const char *zone, const char
 	struct kube_ctrl *c = k->ctrl;
 	struct kinst *ki;
 	struct kobj *node;
+	const char *status;
+	bool first, was_running;
 
 	if (!c || !zone || !name)
 		return;
@@ -1342,10 +1459,9 @@ void kube_ctrl_instance_changed(struct emu_kube *k, const char *zone, const char
 	if (!instance) {
 		bool was = ki->exists;
 		ki->exists = false;
-		if (ki->kubelet_timer) {
-			emu_timer_cancel(k->emu, ki->kubelet_timer);
-			ki->kubelet_timer = 0;
-		}
+		ki->status[0] = '\0';
+		cancel_timer(k, &ki->kubelet_timer);
+		cancel_timer(k, &ki->down_timer);
 		if (was && node && !ki->gone_timer) {
 			ki->gone_stage = 0;
 			ki->gone_timer = emu_timer_add(k->emu, k->kubelet_delay_ms, gone_timer, ki);
@@ -1354,17 +1470,52 @@ void kube_ctrl_instance_changed(struct emu_kube *k, const char *zone, const char
 		}
 		return;
 	}
+	status = kj_str(instance, "status") ?: "";
+	/* First sight since this emulator (or a state load) started: its kubelet starts now. */
+	first = !ki->exists || !ki->status[0];
+	was_running = !strcmp(ki->status, "RUNNING");
 	ki->exists = true;
 	ki->talos = metadata_item(instance, "user-data") != NULL;
-	if (ki->gone_timer) {
-		emu_timer_cancel(k->emu, ki->gone_timer);
-		ki->gone_timer = 0;
+	snprintf(ki->status, sizeof(ki->status), "%s", status);
+	cancel_timer(k, &ki->gone_timer);
+	if (!strcmp(status, "RUNNING")) {
+		if (!was_running) {
+			/* Booted (created, started) or found running: its kubelet starts. */
+			cancel_timer(k, &ki->down_timer);
+			if (ki->talos)
+				schedule_kubelet(ki, k->kubelet_delay_ms, !first);
+		}
+	} else if (was_running || (first && node)) {
+		/* Stopping or stopped: the kubelet is gone with the guest. */
+		cancel_timer(k, &ki->kubelet_timer);
+		ki->reboot = false;
+		if (node && !ki->down_timer) {
+			ki->down_timer = emu_timer_add(k->emu, k->kubelet_delay_ms, down_timer, ki);
+			if (ki->down_timer < 0)
+				ki->down_timer = 0;
+		}
 	}
-	if (ki->talos && !node)
-		schedule_kubelet(ki, k->kubelet_delay_ms);
 	/* Alias ranges may have changed: the CCM looks at the Node again. */
 	if (node)
 		enqueue(c, name);
+}
+
+void emu_kube_instance_reset(struct emu *emu, const char *zone, const char *name,
+			     const json_t *instance)
+{
+	struct emu_kube *k = emu->kube;
+	struct kinst *ki;
+
+	if (!k || !k->ctrl || !zone || !name)
+		return;
+	kube_ctrl_instance_changed(k, zone, name, instance);
+	ki = inst_find(k->ctrl, zone, name);
+	/* A hard reset: the guest boots again, and so does its kubelet. */
+	if (ki && ki->talos && instance) {
+		cancel_timer(k, &ki->down_timer);
+		cancel_timer(k, &ki->kubelet_timer);
+		schedule_kubelet(ki, k->kubelet_delay_ms, true);
+	}
 }
 
 /* Every instance in the Compute state (after a load): kubelets of running instances. */
@@ -1438,8 +1589,9 @@ int kube_ctrl_init(struct emu_kube *k)
 	c->delayed = json_object();
 	c->failures = json_object();
 	k->ctrl = c;
+	c->workloads = kube_workloads_new(k);
 	if (!c->index || !c->by_name || !c->subnets_tried || !c->queue || !c->delayed ||
-	    !c->failures)
+	    !c->failures || !c->workloads)
 		return -ENOMEM;
 	/* At the first turn of the loop (both states loaded): the running instances' kubelets. */
 	schedule_reconcile(c);
@@ -1466,6 +1618,8 @@ void kube_ctrl_free(struct emu_kube *k)
 			emu_timer_cancel(k->emu, ki->kubelet_timer);
 		if (ki->gone_timer)
 			emu_timer_cancel(k->emu, ki->gone_timer);
+		if (ki->down_timer)
+			emu_timer_cancel(k->emu, ki->down_timer);
 		free(ki->zone);
 		free(ki->name);
 		free(ki);
@@ -1476,6 +1630,7 @@ void kube_ctrl_free(struct emu_kube *k)
 		emu_timer_cancel(k->emu, c->delayed_timer);
 	if (c->reconcile_timer)
 		emu_timer_cancel(k->emu, c->reconcile_timer);
+	kube_workloads_free(c->workloads);
 	free(c->inst);
 	json_decref(c->index);
 	json_decref(c->by_name);
@@ -1514,6 +1669,10 @@ void kube_ctrl_load(struct emu_kube *k, const json_t *state)
 	json_object_clear(c->failures);
 	json_object_clear(c->subnets_tried);
 	reset_range(c);
+	/* The world was replaced: every kubelet looks at its instance as when it starts. */
+	for (i = 0; i < c->ninst; i++)
+		c->inst[i]->status[0] = '\0';
+	kube_workloads_reset(c->workloads);
 	if (!k->emu->opt.cluster_cidr) {
 		struct cidr x;
 		k->cluster_cidr[0] = '\0';

@@ -64,6 +64,13 @@ static json_t *resource_list(struct emu_kube *k, const char *group, const char *
 					    !!(r->def.flags & KR_NAMESPACED), "kind", r->def.kind,
 					    "verbs", "get", "patch", "update"));
 		}
+		if (!strcmp(r->def.resource, "pods") && !r->def.group[0])
+			/* kubectl drain looks for this entry (CheckEvictionSupport). */
+			json_array_append_new(
+			    list, json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:[s]}", "name",
+					    "pods/eviction", "singularName", "", "namespaced", 1,
+					    "group", "policy", "version", "v1", "kind", "Eviction",
+					    "verbs", "create"));
 	}
 	if (!any) {
 		json_decref(list);

@@ -177,6 +177,8 @@ int emu_kube_handle(struct emu_request *req)
 	log_debug("kube: %s %s user=%s", req->method, req->path, req->user);
 	if (kube_discovery_handle(k, req))
 		return 0;
+	if (kube_eviction_handle(k, req))
+		return 0;
 	return kube_rest_handle(k, req);
 }
 

@@ -14,6 +14,9 @@
  *   discovery.c        /api, /apis, APIResourceLists, /version, /openapi/v2
  *   nodes.c            per-kind admission: Node validation, Service and Namespace defaults
  *   controllers.c      kubelet, CCM (node controller, node IPAM, lifecycle), KCM
+ *   workloads.c        pods: kubelet side, DaemonSet/ReplicaSet/Deployment controllers,
+ *                      scheduler, pod GC, disruption controller (PDB status)
+ *   eviction.c         the Eviction subresource (policy/v1), PodDisruptionBudgets honoured
  *
  * One thread (the loop's), so no locks. Objects are immutable once stored: a write builds
  * a new version (struct kobj) and the event ring keeps references to old ones, so a watch
@@ -339,6 +342,29 @@ int kube_write_serviceaccount(struct emu_kube *k, const char *dir);
  * req->user and req->groups. 0, or -EACCES when neither is valid.
  */
 int kube_authenticate(struct emu_kube *k, struct emu_request *req);
+
+/*
+ * kube/workloads.c: what runs on the emulated nodes. The kubelet's side of pods (phase,
+ * Ready, IPs), the DaemonSet, ReplicaSet and Deployment controllers, a minimal scheduler,
+ * the pod garbage collector and the disruption controller (PodDisruptionBudget status).
+ * Fed every stored event by controllers.c.
+ */
+struct kube_workloads;
+struct kube_workloads *kube_workloads_new(struct emu_kube *k);
+void kube_workloads_free(struct kube_workloads *w);
+void kube_workloads_on_event(struct kube_workloads *w, const struct kube_event *ev);
+/* After a state load: forget what was pending, look at everything again. */
+void kube_workloads_reset(struct kube_workloads *w);
+/* A policy/v1 LabelSelector (matchLabels, matchExpressions) against labels. NULL matches
+ * nothing; {} matches everything. */
+bool kube_label_selector_json_match(const json_t *selector, const json_t *labels);
+/* status.conditions[] entry of that type (a Node's, a Pod's), or NULL. Borrowed. */
+const json_t *kube_condition(const json_t *obj, const char *type);
+/* The pod's Ready condition is True. */
+bool kube_pod_ready(const json_t *pod);
+
+/* kube/eviction.c: POST .../pods/NAME/eviction. 1 when the path was its own (answered). */
+int kube_eviction_handle(struct emu_kube *k, struct emu_request *req);
 
 /* kube/controllers.c */
 int kube_ctrl_init(struct emu_kube *k);
