@@ -278,6 +278,24 @@ static char *dupstr(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* checkIntervalSec, timeoutSec and the thresholds (the API fills them; defaults anyway). */
+static void hc_timing(struct dp_hc *h, const json_t *res)
+{
+	h->interval_ms =
+	    1000u * (unsigned)json_integer_value(json_object_get(res, "checkIntervalSec"));
+	h->timeout_ms = 1000u * (unsigned)json_integer_value(json_object_get(res, "timeoutSec"));
+	h->healthy = (unsigned)json_integer_value(json_object_get(res, "healthyThreshold"));
+	h->unhealthy = (unsigned)json_integer_value(json_object_get(res, "unhealthyThreshold"));
+	if (!h->interval_ms)
+		h->interval_ms = 5000;
+	if (!h->timeout_ms || h->timeout_ms > h->interval_ms)
+		h->timeout_ms = h->interval_ms;
+	if (!h->healthy)
+		h->healthy = 2;
+	if (!h->unhealthy)
+		h->unhealthy = 2;
+}
+
 /*
  * A health check's probe parameters. Defaults as documented
  * (https://cloud.google.com/load-balancing/docs/health-check-concepts): port 80 for TCP and
@@ -332,20 +350,7 @@ static ssize_t model_hc(struct dp_model *m, const struct item *hc)
 	h->host = dupstr(jstr(sub, "host"));
 	h->request = dupstr(jstr(sub, "request"));
 	h->response = dupstr(jstr(sub, "response"));
-	h->interval_ms =
-	    1000u * (unsigned)json_integer_value(json_object_get(hc->res, "checkIntervalSec"));
-	h->timeout_ms =
-	    1000u * (unsigned)json_integer_value(json_object_get(hc->res, "timeoutSec"));
-	h->healthy = (unsigned)json_integer_value(json_object_get(hc->res, "healthyThreshold"));
-	h->unhealthy = (unsigned)json_integer_value(json_object_get(hc->res, "unhealthyThreshold"));
-	if (!h->interval_ms)
-		h->interval_ms = 5000;
-	if (!h->timeout_ms || h->timeout_ms > h->interval_ms)
-		h->timeout_ms = h->interval_ms;
-	if (!h->healthy)
-		h->healthy = 2;
-	if (!h->unhealthy)
-		h->unhealthy = 2;
+	hc_timing(h, hc->res);
 	if (!h->url || !h->path)
 		return -1;
 	return (ssize_t)m->nhcs++;
@@ -586,20 +591,7 @@ static ssize_t model_legacy_hc(struct dp_model *m, const struct item *hc, bool h
 	h->port = port > 0 && port < 65536 ? (unsigned)port : https ? 443 : 80;
 	h->path = strdup(jstr(hc->res, "requestPath") ?: "/");
 	h->host = dupstr(jstr(hc->res, "host"));
-	h->interval_ms =
-	    1000u * (unsigned)json_integer_value(json_object_get(hc->res, "checkIntervalSec"));
-	h->timeout_ms =
-	    1000u * (unsigned)json_integer_value(json_object_get(hc->res, "timeoutSec"));
-	h->healthy = (unsigned)json_integer_value(json_object_get(hc->res, "healthyThreshold"));
-	h->unhealthy = (unsigned)json_integer_value(json_object_get(hc->res, "unhealthyThreshold"));
-	if (!h->interval_ms)
-		h->interval_ms = 5000;
-	if (!h->timeout_ms || h->timeout_ms > h->interval_ms)
-		h->timeout_ms = h->interval_ms;
-	if (!h->healthy)
-		h->healthy = 2;
-	if (!h->unhealthy)
-		h->unhealthy = 2;
+	hc_timing(h, hc->res);
 	if (!h->url || !h->path)
 		return -1;
 	return (ssize_t)m->nhcs++;
