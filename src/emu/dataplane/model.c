@@ -481,15 +481,14 @@ static unsigned rule_id(struct emu_dataplane *dp, const char *key)
 	return dp->next_rule_id;
 }
 
-/* A passthrough rule to backend service bs: its address, protocol, ports, health check and
- * backends. Returns the rule (appended to the model), or NULL when it does not parse. */
-static struct dp_rule *add_rule(struct emu_dataplane *dp, struct compute *c, struct dp_model *m,
-				const struct item *it, int kind, const struct item *bs)
+/* A rule of kind for forwarding rule it, sending to service (a backend service or target
+ * pool): appended to the model with its address, protocol and ports; NULL when it does not
+ * parse. */
+static struct dp_rule *new_rule(struct emu_dataplane *dp, struct dp_model *m, const struct item *it,
+				int kind, const struct item *service)
 {
-	struct dp_rule *r, *n;
-	struct item *hc;
+	struct dp_rule *r, *n = realloc(m->rules, (m->nrules + 1) * sizeof(*n));
 
-	n = realloc(m->rules, (m->nrules + 1) * sizeof(*n));
 	if (!n)
 		return NULL;
 	m->rules = n;
@@ -499,7 +498,7 @@ static struct dp_rule *add_rule(struct emu_dataplane *dp, struct compute *c, str
 	r->kind = kind;
 	r->key = str_printf("%s/%s", it->scope, it->name);
 	r->url = strdup(jstr(it->res, "selfLink") ?: "");
-	r->service_url = strdup(jstr(bs->res, "selfLink") ?: "");
+	r->service_url = strdup(jstr(service->res, "selfLink") ?: "");
 	if (!r->key || !r->url || !r->service_url ||
 	    dp_ip_parse(jstr(it->res, "IPAddress"), &r->ip) < 0) {
 		free(r->key);
@@ -511,6 +510,19 @@ static struct dp_rule *add_rule(struct emu_dataplane *dp, struct compute *c, str
 	r->id = rule_id(dp, r->key);
 	rule_proto(it->res, r);
 	rule_ports(it->res, r);
+	return r;
+}
+
+/* A passthrough rule to backend service bs: its address, protocol, ports, health check and
+ * backends. Returns the rule (appended to the model), or NULL when it does not parse. */
+static struct dp_rule *add_rule(struct emu_dataplane *dp, struct compute *c, struct dp_model *m,
+				const struct item *it, int kind, const struct item *bs)
+{
+	struct dp_rule *r = new_rule(dp, m, it, kind, bs);
+	struct item *hc;
+
+	if (!r)
+		return NULL;
 	hc = ref_item(
 	    c, json_string_value(json_array_get(json_object_get(bs->res, "healthChecks"), 0)),
 	    "healthChecks", bs->scope);
@@ -612,7 +624,7 @@ static int model_pools(struct emu_dataplane *dp, struct compute *c, struct dp_mo
 		const struct item *it = co->items[i];
 		const char *hcref;
 		struct item *pool, *hc;
-		struct dp_rule *r, *n;
+		struct dp_rule *r;
 		json_t *url;
 		size_t j;
 
@@ -622,28 +634,9 @@ static int model_pools(struct emu_dataplane *dp, struct compute *c, struct dp_mo
 		pool = ref_item(c, jstr(it->res, "target"), "targetPools", it->scope);
 		if (!pool)
 			continue;
-		n = realloc(m->rules, (m->nrules + 1) * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		m->rules = n;
-		r = &m->rules[m->nrules];
-		memset(r, 0, sizeof(*r));
-		r->hc = -1;
-		r->kind = DP_RULE_EXTERNAL;
-		r->key = str_printf("%s/%s", it->scope, it->name);
-		r->url = strdup(jstr(it->res, "selfLink") ?: "");
-		r->service_url = strdup(jstr(pool->res, "selfLink") ?: "");
-		if (!r->key || !r->url || !r->service_url ||
-		    dp_ip_parse(jstr(it->res, "IPAddress"), &r->ip) < 0) {
-			free(r->key);
-			free(r->url);
-			free(r->service_url);
+		r = new_rule(dp, m, it, DP_RULE_EXTERNAL, pool);
+		if (!r)
 			continue;
-		}
-		m->nrules++;
-		r->id = rule_id(dp, r->key);
-		rule_proto(it->res, r);
-		rule_ports(it->res, r);
 		hcref = json_string_value(
 		    json_array_get(json_object_get(pool->res, "healthChecks"), 0));
 		if ((hc = ref_item(c, hcref, "httpHealthChecks", "global")))
