@@ -379,6 +379,30 @@ static ssize_t inst_by_url(const struct dp_model *m, struct compute *c, const ch
 	return -1;
 }
 
+/* The instances of urls that are on the network become backends of r. */
+static int add_backends(struct compute *c, struct dp_model *m, struct dp_rule *r,
+			const json_t *urls, unsigned port, unsigned serve)
+{
+	json_t *url;
+	size_t j;
+
+	json_array_foreach(urls, j, url)
+	{
+		ssize_t in = inst_by_url(m, c, json_string_value(url) ?: "");
+		struct dp_backend *n;
+
+		if (in < 0)
+			continue;
+		n = realloc(r->backends, (r->nbackends + 1) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		r->backends = n;
+		r->backends[r->nbackends++] =
+		    (struct dp_backend){(size_t)in, (uint16_t)port, (uint16_t)serve};
+	}
+	return 0;
+}
+
 /* The instances of a backend service's groups that are on the network, with their ports. */
 static int rule_backends(struct compute *c, struct dp_model *m, struct dp_rule *r,
 			 const struct item *bs)
@@ -391,8 +415,6 @@ static int rule_backends(struct compute *c, struct dp_model *m, struct dp_rule *
 	{
 		struct item *g = ref_item(c, jstr(b, "group"), "instanceGroups", NULL);
 		char key[256];
-		json_t *url;
-		size_t j;
 		unsigned port = 0, serve;
 
 		if (!g)
@@ -410,20 +432,8 @@ static int rule_backends(struct compute *c, struct dp_model *m, struct dp_rule *
 		else if (hc && hc->serving)
 			port = serve;
 		snprintf(key, sizeof(key), "%s/%s", g->scope, g->name);
-		json_array_foreach(json_object_get(c->ig_members, key), j, url)
-		{
-			ssize_t in = inst_by_url(m, c, json_string_value(url) ?: "");
-			struct dp_backend *n;
-
-			if (in < 0)
-				continue;
-			n = realloc(r->backends, (r->nbackends + 1) * sizeof(*n));
-			if (!n)
-				return -ENOMEM;
-			r->backends = n;
-			r->backends[r->nbackends++] =
-			    (struct dp_backend){(size_t)in, (uint16_t)port, (uint16_t)serve};
-		}
+		if (add_backends(c, m, r, json_object_get(c->ig_members, key), port, serve) < 0)
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -625,8 +635,6 @@ static int model_pools(struct emu_dataplane *dp, struct compute *c, struct dp_mo
 		const char *hcref;
 		struct item *pool, *hc;
 		struct dp_rule *r;
-		json_t *url;
-		size_t j;
 
 		if (it->pending || !jstr(it->res, "target") ||
 		    strcmp(jstr(it->res, "loadBalancingScheme") ?: "EXTERNAL", "EXTERNAL") != 0)
@@ -643,20 +651,9 @@ static int model_pools(struct emu_dataplane *dp, struct compute *c, struct dp_mo
 			r->hc = model_legacy_hc(m, hc, false);
 		else if ((hc = ref_item(c, hcref, "httpsHealthChecks", "global")))
 			r->hc = model_legacy_hc(m, hc, true);
-		json_array_foreach(json_object_get(pool->res, "instances"), j, url)
-		{
-			ssize_t in = inst_by_url(m, c, json_string_value(url) ?: "");
-			struct dp_backend *b;
-
-			if (in < 0)
-				continue;
-			b = realloc(r->backends, (r->nbackends + 1) * sizeof(*b));
-			if (!b)
-				return -ENOMEM;
-			r->backends = b;
-			r->backends[r->nbackends++] = (struct dp_backend){
-			    (size_t)in, (uint16_t)(r->hc >= 0 ? m->hcs[r->hc].port : 0), 0};
-		}
+		if (add_backends(c, m, r, json_object_get(pool->res, "instances"),
+				 r->hc >= 0 ? m->hcs[r->hc].port : 0, 0) < 0)
+			return -ENOMEM;
 		if (r->nbackends)
 			r->net = m->insts[r->backends[0].inst].net;
 	}
