@@ -278,6 +278,20 @@ static char *dupstr(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* A health check's slot at the end of the model (counted once filled in). */
+static struct dp_hc *hc_new(struct dp_model *m, const char *url)
+{
+	struct dp_hc *h, *n = realloc(m->hcs, (m->nhcs + 1) * sizeof(*n));
+
+	if (!n)
+		return NULL;
+	m->hcs = n;
+	h = &m->hcs[m->nhcs];
+	memset(h, 0, sizeof(*h));
+	h->url = strdup(url);
+	return h;
+}
+
 /* checkIntervalSec, timeoutSec and the thresholds (the API fills them; defaults anyway). */
 static void hc_timing(struct dp_hc *h, const json_t *res)
 {
@@ -314,7 +328,7 @@ static ssize_t model_hc(struct dp_model *m, const struct item *hc)
 		     {"HTTP2", "http2HealthCheck", DP_HC_HTTP2, 443}};
 	const char *url = jstr(hc->res, "selfLink") ?: "", *type = jstr(hc->res, "type") ?: "";
 	const char *spec;
-	struct dp_hc *h, *n;
+	struct dp_hc *h;
 	json_t *sub = NULL;
 	size_t t;
 
@@ -327,13 +341,9 @@ static ssize_t model_hc(struct dp_model *m, const struct item *hc)
 	if (t == sizeof(types) / sizeof(types[0]))
 		return -1; /* GRPC: not probed */
 	sub = json_object_get(hc->res, types[t].field);
-	n = realloc(m->hcs, (m->nhcs + 1) * sizeof(*n));
-	if (!n)
+	h = hc_new(m, url);
+	if (!h)
 		return -1;
-	m->hcs = n;
-	h = &m->hcs[m->nhcs];
-	memset(h, 0, sizeof(*h));
-	h->url = strdup(url);
 	h->type = types[t].kind;
 	spec = jstr(sub, "portSpecification") ?: "";
 	if (!strcmp(spec, "USE_SERVING_PORT")) {
@@ -597,18 +607,14 @@ static ssize_t model_legacy_hc(struct dp_model *m, const struct item *hc, bool h
 {
 	const char *url = jstr(hc->res, "selfLink") ?: "";
 	json_int_t port = json_integer_value(json_object_get(hc->res, "port"));
-	struct dp_hc *h, *n;
+	struct dp_hc *h;
 
 	for (size_t i = 0; i < m->nhcs; i++)
 		if (strcmp(m->hcs[i].url, url) == 0)
 			return (ssize_t)i;
-	n = realloc(m->hcs, (m->nhcs + 1) * sizeof(*n));
-	if (!n)
+	h = hc_new(m, url);
+	if (!h)
 		return -1;
-	m->hcs = n;
-	h = &m->hcs[m->nhcs];
-	memset(h, 0, sizeof(*h));
-	h->url = strdup(url);
 	h->type = https ? DP_HC_HTTPS : DP_HC_HTTP;
 	h->port = port > 0 && port < 65536 ? (unsigned)port : https ? 443 : 80;
 	h->path = strdup(jstr(hc->res, "requestPath") ?: "/");
