@@ -204,17 +204,6 @@ static void run_timers(struct emu *emu)
 	}
 }
 
-void emu_state_changed(struct emu *emu)
-{
-	emu->state_dirty = true;
-}
-
-int emu_state_save(struct emu *emu)
-{
-	emu->state_dirty = false;
-	return 0;
-}
-
 /* ---- the data plane and the Kubernetes side, stubbed ---- */
 
 void emu_dataplane_changed(struct emu *emu)

@@ -169,11 +169,6 @@ static void fake_drop_timers(void)
 	ntimers = 0;
 }
 
-void emu_state_changed(struct emu *emu)
-{
-	(void)emu;
-}
-
 void emu_dataplane_changed(struct emu *emu)
 {
 	(void)emu; /* no data plane in the harnesses */
@@ -248,6 +243,7 @@ void fake_emu_free(struct emu *emu)
 {
 	fake_drop_timers();
 	emu_kube_free(emu);
+	emu_state_close(emu); /* the tables the kube side registered (no --state here) */
 	free(emu);
 }
 

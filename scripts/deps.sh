@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   gcc clang clang-format libclang-rt-14-dev pkg-config meson ninja-build git
   libcurl4-openssl-dev libjansson-dev libyajl-dev libyaml-dev libmnl-dev libmicrohttpd-dev
-  libssl-dev libgnutls28-dev libcmocka-dev
+  libssl-dev libgnutls28-dev libcmocka-dev libsqlite3-dev
   python3 python3-yaml iproute2 curl ca-certificates binutils file
   libnftables-dev nftables haproxy
 )

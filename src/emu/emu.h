@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "emu/state/state.h"
+
 struct MHD_Connection;
 struct emu_request;
 struct emu_compute;
@@ -41,6 +43,12 @@ struct emu_options {
 	const char *kubeconfig_out; /* written 0600 */
 	const char *project;        /* "demo-project" */
 	const char *state_path;     /* NULL: state lives in memory only */
+	enum emu_state_sync state_sync;
+	const char *control_token_file; /* NULL: the /_emu/ control endpoint is off */
+	/* Limits (core/httpd.c) */
+	uint64_t idle_timeout_ms; /* a connection without a request is closed after this */
+	unsigned max_connections; /* per port; past it 503 (cloud) / 429 (kube) */
+	uint64_t body_budget;     /* bytes of request bodies held at once, all connections */
 	enum emu_ccm_allocator ccm_allocator;
 	bool require_auth;           /* Compute API rejects requests without a valid token */
 	uint64_t operation_delay_ms; /* how long an Operation stays RUNNING */
@@ -66,10 +74,11 @@ struct emu {
 	struct emu_auth *auth;
 	struct emu_faults *faults;
 	struct emu_dataplane *dataplane; /* NULL without --dataplane */
-	bool state_dirty;
-	uint64_t requests_total; /* every request either daemon answered */
-	char cloud_url[80];      /* "http://127.0.0.1:PORT" once bound */
-	char kube_url[80];       /* "https://127.0.0.1:PORT" once bound, else "" */
+	struct emu_state *state;         /* --state (state/state.c); allocated by the first table */
+	char control_token[65];          /* --control-token-file's token, "" when off */
+	uint64_t requests_total;         /* every request either daemon answered */
+	char cloud_url[80];              /* "http://127.0.0.1:PORT" once bound */
+	char kube_url[80];               /* "https://127.0.0.1:PORT" once bound, else "" */
 	bool stopping;
 };
 
@@ -93,9 +102,6 @@ int emu_fd_watch(struct emu *emu, int fd, uint32_t events, emu_fd_fn fn, void *a
 int emu_fd_modify(struct emu *emu, int fd, uint32_t events);
 /* Before closing fd. Safe from inside a callback (also for other fds of the same batch). */
 void emu_fd_unwatch(struct emu *emu, int fd);
-
-/* Marks the state as changed: --state FILE is rewritten (atomically) shortly after. */
-void emu_state_changed(struct emu *emu);
 
 /* ---- requests (httpd.c) ---- */
 enum emu_port { EMU_PORT_CLOUD, EMU_PORT_KUBE };
@@ -134,7 +140,11 @@ struct emu_request {
 	bool resumed;
 	struct emu_request *susp_next, **susp_pprev; /* suspended ones, resumed before a stop */
 	size_t body_cap;
+	size_t reserved; /* bytes of the body budget this request holds */
 	bool too_large;
+	bool over_budget; /* the body budget ran out while reading: 429 */
+	bool gate_off;    /* the reply is the "cannot save" error itself */
+	bool held;        /* a stream waiting until the state is saved again */
 };
 
 const char *emu_request_query(const struct emu_request *req, const char *key);
@@ -192,9 +202,15 @@ void emu_request_dispatch(struct emu_request *req);
 
 /* control.c: /_emu/... test control endpoint (faults, fingerprints, state dump/load). */
 int emu_control_handle(struct emu_request *req);
+/* The control token (--control-token-file): 0 when the request may go on, 1 when it was
+ * answered (401, or 403 when the endpoint is off). */
+int emu_control_authorize(struct emu_request *req);
 
 /* kube.c: the Kubernetes API on the kube port, and the cluster's own controllers. */
 int emu_kube_init(struct emu *emu);
+/* Authenticates a request from its headers and TLS session (sets user and groups): 0, or
+ * -EACCES. httpd.c calls it before reading a body; emu_kube_handle() when not done yet. */
+int emu_kube_authenticate(struct emu_request *req);
 void emu_kube_free(struct emu *emu);
 int emu_kube_handle(struct emu_request *req);
 /* After the kube port is bound (kube_url set): writes --kubeconfig-out, --serviceaccount-out. */

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 
 #include "common/cidr.h"
 #include "common/fileio.h"
@@ -39,7 +41,20 @@ static const char usage[] =
     "  --operation-delay DURATION  how long Operations stay RUNNING (default 0s)\n"
     "  --operation-wait-max DUR    longest operations/wait answer (default 2m, as GCP)\n"
     "  --require-auth              refuse Compute requests without a valid access token\n"
-    "  --state FILE                load the state from FILE and keep it there (atomic writes)\n"
+    "  --state FILE                keep the state in FILE, an SQLite database: every change is\n"
+    "                              committed before the answer that acknowledges it (a JSON\n"
+    "                              state file is imported once, kept as FILE.json-imported)\n"
+    "  --state-sync normal|full    normal (default) survives a crash of the process (kill -9);\n"
+    "                              full also survives power loss (an fsync per commit)\n"
+    "  --control-token-file FILE   enable the /_emu/ control endpoint: writes (0600) the token\n"
+    "                              it wants as 'Authorization: Bearer TOKEN' (off without it)\n"
+    "  --idle-timeout DURATION     close connections idle (no request in progress) this long\n"
+    "                              (default 60s; watches and operations/wait are not idle)\n"
+    "  --max-connections N         connections served per port (default 4096, or a quarter of\n"
+    "                              the file-descriptor limit when lower; at most half of it);\n"
+    "                              past it new ones are answered 503 (cloud) / 429 (kube)\n"
+    "  --body-budget SIZE          request bodies held in memory at once, all connections\n"
+    "                              (default 256MiB; past it 429); one body is at most 32MiB\n"
     "  --dataplane                 materialise the state as network namespaces (root; see\n"
     "                              docs/emulator.md): PREFIX-vpc, PREFIX-internet, PREFIX-INSTANCE\n"
     "  --dataplane-prefix NAME     their name prefix (default tgemu; letters and digits)\n"
@@ -67,6 +82,11 @@ enum {
 	OPT_OPERATION_DELAY,
 	OPT_REQUIRE_AUTH,
 	OPT_STATE,
+	OPT_STATE_SYNC,
+	OPT_CONTROL_TOKEN_FILE,
+	OPT_IDLE_TIMEOUT,
+	OPT_MAX_CONNECTIONS,
+	OPT_BODY_BUDGET,
 	OPT_DATAPLANE,
 	OPT_DATAPLANE_PREFIX,
 	OPT_LOG_LEVEL,
@@ -90,6 +110,11 @@ static const struct option long_options[] = {
     {"operation-delay", required_argument, NULL, OPT_OPERATION_DELAY},
     {"require-auth", no_argument, NULL, OPT_REQUIRE_AUTH},
     {"state", required_argument, NULL, OPT_STATE},
+    {"state-sync", required_argument, NULL, OPT_STATE_SYNC},
+    {"control-token-file", required_argument, NULL, OPT_CONTROL_TOKEN_FILE},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"body-budget", required_argument, NULL, OPT_BODY_BUDGET},
     {"dataplane", no_argument, NULL, OPT_DATAPLANE},
     {"dataplane-prefix", required_argument, NULL, OPT_DATAPLANE_PREFIX},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -113,6 +138,48 @@ static bool valid_project(const char *p)
 	return true;
 }
 
+/* "268435456", "256MiB", "64M", "1GiB", "512KiB" (binary multiples). 0 or -EINVAL. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {{"", 0},     {"K", 10}, {"KiB", 10}, {"M", 20},
+		     {"MiB", 20}, {"G", 30}, {"GiB", 30}};
+	char digits[24];
+	size_t n = strspn(s, "0123456789");
+	uint64_t v;
+
+	if (n == 0 || n >= sizeof(digits))
+		return -EINVAL;
+	memcpy(digits, s, n);
+	digits[n] = '\0';
+	if (parse_u64(digits, UINT64_MAX >> 30, &v) < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s + n, units[i].suffix) == 0) {
+			*out = v << units[i].shift;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* The soft limit on file descriptors goes up to the hard one: connections need them. */
+static unsigned raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur > 1u << 30 ? 1u << 30 : (unsigned)rl.rlim_cur;
+}
+
 static int parse_args(int argc, char **argv, struct emu_options *o)
 {
 	enum log_level level = LOG_LEVEL_INFO;
@@ -123,7 +190,14 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 				  .token_lifetime_ms = 3600 * 1000,
 				  .operation_wait_max_ms = 120 * 1000,
 				  .kubelet_delay_ms = 250,
-				  .ccm_delay_ms = 100};
+				  .ccm_delay_ms = 100,
+				  .idle_timeout_ms = 60 * 1000,
+				  .body_budget = 256u << 20};
+	unsigned fd_limit = raise_fd_limit();
+	uint64_t v;
+
+	/* Both ports, every connection, files, SQLite: well below the limit. */
+	o->max_connections = fd_limit / 4 < 4096 ? fd_limit / 4 : 4096;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vh", long_options, NULL)) != -1) {
 		switch (c) {
@@ -230,6 +304,46 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 		case OPT_DATAPLANE_PREFIX:
 			o->dataplane_prefix = optarg;
 			break;
+		case OPT_STATE_SYNC:
+			if (strcmp(optarg, "normal") == 0)
+				o->state_sync = EMU_STATE_SYNC_NORMAL;
+			else if (strcmp(optarg, "full") == 0)
+				o->state_sync = EMU_STATE_SYNC_FULL;
+			else {
+				log_error("--state-sync '%s': want normal or full", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_CONTROL_TOKEN_FILE:
+			o->control_token_file = optarg;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			if (parse_duration_ms(optarg, &o->idle_timeout_ms) < 0 ||
+			    (o->idle_timeout_ms && o->idle_timeout_ms < 1000)) {
+				log_error(
+				    "--idle-timeout '%s': want a duration of at least 1s (or 0: none), such as 60s",
+				    optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_MAX_CONNECTIONS:
+			if (parse_u64(optarg, UINT32_MAX, &v) < 0 || v < 1 || v > fd_limit / 2) {
+				log_error(
+				    "--max-connections '%s': want 1 to %u (half the file-descriptor limit)",
+				    optarg, fd_limit / 2);
+				return -EINVAL;
+			}
+			o->max_connections = (unsigned)v;
+			break;
+		case OPT_BODY_BUDGET:
+			if (parse_size(optarg, &o->body_budget) < 0 ||
+			    o->body_budget < (1u << 20)) {
+				log_error(
+				    "--body-budget '%s': want a size of at least 1MiB, such as 256MiB or 1GiB",
+				    optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &level) < 0) {
 				log_error("--log-level '%s': want error, warn, info or debug",
@@ -270,43 +384,63 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 		log_error("--serviceaccount-out needs --kube-listen");
 		return -EINVAL;
 	}
+	if (o->state_sync && !o->state_path) {
+		log_error("--state-sync needs --state");
+		return -EINVAL;
+	}
 	log_set_level(level);
 	return 0;
 }
 
+/* --state: the rows assembled into the state document, loaded by each module. */
 static int load_state(struct emu *emu)
 {
-	json_error_t jerr;
-	json_t *doc;
+	char err[512];
+	json_t *doc = NULL;
 	int ret;
 
 	if (!emu->opt.state_path)
 		return 0;
-	doc = json_load_file(emu->opt.state_path, JSON_REJECT_DUPLICATES, &jerr);
-	if (!doc) {
-		/* A missing file is a first start; anything else is an error, not a silent reset.
-		 */
-		FILE *f = fopen(emu->opt.state_path, "r");
-		if (!f && errno == ENOENT)
-			return 0;
-		if (f)
-			fclose(f);
-		log_error("--state %s:%d:%d: %s", emu->opt.state_path, jerr.line, jerr.column,
-			  jerr.text);
-		return -EINVAL;
+	ret = emu_state_read(emu, &doc, err, sizeof(err));
+	if (ret < 0) {
+		log_error("%s", err);
+		return ret;
 	}
-	if (!json_is_object(doc) || json_integer_value(json_object_get(doc, "version")) != 1) {
-		log_error("--state %s: not a talos-gcp-emu state file (version 1)",
-			  emu->opt.state_path);
-		json_decref(doc);
-		return -EINVAL;
-	}
-	ret = emu_compute_load(emu, json_object_get(doc, "compute"));
-	if (ret == 0)
+	emu_state_loading(emu, true);
+	ret = doc ? emu_compute_load(emu, json_object_get(doc, "compute")) : 0;
+	if (ret == 0 && doc)
 		ret = emu_kube_load(emu, json_object_get(doc, "kube"));
+	emu_state_loading(emu, false);
 	if (ret < 0)
 		log_error("--state %s: cannot load: %s", emu->opt.state_path, strerror(-ret));
+	else
+		emu_state_loaded(emu);
 	json_decref(doc);
+	return ret;
+}
+
+/* --control-token-file: a new random token at every start, written 0600. */
+static int write_control_token(struct emu *emu)
+{
+	uint8_t raw[32];
+	char line[sizeof(emu->control_token) + 1];
+	int ret;
+
+	if (!emu->opt.control_token_file)
+		return 0;
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		log_error("--control-token-file: no random bytes: %s", strerror(errno));
+		return -EIO;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(emu->control_token + 2 * i, 3, "%02x", raw[i]);
+	snprintf(line, sizeof(line), "%s\n", emu->control_token);
+	ret = file_write_atomic(emu->opt.control_token_file, line, strlen(line), 0600);
+	if (ret < 0)
+		log_error("--control-token-file %s: %s", emu->opt.control_token_file,
+			  strerror(-ret));
+	else
+		log_info("control endpoint: token written to %s", emu->opt.control_token_file);
 	return ret;
 }
 
@@ -314,16 +448,16 @@ int main(int argc, char **argv)
 {
 	struct emu emu = {0};
 	struct emu_httpd *daemons[2] = {NULL, NULL};
-	sigset_t stop_signals;
-	char cloud_bound[64] = "", kube_bound[64] = "", err[256];
+	char cloud_bound[64] = "", kube_bound[64] = "", err[512];
 	size_t ndaemons = 0;
+	sigset_t stop_signals;
 	int ret;
 
 	log_init("talos-gcp-emu", LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
 	/*
-	 * SIGINT/SIGTERM wait (pending) until the loop reads them from its signalfd: one that
-	 * comes during start-up (right after the ready line, or while the data plane is being
-	 * built) still ends in an orderly stop that removes what was made.
+	 * SIGINT and SIGTERM are read from a signalfd by the loop; blocked from the start, so
+	 * that one arriving between the ready line and the loop still stops us cleanly (and the
+	 * last commit is made).
 	 */
 	sigemptyset(&stop_signals);
 	sigaddset(&stop_signals, SIGINT);
@@ -331,13 +465,19 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &stop_signals, NULL);
 	if (parse_args(argc, argv, &emu.opt) < 0)
 		return 2;
+	if (emu.opt.state_path &&
+	    emu_state_open(&emu, emu.opt.state_path, emu.opt.state_sync, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		ret = 2;
+		goto cleanup;
+	}
 	if ((ret = emu_faults_init(&emu)) < 0 || (ret = emu_auth_init(&emu)) < 0 ||
 	    (ret = emu_compute_init(&emu)) < 0 || (ret = emu_kube_init(&emu)) < 0) {
 		log_error("cannot start: %s", strerror(-ret));
 		ret = 1;
 		goto cleanup;
 	}
-	if (load_state(&emu) < 0) {
+	if (load_state(&emu) < 0 || write_control_token(&emu) < 0) {
 		ret = 2;
 		goto cleanup;
 	}
@@ -371,6 +511,12 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 	}
+	/* Nothing is announced before it is saved: the CA, keys and tokens included. */
+	if (emu_state_flush(&emu, EMU_STATE_ALL) < 0) {
+		log_error("--state %s: cannot save: %s", emu.opt.state_path, emu_state_error(&emu));
+		ret = 1;
+		goto cleanup;
+	}
 	if (emu_dataplane_start(&emu) < 0) {
 		ret = 2;
 		goto cleanup;
@@ -385,6 +531,9 @@ cleanup:
 	emu_dataplane_stop(&emu);
 	for (size_t i = 0; i < ndaemons; i++)
 		emu_httpd_stop(daemons[i]);
+	/* The last commit; a failed one makes the exit code say so. */
+	if (emu_state_close(&emu) < 0 && ret == 0)
+		ret = 1;
 	emu_kube_free(&emu);
 	emu_compute_free(&emu);
 	emu_auth_free(&emu);

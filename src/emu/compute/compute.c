@@ -293,6 +293,7 @@ int compute_apply(struct compute *c, json_t *m, struct api_error *e)
 			}
 		}
 		it->pending = false;
+		item_changed(c, it);
 		if (co->type == &ct_instances)
 			instances_notify(c, scope + strlen("zones/"), name, it->res);
 		return 0;
@@ -313,8 +314,14 @@ int compute_apply(struct compute *c, json_t *m, struct api_error *e)
 			instances_notify(c, scope + strlen("zones/"), name, NULL);
 		return 0;
 	}
-	if (co->type->apply_method)
-		return co->type->apply_method(c, m, e);
+	if (co->type->apply_method) {
+		ret = co->type->apply_method(c, m, e);
+		/* The target changed in place (or not, when the method failed: harmless). */
+		it = coll_find(co, scope, name);
+		if (it)
+			item_changed(c, it);
+		return ret;
+	}
 	return api_fail(e, 500, "internalError", "unknown pending operation '%s'", op);
 }
 
@@ -556,9 +563,10 @@ int emu_compute_init(struct emu *emu)
 		c->colls[i] = coll_new(all_types[i]);
 		if (!c->colls[i])
 			return -ENOMEM;
+		c->colls[i]->c = c;
 		c->ncolls++;
 	}
-	return 0;
+	return compute_state_register(c);
 }
 
 static void clear_colls(struct compute *c)
@@ -569,6 +577,8 @@ static void clear_colls(struct compute *c)
 		if (co->type->readonly)
 			continue;
 		c->colls[i] = coll_new(co->type);
+		if (c->colls[i])
+			c->colls[i]->c = c;
 		coll_free(co);
 	}
 }
@@ -650,6 +660,7 @@ static void rebase(struct compute *c)
 				rebase_json(c->colls[i]->items[j]->res, c->old_base, oldlen, base);
 		}
 		rebase_json(c->ig_members, c->old_base, oldlen, base);
+		compute_state_loaded(c); /* every row holds URLs */
 		log_info("state: URLs moved from %s to %s", c->old_base, base);
 	}
 	free(base);
@@ -702,6 +713,48 @@ json_t *emu_compute_dump(struct emu *emu)
 	return doc ? doc : json_object();
 }
 
+static int load(struct emu *emu, json_t *state);
+
+/* The document's shape, checked before anything is replaced (a refused load changes nothing). */
+static bool entries_ok(const json_t *arr, const char *value_key)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(arr, i, e)
+	{
+		if (!jstr(e, "scope") || !jstr(e, "name") ||
+		    !json_is_object(json_object_get(e, value_key)))
+			return false;
+	}
+	return true;
+}
+
+static int check_state(struct compute *c, const json_t *state)
+{
+	static const char *const objects[] = {"requestIds", "instanceGroupMembers", "auth"};
+	const json_t *colls = json_object_get(state, "collections");
+	const json_t *pending = json_object_get(state, "pending"), *arr;
+	const char *cname;
+
+	if (!json_is_object(state) || (colls && !json_is_object(colls)) ||
+	    (pending && (!json_is_array(pending) || !entries_ok(pending, "mutation"))))
+		return -EINVAL;
+	json_object_foreach((json_t *)colls, cname, arr)
+	{
+		struct coll *co = compute_coll(c, cname);
+
+		if (!co || co->type->readonly || !json_is_array(arr) ||
+		    !entries_ok(arr, "resource"))
+			return -EINVAL;
+	}
+	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++)
+		if (json_object_get(state, objects[i]) &&
+		    !json_is_object(json_object_get(state, objects[i])))
+			return -EINVAL;
+	return 0;
+}
+
 static void load_indexes(struct compute *c, const struct coll_type *type)
 {
 	struct coll *co = compute_coll(c, type->name);
@@ -712,6 +765,23 @@ static void load_indexes(struct compute *c, const struct coll_type *type)
 }
 
 int emu_compute_load(struct emu *emu, json_t *state)
+{
+	int ret;
+
+	if (!state)
+		return 0;
+	if (check_state(compute_of(emu), state) < 0)
+		return -EINVAL;
+	/* The rows are rewritten once from what was loaded, not marked item by item. */
+	emu_state_quiet(emu, true);
+	ret = load(emu, state);
+	emu_state_quiet(emu, false);
+	if (json_is_object(state))
+		compute_state_loaded(compute_of(emu));
+	return ret;
+}
+
+static int load(struct emu *emu, json_t *state)
 {
 	struct compute *c = compute_of(emu);
 	const char *cname, *base;

@@ -181,12 +181,14 @@ struct item {
 	char *name;
 	json_t *res;  /* the resource as served */
 	bool pending; /* insert accepted, Operation not done: invisible, name reserved */
+	const struct coll_type *type; /* its collection's (set by coll_add) */
 };
 
 struct coll {
 	const struct coll_type *type;
 	struct item **items; /* sorted by (scope, name) */
 	size_t len, cap;
+	struct compute *c; /* for --state (coll_add and coll_remove mark the rows) */
 };
 
 struct coll *coll_new(const struct coll_type *type);
@@ -342,6 +344,30 @@ int ipindex_alloc(const struct ipindex *x, const char *network, uint32_t range_l
 		  uint32_t range_hi, unsigned prefix, const char *ignore_owner,
 		  const uint32_t *extra, size_t nextra, uint32_t *out);
 
+/*
+ * ---- --state (state/compute.c) ----
+ *
+ * THE RULE for code that changes a stored resource: coll_add() and coll_remove() record
+ * themselves, and compute_apply() records the target of every completing Operation. Any
+ * other change in place (json_object_set* on it->res, it->pending, an item changed as a side
+ * effect of another one's Operation, a change outside an Operation) is followed by
+ *
+ *     item_changed(c, it);
+ *
+ * which makes --state save that item before the next reply leaves. Without it the change is
+ * lost at a restart (tests/integration/test_emu_state.py checks the database against memory).
+ */
+void item_changed(struct compute *c, const struct item *it);
+int compute_state_register(struct compute *c);
+/* After a load: every Compute row is rewritten. */
+void compute_state_loaded(struct compute *c);
+/* A pending Operation's mutation (NULL: it completed). */
+void compute_state_pending(struct compute *c, const char *scope, const char *name,
+			   const json_t *mutation);
+void compute_state_request_id(struct compute *c, const char *request_id, const json_t *ref);
+/* The NAT counter and instance group members may have changed. */
+void compute_state_meta(struct compute *c);
+
 /* internal IP ownership (ipowner.c): instances, addresses, forwarding rules */
 /* "SCOPE/COLLECTION/NAME", the owner key of a resource in the ip index. Caller frees. */
 char *ip_owner_key(const char *scope, const char *collection, const char *name);
@@ -361,9 +387,9 @@ bool address_has_user(const json_t *addr, const char *url);
 /* No users, or url as the only one. */
 bool address_free_for(const json_t *addr, const char *url);
 /* users[] += url, status IN_USE. 0 or -ENOMEM. */
-int address_add_user(struct item *addr, const char *url);
+int address_add_user(struct compute *c, struct item *addr, const char *url);
 /* users[] -= url; RESERVED when none is left. */
-void address_drop_user(struct item *addr, const char *url);
+void address_drop_user(struct compute *c, struct item *addr, const char *url);
 /* The same, on every address that lists url. */
 void addresses_drop_user(struct compute *c, const char *url);
 /* The (visible) address a reference with a '/' names, or NULL. */

@@ -715,7 +715,7 @@ static int nic_allocate(struct compute *c, json_t *nic, const char *owner, const
 	free(text);
 	/* A reserved address stays the address's in the index; the interface is its user. */
 	if (addr) {
-		if (address_add_user(addr, self) < 0)
+		if (address_add_user(c, addr, self) < 0)
 			return api_fail(e, 500, "internalError", "out of memory");
 	} else {
 		taken[2 * ntaken] = lo;
@@ -1095,7 +1095,7 @@ const char *instances_bump_fingerprint(struct compute *c, const char *zone, cons
 	if (!nic)
 		return NULL;
 	set_fingerprint(nic, "fingerprint");
-	emu_state_changed(c->emu);
+	item_changed(c, it);
 	return jstr(nic, "fingerprint");
 }
 

@@ -118,7 +118,7 @@ bool address_free_for(const json_t *addr, const char *url)
 	return n == 0 || (n == 1 && address_has_user(addr, url));
 }
 
-int address_add_user(struct item *addr, const char *url)
+int address_add_user(struct compute *c, struct item *addr, const char *url)
 {
 	json_t *users = json_object_get(addr->res, "users");
 
@@ -132,10 +132,11 @@ int address_add_user(struct item *addr, const char *url)
 	if (json_array_append_new(users, json_string(url)) < 0)
 		return -ENOMEM;
 	json_object_set_new(addr->res, "status", json_string("IN_USE"));
+	item_changed(c, addr);
 	return 0;
 }
 
-void address_drop_user(struct item *addr, const char *url)
+void address_drop_user(struct compute *c, struct item *addr, const char *url)
 {
 	json_t *users = json_object_get(addr->res, "users"), *u;
 	size_t i;
@@ -151,6 +152,7 @@ void address_drop_user(struct item *addr, const char *url)
 		json_object_del(addr->res, "users");
 		json_object_set_new(addr->res, "status", json_string("RESERVED"));
 	}
+	item_changed(c, addr);
 }
 
 void addresses_drop_user(struct compute *c, const char *url)
@@ -159,7 +161,7 @@ void addresses_drop_user(struct compute *c, const char *url)
 
 	for (size_t i = 0; url && i < addrs->len; i++)
 		if (address_has_user(addrs->items[i]->res, url))
-			address_drop_user(addrs->items[i], url);
+			address_drop_user(c, addrs->items[i], url);
 }
 
 struct item *address_by_ref(struct compute *c, const char *ref, const char *default_scope)

@@ -233,7 +233,7 @@ static int address_apply_insert(struct compute *c, struct item *it, struct api_e
 			goto cleanup;
 		}
 		ipindex_remove_range(c->ipidx, net, ip, ip, owner);
-		if (address_add_user(it, jstr(holder->res, "selfLink")) < 0) {
+		if (address_add_user(c, it, jstr(holder->res, "selfLink")) < 0) {
 			ret = api_fail(e, 500, "internalError", "out of memory");
 			goto cleanup;
 		}
@@ -830,7 +830,7 @@ static int internal_rule_apply(struct compute *c, struct item *it, struct api_er
 			ret = check_shared_ports(c, a, it->res, e);
 		else if (strcmp(purpose, "GCE_ENDPOINT") != 0 || !address_free_for(a->res, self))
 			ret = ip_in_use(e, 409, text);
-		if (ret == 0 && address_add_user(a, self) < 0)
+		if (ret == 0 && address_add_user(c, a, self) < 0)
 			ret = api_fail(e, 500, "internalError", "out of memory");
 	} else if (ipindex_add(c->ipidx, net, ip, ip, key) < 0) {
 		ret = ip_in_use(e, 409, text);
@@ -853,7 +853,7 @@ static int forwarding_rule_apply_insert(struct compute *c, struct item *it, stru
 	a = external_rule_address(c, it);
 	if (!a)
 		return 0;
-	if (address_add_user(a, jstr(it->res, "selfLink") ?: "") < 0)
+	if (address_add_user(c, a, jstr(it->res, "selfLink") ?: "") < 0)
 		return api_fail(e, 500, "internalError", "out of memory");
 	/* Reserved by value: the rule names the address itself, as GCP shows it. */
 	json_object_set(it->res, "IPAddress", json_object_get(a->res, "address"));
@@ -1042,6 +1042,7 @@ void instance_groups_forget(struct compute *c, const char *instance_url)
 		if (at >= 0) {
 			json_array_remove(m, (size_t)at);
 			group_changed(groups->items[i], m);
+			item_changed(c, groups->items[i]);
 		}
 	}
 }

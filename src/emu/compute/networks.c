@@ -468,6 +468,7 @@ static int subnet_apply_insert(struct compute *c, struct item *it, struct api_er
 				     c->emu->opt.project, net ? net : "?");
 	json_array_append(json_object_get(n->res, "subnetworks"),
 			  json_object_get(it->res, "selfLink"));
+	item_changed(c, n);
 	return 0;
 }
 
@@ -533,6 +534,7 @@ static void subnet_apply_delete(struct compute *c, struct item *it)
 	{
 		if (strcmp(json_string_value(v) ?: "", self) == 0) {
 			json_array_remove(list, i);
+			item_changed(c, n);
 			break;
 		}
 	}

@@ -232,10 +232,12 @@ static void complete(struct emu *emu, void *arg)
 		json_object_set_new(it->res, "status", json_string("DONE"));
 		json_object_set_new(it->res, "progress", json_integer(100));
 		json_object_set_new(it->res, "endTime", json_now());
+		item_changed(c, it);
 	}
+	compute_state_pending(c, p->scope, p->name, NULL);
+	compute_state_meta(c);
 	wake_waiters(c, p->scope, p->name);
 	pending_free(p);
-	emu_state_changed(c->emu);
 	emu_dataplane_changed(c->emu);
 }
 
@@ -264,6 +266,7 @@ static int schedule(struct compute *c, const char *scope, const char *name, json
 	p->timer = t;
 	p->next = c->pending;
 	c->pending = p;
+	compute_state_pending(c, scope, name, mutation);
 	return 0;
 }
 
@@ -321,11 +324,14 @@ int op_start(struct call *k, const char *operation_type, const char *target_scop
 	if (ret < 0)
 		log_error("operation %s: cannot schedule: %s", json_string_value(name),
 			  strerror(-ret));
-	if (k->request_id)
+	if (k->request_id) {
 		json_object_set_new(c->request_ids, k->request_id,
 				    json_pack("[s, O]", target_scope, name));
+		compute_state_request_id(c, k->request_id,
+					 json_object_get(c->request_ids, k->request_id));
+	}
 	json_decref(name);
-	emu_state_changed(c->emu);
+	compute_state_meta(c);
 	return compute_reply(k->req, 200, op);
 }
 
@@ -378,7 +384,6 @@ int op_handle(struct call *k, struct api_error *e)
 	if (!k->verb && strcmp(req->method, "DELETE") == 0) {
 		/* "If successful, the response body is empty"; a pending mutation still applies. */
 		coll_remove(co, it);
-		emu_state_changed(k->c->emu);
 		return emu_reply(req, 204, NULL, "", 0);
 	}
 	if (k->verb && strcmp(k->verb, "wait") == 0 && strcmp(req->method, "POST") == 0)

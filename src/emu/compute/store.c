@@ -118,9 +118,12 @@ int coll_add(struct coll *co, const char *scope, const char *name, json_t *res, 
 	}
 	it->res = res;
 	it->pending = pending;
+	it->type = co->type;
 	memmove(&co->items[i + 1], &co->items[i], (co->len - i) * sizeof(co->items[0]));
 	co->items[i] = it;
 	co->len++;
+	if (co->c)
+		item_changed(co->c, it);
 	if (out)
 		*out = it;
 	return 0;
@@ -134,6 +137,8 @@ void coll_remove(struct coll *co, struct item *it)
 		return;
 	memmove(&co->items[i], &co->items[i + 1], (co->len - i - 1) * sizeof(co->items[0]));
 	co->len--;
+	if (co->c)
+		item_changed(co->c, it); /* the row goes: the item is not found any more */
 	item_free(it);
 }
 

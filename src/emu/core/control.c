@@ -10,19 +10,25 @@
  *                                        fingerprint under the client's feet -> {"fingerprint"}
  *   GET    /_emu/state                   the whole state, as --state stores it
  *   PUT    /_emu/state                   replaces it ("compute" and/or "kube" parts)
- *   POST   /_emu/state/save              writes --state FILE now
+ *   POST   /_emu/state/save              commits to --state FILE now (lazy rows included)
+ *   GET    /_emu/state/status            --state: commits, failures, unsaved changes
+ *   GET    /_emu/state/check             --state: the database compared with memory
  *   GET    /_emu/stats[?reset=true]      request counts; DELETE /_emu/stats zeroes them
  *   *      /_emu/dataplane[/...]         the data plane (--dataplane, dataplane/dataplane.c)
+ *
+ * Every request needs "Authorization: Bearer TOKEN" with the token of --control-token-file
+ * (401 otherwise); without that flag the endpoint is off (403): it hands out the cluster's
+ * keys and replaces the whole state, so nobody may use it unless its owner said so.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
 #include "emu/compute/compute.h"
 #include "emu/core/faults.h"
-#include "emu/core/loop.h"
 
 static int error(struct emu_request *req, unsigned status, const char *msg)
 {
@@ -99,6 +105,16 @@ static int fingerprint_post(struct emu_request *req)
 	return ret;
 }
 
+/* A commit failed: the change is in memory and retried, but not saved yet. */
+static int state_unsaved(struct emu_request *req)
+{
+	char msg[400];
+
+	snprintf(msg, sizeof(msg), "--state %s: cannot save: %s", req->emu->opt.state_path,
+		 emu_state_error(req->emu));
+	return error(req, 503, msg);
+}
+
 static json_t *state_doc(struct emu *emu)
 {
 	return json_pack("{s:i, s:o, s:o}", "version", 1, "compute", emu_compute_dump(emu), "kube",
@@ -129,7 +145,66 @@ static int state_put(struct emu_request *req)
 	log_info("state replaced through /_emu/state");
 	emu_state_changed(req->emu);
 	emu_dataplane_changed(req->emu);
+	if (emu_state_flush(req->emu, EMU_STATE_REVEAL) < 0)
+		return state_unsaved(req);
 	return emu_reply_json(req, 200, json_pack("{s:b}", "loaded", 1));
+}
+
+static int state_save(struct emu_request *req)
+{
+	struct emu *emu = req->emu;
+	json_t *report;
+
+	if (!emu->opt.state_path)
+		return error(req, 400, "the emulator runs without --state");
+	/* The check commits everything first, the lazy rows too. */
+	if (emu_state_check(emu, &report) < 0)
+		return state_unsaved(req);
+	json_decref(report);
+	return emu_reply_json(req, 200, json_pack("{s:s}", "saved", emu->opt.state_path));
+}
+
+static int state_check(struct emu_request *req)
+{
+	json_t *report;
+	int ret;
+
+	if (!req->emu->opt.state_path)
+		return error(req, 400, "the emulator runs without --state");
+	ret = emu_state_check(req->emu, &report);
+	if (ret < 0)
+		return state_unsaved(req);
+	return emu_reply_json(req, 200, report);
+}
+
+/* Constant time: the comparison says nothing about how much of a guess was right. */
+static bool token_equal(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+	unsigned char d = na != nb;
+
+	for (size_t i = 0; i < na && i < nb; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+int emu_control_authorize(struct emu_request *req)
+{
+	const char *h = emu_request_header(req, "Authorization");
+
+	if (!req->emu->control_token[0]) {
+		error(
+		    req, 403,
+		    "the control endpoint is off: start talos-gcp-emu with --control-token-file FILE");
+		return 1;
+	}
+	if (h && strncasecmp(h, "Bearer ", 7) == 0 && token_equal(h + 7, req->emu->control_token))
+		return 0;
+	emu_reply_header(req, "WWW-Authenticate", "Bearer realm=\"talos-gcp-emu control\"");
+	error(
+	    req, 401,
+	    "the control endpoint wants Authorization: Bearer TOKEN, the token of --control-token-file");
+	return 1;
 }
 
 int emu_control_handle(struct emu_request *req)
@@ -161,13 +236,12 @@ int emu_control_handle(struct emu_request *req)
 		return emu_reply_json(req, 200, state_doc(emu));
 	if (is(req, "PUT", "/_emu/state"))
 		return state_put(req);
-	if (is(req, "POST", "/_emu/state/save")) {
-		if (!emu->opt.state_path)
-			return error(req, 400, "the emulator runs without --state");
-		if (emu_state_save(emu) < 0)
-			return error(req, 500, "cannot write the state file");
-		return emu_reply_json(req, 200, json_pack("{s:s}", "saved", emu->opt.state_path));
-	}
+	if (is(req, "POST", "/_emu/state/save"))
+		return state_save(req);
+	if (is(req, "GET", "/_emu/state/status"))
+		return emu_reply_json(req, 200, emu_state_status(emu));
+	if (is(req, "GET", "/_emu/state/check"))
+		return state_check(req);
 	if (is(req, "GET", "/_emu/stats")) {
 		reset = emu_request_query(req, "reset");
 		return emu_reply_json(req, 200,

@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/fileio.h"
 #include "common/log.h"
 #include "emu/core/httpd.h"
 
@@ -164,8 +163,6 @@ void emu_loop_remove_httpd(struct emu *emu, struct emu_httpd *h)
 	}
 }
 
-#define STATE_SAVE_DELAY_MS 100
-
 uint64_t emu_now_ms(void)
 {
 	struct timespec ts;
@@ -293,51 +290,6 @@ static uint64_t run_timers(struct emu *emu)
 	}
 }
 
-int emu_state_save(struct emu *emu)
-{
-	json_t *doc = NULL;
-	char *text = NULL;
-	int ret = 0;
-
-	if (!emu->opt.state_path)
-		return 0;
-	doc = json_pack("{s:i, s:o, s:o}", "version", 1, "compute", emu_compute_dump(emu), "kube",
-			emu_kube_dump(emu));
-	if (!doc)
-		return -ENOMEM;
-	text = json_dumps(doc, JSON_COMPACT);
-	if (!text) {
-		ret = -ENOMEM;
-		goto cleanup;
-	}
-	/* The state holds the kube CA key and tokens: 0600. */
-	ret = file_write_atomic(emu->opt.state_path, text, strlen(text), 0600);
-	if (ret < 0)
-		log_error("--state %s: cannot write: %s", emu->opt.state_path, strerror(-ret));
-	else
-		emu->state_dirty = false;
-cleanup:
-	free(text);
-	json_decref(doc);
-	return ret;
-}
-
-static void state_save_timer(struct emu *emu, void *arg)
-{
-	(void)arg;
-	emu_state_save(emu);
-}
-
-void emu_state_changed(struct emu *emu)
-{
-	if (!emu->opt.state_path || emu->state_dirty)
-		return;
-	emu->state_dirty = true;
-	/* Debounced: a burst of mutations costs one write. */
-	if (emu_timer_add(emu, STATE_SAVE_DELAY_MS, state_save_timer, NULL) < 0)
-		emu_state_save(emu);
-}
-
 int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 {
 	struct epoll_event ev, events[16];
@@ -368,16 +320,23 @@ int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 		}
 	}
 	while (!emu->stopping) {
-		uint64_t wait_ms = run_timers(emu);
+		uint64_t wait_ms = run_timers(emu), t;
 		int nev, timeout;
 
+		/* What the timers changed (Operations completing, controllers) is committed with
+		 * the next reply, or when it has waited EMU_STATE_DEFER_MS. */
+		emu_state_flush(emu, EMU_STATE_TICK);
+		t = emu_state_due_in_ms(emu);
+		if (t < wait_ms)
+			wait_ms = t;
+
 		for (size_t i = 0; i < n; i++) {
-			uint64_t t = emu_httpd_timeout_ms(daemons[i]);
+			t = emu_httpd_timeout_ms(daemons[i]);
 			if (t < wait_ms)
 				wait_ms = t;
 		}
 		for (size_t i = 0; i < srcs.ndaemons; i++) {
-			uint64_t t = emu_httpd_timeout_ms(srcs.daemons[i]);
+			t = emu_httpd_timeout_ms(srcs.daemons[i]);
 			if (t < wait_ms)
 				wait_ms = t;
 		}
@@ -411,10 +370,10 @@ int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 			emu_httpd_run(daemons[i]);
 		for (size_t i = 0; i < srcs.ndaemons; i++)
 			emu_httpd_run(srcs.daemons[i]);
+		/* Replies committed their changes; this catches handlers that did not reply. */
+		emu_state_flush(emu, EMU_STATE_TICK);
 	}
 cleanup:
-	if (emu->state_dirty)
-		emu_state_save(emu);
 	for (size_t i = 0; i < n; i++)
 		epoll_ctl(srcs.ep, EPOLL_CTL_DEL, emu_httpd_epoll_fd(daemons[i]), NULL);
 	bury_watches();

@@ -8,10 +8,8 @@
 
 struct emu_httpd;
 
-/* Runs until SIGINT/SIGTERM; saves --state on the way out. 0 or -errno. */
+/* Runs until SIGINT/SIGTERM. 0 or -errno. */
 int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n);
-/* Writes --state FILE now (atomically, 0600). */
-int emu_state_save(struct emu *emu);
 
 /* Daemons started while the loop runs (the data plane's per-node API servers). 0 or -errno. */
 int emu_loop_add_httpd(struct emu *emu, struct emu_httpd *h);

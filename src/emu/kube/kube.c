@@ -64,6 +64,8 @@ int emu_kube_init(struct emu *emu)
 	}
 	ret = kube_store_init(k);
 	if (ret == 0)
+		ret = kube_state_register(k);
+	if (ret == 0)
 		ret = kube_ctrl_init(k);
 	if (ret == 0)
 		kube_ctrl_bootstrap(k);
@@ -156,6 +158,11 @@ static bool is_health(const char *p)
 	return false;
 }
 
+int emu_kube_authenticate(struct emu_request *req)
+{
+	return kube_authenticate(req->emu->kube, req);
+}
+
 int emu_kube_handle(struct emu_request *req)
 {
 	struct emu_kube *k = req->emu->kube;
@@ -166,7 +173,7 @@ int emu_kube_handle(struct emu_request *req)
 		return health(req);
 	if (!strcmp(req->method, "GET") && !strcmp(req->path, "/version"))
 		return version(req);
-	if (kube_authenticate(k, req) < 0) {
+	if (!req->user && kube_authenticate(k, req) < 0) {
 		log_debug("kube: %s %s: 401 (no valid client certificate or token)", req->method,
 			  req->path);
 		kube_errf(&e, 401, "Unauthorized", "Unauthorized");
@@ -325,6 +332,7 @@ int emu_kube_load(struct emu *emu, json_t *state)
 	kube_store_sort(k);
 	kube_ctrl_load(k, json_object_get(state, "controllers"));
 	kube_ctrl_bootstrap(k);
+	kube_state_loaded(k);
 	emu_state_changed(emu);
 	return ret;
 }
@@ -332,8 +340,10 @@ int emu_kube_load(struct emu *emu, json_t *state)
 void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *name,
 			       const json_t *instance)
 {
-	if (emu->kube)
+	if (emu->kube) {
 		kube_ctrl_instance_changed(emu->kube, zone, name, instance);
+		kube_state_instance_changed(emu->kube);
+	}
 }
 
 const json_t *emu_kube_node(struct emu *emu, const char *name)

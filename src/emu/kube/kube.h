@@ -344,6 +344,18 @@ int kube_write_serviceaccount(struct emu_kube *k, const char *dir);
 int kube_authenticate(struct emu_kube *k, struct emu_request *req);
 
 /*
+ * state/kube.c: --state rows. Every store write passes ring_push(), which calls
+ * kube_state_event(); a store change that makes no event (a CRD's objects going with it)
+ * calls kube_state_res_cleared() first.
+ */
+int kube_state_register(struct emu_kube *k);
+void kube_state_event(struct emu_kube *k, const struct kube_res *r, const struct kobj *o);
+void kube_state_res_cleared(struct emu_kube *k, const struct kube_res *r);
+void kube_state_instance_changed(struct emu_kube *k);
+/* After a load: every Kubernetes row is rewritten. */
+void kube_state_loaded(struct emu_kube *k);
+
+/*
  * kube/workloads.c: what runs on the emulated nodes. The kubelet's side of pods (phase,
  * Ready, IPs), the DaemonSet, ReplicaSet and Deployment controllers, a minimal scheduler,
  * the pod garbage collector and the disruption controller (PodDisruptionBudget status).

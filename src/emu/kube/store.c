@@ -515,6 +515,7 @@ void kube_res_remove_custom(struct emu_kube *k, const json_t *crd)
 		    strcmp(r->def.resource, plural) == 0) {
 			/* Objects of a deleted CRD are deleted with it (no events: the type is
 			 * gone). */
+			kube_state_res_cleared(k, r);
 			res_clear(r);
 			r->removed = true;
 		}
@@ -606,9 +607,9 @@ static void ring_push(struct emu_kube *k, enum kube_event_type type, struct kube
 	*ev = (struct kube_event){
 	    .rv = k->rv, .type = type, .res = r, .obj = kobj_ref(obj), .old = kobj_ref(old)};
 	k->ring_len++;
+	kube_state_event(k, r, obj);
 	kube_ctrl_on_event(k, ev);
 	kube_watch_notify(k);
-	emu_state_changed(k->emu);
 	/* Node podCIDRs are the pods' addresses; Services and Endpoints, kube-proxy's rules. */
 	if (!strcmp(r->def.resource, "nodes") || !strcmp(r->def.resource, "services") ||
 	    !strcmp(r->def.resource, "endpoints"))
