@@ -86,6 +86,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!json_equal(got, want))
 				abort();
 		}
+		/*
+		 * The streaming reader, fed in pieces of a size the input picks: what one call
+		 * takes it takes with the same items and extras; what one call refuses it
+		 * refuses (maybe for another of the document's faults, found first).
+		 */
+		{
+			size_t piece = size ? (size_t)data[0] % 13 + 1 : 1;
+			json_t *got2 = json_array(), *extras2 = NULL;
+			struct error err2 = {0};
+			struct json_stream *j = json_stream_new("fuzz", &o, collect, got2, &err2);
+			int ret2 = 0;
+
+			if (!j)
+				abort();
+			for (size_t off = 0; ret2 == 0 && off < size; off += piece)
+				ret2 = json_stream_feed(j, text + off,
+							size - off < piece ? size - off : piece);
+			if (ret2 == 0)
+				ret2 = json_stream_finish(j, &extras2);
+			json_stream_free(j);
+			if ((ret == 0) != (ret2 == 0) ||
+			    (ret2 && ret2 != -EBADMSG && ret2 != -ENOMEM))
+				abort();
+			if (ret == 0 && (!json_equal(got, got2) || !json_equal(extras, extras2)))
+				abort();
+			if (ret2 && (!err2.msg[0] || strchr(err2.msg, '\n')))
+				abort();
+			json_decref(got2);
+			json_decref(extras2);
+		}
 		json_decref(got);
 		json_decref(extras);
 		json_decref(want);

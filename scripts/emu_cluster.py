@@ -118,12 +118,15 @@ def seed(args):
         "secondaryIpRanges": [{"rangeName": "pods", "ipCidrRange": args.pods_cidr},
                               {"rangeName": "services", "ipCidrRange": args.services_cidr}]})
     ops = []
+    # Instances round-robin over the zones (one subnetwork: the zones share the region).
+    zones = getattr(args, "zones", None) or [args.zone]
     for i in range(args.nodes):
+        zone = zones[i % len(zones)]
         role = "cp" if i < args.control_planes else "worker"
         name = f"{args.prefix}{role}-{i if role == 'cp' else i - args.control_planes}"
         body = {
             "name": name,
-            "machineType": f"zones/{args.zone}/machineTypes/e2-standard-4",
+            "machineType": f"zones/{zone}/machineTypes/e2-standard-4",
             "disks": [{"boot": True, "autoDelete": True, "initializeParams": {
                 "sourceImage": f"projects/{args.project}/global/images/talos-v1-8",
                 "diskSizeGb": "20"}}],
@@ -132,10 +135,10 @@ def seed(args):
             "metadata": {"items": [{"key": "user-data", "value": f"# Talos {role} config\n"}]},
             "labels": {"talos-role": "controlplane" if role == "cp" else "worker"},
         }
-        ops.append(c.insert(f"zones/{args.zone}/instances", body, wait=False))
+        ops.append(c.insert(f"zones/{zone}/instances", body, wait=False))
     for op in ops:
         c.wait(op)
-    print(f"created {args.nodes} instances in {args.zone}", file=sys.stderr)
+    print(f"created {args.nodes} instances in {', '.join(zones)}", file=sys.stderr)
     if args.kubeconfig:
         wait_nodes(args.kubeconfig, args.nodes, args.timeout, args.want_podcidr)
 
@@ -162,6 +165,8 @@ def main():
     p.add_argument("--kubeconfig", help="wait for the Nodes through this kubeconfig")
     p.add_argument("--project", default="demo-project")
     p.add_argument("--zone", default="europe-west1-b")
+    p.add_argument("--zones", type=lambda v: v.split(","), default=None,
+                   help="comma-separated zones of one region, instances round-robin (default: --zone)")
     p.add_argument("--network", default="talos")
     p.add_argument("--subnet", default="talos-nodes")
     p.add_argument("--nodes-cidr", default="10.0.0.0/16")

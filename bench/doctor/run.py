@@ -163,7 +163,8 @@ def generate(root, talos_gcp, manifests):
             f.write(KUSTOMIZATION)
         i += 1
     cluster = os.path.join(root, "cluster")
-    subprocess.run([talos_gcp, "render", "--out", cluster], check=True)
+    subprocess.run([talos_gcp, "render", "--project", "demo-project", "--vip-alias-image",
+                    "vip-alias:0.1.0", "--out", cluster], check=True)
     with open(os.path.join(cluster, "misconfig.yaml"), "w") as f:
         f.write(MISCONFIG)
     return objects + 10 + 2

@@ -34,11 +34,24 @@
 #include "common/clock.h"
 #include "common/log.h"
 
-#define MAX_CONNS       8
+#define MAX_CONNS       16
 #define CONN_TIMEOUT_MS 5000
-#define RETRY_MIN_MS    200
-#define RETRY_MAX_MS    30000
-#define CMD_TIMEOUT_S   5
+/*
+ * The monitor socket's receive buffer: room for a burst of notifications (a node starting
+ * hundreds of pods adds and removes as many veth links), as iproute2's `ip monitor` sizes
+ * its own. keepalived sizes its monitor socket the same way (netlink_set_rx_buf_size(),
+ * SO_RCVBUFFORCE when allowed, else SO_RCVBUF within net.core.rmem_max).
+ */
+#define MONITOR_RCVBUF (1 << 20)
+/*
+ * Reads per wakeup of the monitor socket: a flood of events cannot keep the loop from the
+ * signals, timers and HTTP connections it also serves (epoll is level-triggered: the rest
+ * is read on the next turn).
+ */
+#define MONITOR_BATCH_READS 64
+#define RETRY_MIN_MS        200
+#define RETRY_MAX_MS        30000
+#define CMD_TIMEOUT_S       5
 
 enum tag {
 	TAG_MONITOR = 1,
@@ -52,6 +65,7 @@ enum tag {
 
 struct conn {
 	int fd; /* -1: free */
+	uint64_t accepted_ms;
 	size_t in_len;
 	char in[HTTP_MAX_REQUEST];
 	size_t out_len, out_off;
@@ -75,6 +89,7 @@ struct agent {
 	int warned_foreign_ifindex;
 	bool warned_foreign_route, warned_wait_link, warned_overflow;
 	struct conn conns[MAX_CONNS];
+	size_t mon_rcvbuf; /* the monitor socket's receive buffer, as the kernel reports it */
 	char buf[VIP_NL_BUFSIZE];
 	char req[VIP_NL_BUFSIZE];
 };
@@ -199,14 +214,26 @@ static int state_cb(const struct nlmsghdr *nlh, void *data)
 
 /* ---- resync ---- */
 
-/* Throws away queued events: a dump that follows supersedes them. */
+/*
+ * Throws away queued events: a dump that follows supersedes them. Bounded by what the buffer
+ * can hold: under a flood, what arrives meanwhile is read (and applied on top of the dump,
+ * which it postdates) after the dump, as any event is.
+ */
 static void drain_monitor(struct agent *a)
 {
 	int fd = mnl_socket_get_fd(a->mon);
+	size_t budget = a->mon_rcvbuf ? a->mon_rcvbuf : MONITOR_RCVBUF;
 
-	while (recv(fd, a->buf, sizeof(a->buf), MSG_DONTWAIT) > 0 || errno == ENOBUFS ||
-	       errno == EINTR)
-		;
+	for (size_t read = 0; read < budget;) {
+		ssize_t n = recv(fd, a->buf, sizeof(a->buf), MSG_DONTWAIT);
+
+		if (n > 0)
+			read += (size_t)n;
+		else if (n < 0 && (errno == ENOBUFS || errno == EINTR))
+			read += sizeof(a->buf); /* counts against the budget too */
+		else
+			break;
+	}
 }
 
 static int resync(struct agent *a, enum vip_resync_reason reason)
@@ -349,11 +376,15 @@ static int add_addr(struct agent *a)
 	struct nlmsghdr *nlh;
 	int r;
 
-	nlh = nl_build_addr(a->req, next_seq(a), RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE,
+	/*
+	 * NLM_F_EXCL, never NLM_F_REPLACE: if someone (Talos' DummyLinkConfig, say) has put the
+	 * VIP back meanwhile, theirs is left as it is, not taken over.
+	 */
+	nlh = nl_build_addr(a->req, next_seq(a), RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
 			    a->st.ifindex, &cfg->vip.addr, (uint8_t)cfg->vip.prefix, VIP_IFAPROT,
 			    cfg->label[0] ? cfg->label : NULL);
 	r = nl_talk(a, nlh, NULL, NULL);
-	if (r == -ENODEV)
+	if (r == -ENODEV || r == -EEXIST)
 		return r;
 	if (r < 0)
 		return refused(a, "add_address", r);
@@ -495,10 +526,31 @@ static int apply_address_plan(struct agent *a, struct vip_plan *plan, struct act
 	}
 	if (r < 0)
 		return r;
-	/* The link may have been down: its IPv6 addresses went with it. */
+	/*
+	 * The link was down or new: a down link lost its IPv6 addresses, and the notifications
+	 * of that flush may still be on their way. The kernel is done with it (our request
+	 * waited for the same lock), so read its state now and act on that, once: one event
+	 * says everything that was restored.
+	 */
+	if (plan->create_link || plan->set_up) {
+		r = resync(a, VIP_RESYNC_LINK);
+		if (r < 0)
+			return r;
+	}
 	vip_plan_make(&a->st, a->cfg, plan);
-	if (plan->add_addr && (r = add_addr(a)) == 0)
-		did(ac, "address_added");
+	if (plan->add_addr) {
+		r = add_addr(a);
+		if (r == -EEXIST) {
+			/* Put back by someone else meanwhile: look, and take it as present. */
+			r = resync(a, VIP_RESYNC_RETRY);
+			if (r == 0 && !vip_in_place(&a->st, a->cfg))
+				r = refused(a, "add_address", -EEXIST);
+			if (r == 0)
+				vip_plan_make(&a->st, a->cfg, plan);
+		} else if (r == 0) {
+			did(ac, "address_added");
+		}
+	}
 	for (unsigned i = 0; i < plan->n_del && r == 0; i++)
 		if ((r = del_addr(a, &plan->del[i])) == 0)
 			did(ac, "stale_address_removed");
@@ -620,12 +672,17 @@ static void on_monitor(struct agent *a)
 	uint64_t t0 = now_us();
 	bool overflowed = false, was = vip_in_place(&a->st, a->cfg);
 
-	for (;;) {
+	for (int reads = 0; reads < MONITOR_BATCH_READS; reads++) {
 		ssize_t n = recv(fd, a->buf, sizeof(a->buf), MSG_DONTWAIT);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			/*
+			 * The kernel dropped notifications: the state can no longer be trusted, a
+			 * full resync replaces it. NETLINK_NO_ENOBUFS stays off (as keepalived
+			 * leaves it), so that such a loss is always reported.
+			 */
 			if (errno == ENOBUFS) {
 				overflowed = true;
 				continue;
@@ -710,12 +767,22 @@ static void on_accept(struct agent *a)
 			if (a->conns[i].fd < 0)
 				c = &a->conns[i];
 		if (!c) {
-			close(fd);
-			continue;
+			/*
+			 * Full: the oldest connection makes room. Idle connections that never send
+			 * a request cannot keep the kubelet's probe out.
+			 */
+			c = &a->conns[0];
+			for (int i = 1; i < MAX_CONNS; i++)
+				if (a->conns[i].accepted_ms < c->accepted_ms)
+					c = &a->conns[i];
+			log_debug("event=http_evicted msg=\"all connections busy; the oldest is "
+				  "closed\"");
+			conn_close(a, c);
 		}
 		c->fd = fd;
 		c->in_len = c->out_len = c->out_off = 0;
-		c->deadline_ms = now_ms() + CONN_TIMEOUT_MS;
+		c->accepted_ms = now_ms();
+		c->deadline_ms = c->accepted_ms + CONN_TIMEOUT_MS;
 		ev.events = EPOLLIN;
 		ev.data.u64 = TAG_CONN | ((uint64_t)(c - a->conns) << 32);
 		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -965,6 +1032,17 @@ static int setup(struct agent *a)
 	if (!a->mon || !a->cmd)
 		return -errno;
 	a->cmd_portid = mnl_socket_get_portid(a->cmd);
+	{
+		int fd = mnl_socket_get_fd(a->mon), size = MONITOR_RCVBUF, zero = 0, got = 0;
+		socklen_t len = sizeof(got);
+
+		/* SO_RCVBUFFORCE needs CAP_NET_ADMIN, which we have; else within rmem_max. */
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+		mnl_socket_setsockopt(a->mon, NETLINK_NO_ENOBUFS, &zero, sizeof(zero));
+		if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && got > 0)
+			a->mon_rcvbuf = (size_t)got;
+	}
 	/* Best effort: the kernel's reason for a refusal, and dumps it filters itself. */
 	mnl_socket_setsockopt(a->cmd, NETLINK_EXT_ACK, &one, sizeof(one));
 	mnl_socket_setsockopt(a->cmd, NETLINK_CAP_ACK, &one, sizeof(one));
@@ -1162,10 +1240,11 @@ int vip_agent_run(const struct vip_config *cfg)
 		goto out;
 	}
 	log_info("event=start vip=%s interface=%s mode=%s resync_ms=%llu once=%s "
-		 "cleanup_on_exit=%s ifa_proto=%s link_exists=%s",
+		 "cleanup_on_exit=%s ifa_proto=%s link_exists=%s monitor_rcvbuf=%zu",
 		 a->vip, cfg->ifname, vip_mode_name(cfg->mode), (unsigned long long)cfg->resync_ms,
 		 cfg->once ? "true" : "false", cfg->cleanup_on_exit ? "true" : "false",
-		 a->st.ifa_proto_supported ? "true" : "false", a->st.ifindex ? "true" : "false");
+		 a->st.ifa_proto_supported ? "true" : "false", a->st.ifindex ? "true" : "false",
+		 a->mon_rcvbuf);
 	if (reconcile(a, now_us(), true) < 0)
 		goto out;
 	if (cfg->once) {

@@ -17,12 +17,14 @@ static const char usage[] =
     "Keeps a control-plane VIP local on this node and puts it back the moment it goes.\n"
     "\n"
     "  --vip ADDR             the VIP, IPv4 or IPv6 (env VIP_ALIAS_VIP)\n"
-    "  --interface NAME       interface for the VIP (default dummy0; env VIP_ALIAS_INTERFACE)\n"
+    "  --interface NAME       interface for the VIP, never lo (default dummy0;\n"
+    "                         env VIP_ALIAS_INTERFACE)\n"
     "  --mode MODE            address: the VIP as an address on NAME, created as a dummy\n"
     "                         interface when missing (default); local-route: a route\n"
     "                         'local VIP dev NAME table local scope host proto 66'\n"
     "                         (env VIP_ALIAS_MODE)\n"
-    "  --metrics-addr A:P     /healthz and /metrics listener, or 'off'\n"
+    "  --metrics-addr A:P     /healthz (VIP in place), /livez (agent alive) and /metrics\n"
+    "                         listener, or 'off'\n"
     "                         (default " DEFAULT_METRICS_ADDR "; env VIP_ALIAS_METRICS_ADDR)\n"
     "  --resync DURATION      full resync period, e.g. 60s, 5m; 0 disables (default " DEFAULT_RESYNC
     "; env VIP_ALIAS_RESYNC)\n"
@@ -107,6 +109,14 @@ static int set_interface(struct vip_config *cfg, const char *v, const struct sou
 	if (!vip_ifname_valid(v))
 		return fail(err, src, v,
 			    "not a valid interface name (1-15 bytes, no '/', ':' or whitespace)");
+	/*
+	 * The design note (§4): on lo the kubelet or the CCM may take the VIP for the node's
+	 * address, and GCP's validation of the node then fails. Never there, in either mode.
+	 */
+	if (!strcmp(v, "lo"))
+		return fail(err, src, v,
+			    "the VIP must not go on lo: node address detection (kubelet, CCM) "
+			    "would take it for the node's address; use dummy0");
 	snprintf(cfg->ifname, sizeof(cfg->ifname), "%s", v);
 	return 0;
 }

@@ -250,6 +250,12 @@ int http_respond(const char *reqbuf, size_t len, const struct vip_metrics *m,
 			     cidr_format(&cfg->vip, vip, sizeof(vip)));
 		return response(out, size, 503, "Service Unavailable", NULL, body, (size_t)n, head);
 	}
+	/*
+	 * Liveness: the event loop answers. Whether the VIP is in place is /healthz (readiness):
+	 * a VIP that cannot be placed is not cured by a restart.
+	 */
+	if (strcmp(req.path, "/livez") == 0)
+		return response(out, size, 200, "OK", NULL, "alive\n", 6, head);
 	if (strcmp(req.path, "/metrics") == 0) {
 		n = vip_metrics_format(m, cfg, body, sizeof(body));
 		if (n < 0)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The agent's /healthz and /metrics: a strict HTTP/1.x request parser and the responses,
+ * The agent's /healthz (200 while the VIP is in place), /livez (200 while the agent runs) and
+ * /metrics: a strict HTTP/1.x request parser and the responses,
  * as pure functions (the socket side lives in agent.c). Small on purpose: a library such as
  * libmicrohttpd would pull GnuTLS into the static binary for two GET endpoints.
  */

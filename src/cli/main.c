@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* talos-gcp: a table of subcommands, as wireguard-tools' wg.c. */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +19,26 @@ static const struct {
     {"render", render_main, "write the cluster's Talos patches and manifests"},
 };
 
+/*
+ * A report that did not reach its reader is a failure, whatever the subcommand decided
+ * (talos-gcp verify > /dev/full): exit 2. As coreutils' close_stdout(): a stdout that was
+ * never open is an error only if something was written to it.
+ */
+static int close_stdout(void)
+{
+	bool failed = fflush(stdout) != 0 || ferror(stdout);
+	int e = errno;
+
+	if (!failed && fclose(stdout) != 0 && errno != EBADF) {
+		failed = true;
+		e = errno;
+	}
+	if (!failed)
+		return 0;
+	log_error("writing to stdout: %s", strerror(e ? e : EIO));
+	return -1;
+}
+
 static void show_usage(FILE *f)
 {
 	fprintf(f, "Usage: talos-gcp <subcommand> [options]\n\n"
@@ -27,9 +49,8 @@ static void show_usage(FILE *f)
 	fprintf(f, "\n'talos-gcp <subcommand> --help' describes each one.\n");
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-	log_init("talos-gcp", LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
 	if (argc < 2) {
 		show_usage(stderr);
 		return 2;
@@ -50,4 +71,13 @@ int main(int argc, char **argv)
 	}
 	log_error("'%s' is not a subcommand (see talos-gcp --help)", argv[1]);
 	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	int ret;
+
+	log_init("talos-gcp", LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
+	ret = run(argc, argv);
+	return close_stdout() < 0 ? 2 : ret;
 }

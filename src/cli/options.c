@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/http.h"
 #include "common/log.h"
 #include "common/parse.h"
 
@@ -16,13 +17,17 @@ int api_opts_handle(struct api_opts *o, int c, const char *arg, char **argv)
 	case OPT_PROJECT:
 		o->project = arg;
 		return 1;
-	case OPT_COMPUTE_ENDPOINT:
-		if (strncmp(arg, "https://", 8) != 0 && strncmp(arg, "http://", 7) != 0) {
-			log_error("--compute-endpoint '%s': want an http(s):// URL", arg);
+	case OPT_COMPUTE_ENDPOINT: {
+		struct error err = {0};
+
+		/* Before anything connects: a URL with user information never reaches a socket. */
+		if (http_url_check(arg, "--compute-endpoint", 0, NULL, &err) < 0) {
+			log_error("%s", err.msg);
 			return -EINVAL;
 		}
 		o->compute_endpoint = arg;
 		return 1;
+	}
 	case OPT_ACCESS_TOKEN_FILE:
 		o->access_token_file = arg;
 		return 1;

@@ -44,7 +44,8 @@ enum {
 	"  --access-token-file FILE  use the OAuth2 access token in FILE (else ADC)\n"                \
 	"  --kubeconfig FILE         kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)\n" \
 	"  --context NAME            kubeconfig context (default: its current-context)\n"             \
-	"  --timeout DURATION        per-request timeout (default 30s)\n"                             \
+	"  --timeout DURATION        per-request timeout (default 30s); retries stop after\n"         \
+	"                            max(2m, 4 x DURATION)\n"                                         \
 	"  -o, --output FORMAT       output format\n"                                                 \
 	"  -v, --verbose             log requests and decisions to stderr\n"                          \
 	"  -h, --help                this text\n"

@@ -17,7 +17,8 @@ enum { OPT_OUT = 0x2000, OPT_ONLY, OPT_LIST, OPT_VALUE_FIRST };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: talos-gcp render [--out DIR] [--only NAME[,NAME...]] [VALUES]\n\n"
+	fprintf(f, "Usage: talos-gcp render --project ID --vip-alias-image IMAGE [--out DIR]\n"
+		   "                        [--only NAME[,NAME...]] [VALUES]\n\n"
 		   "Writes the cluster's Talos patches and manifests, to stdout (one YAML stream)\n"
 		   "or as files under DIR. The output depends only on the values.\n\n"
 		   "  --out DIR                 write the files under DIR (created if missing)\n"
@@ -141,15 +142,15 @@ int render_main(int argc, char **argv)
 		log_error("%s: unexpected argument (see talos-gcp render --help)", argv[optind]);
 		return 2;
 	}
-	if (render_validate(&v, &err) < 0) {
-		log_error("%s", err.msg);
-		return 2;
-	}
 	for (size_t i = 0; i < RENDER__COUNT; i++)
 		any |= want[i];
 	if (!any)
 		for (size_t i = 0; i < RENDER__COUNT; i++)
 			want[i] = true;
+	if (render_validate(&v, want, &err) < 0) {
+		log_error("%s", err.msg);
+		return 2;
+	}
 	if (out_dir && (ret = mkdirs(out_dir)) < 0) {
 		log_error("--out %s: %s", out_dir, strerror(-ret));
 		return 2;
@@ -193,9 +194,5 @@ int render_main(int argc, char **argv)
 		if (ret < 0)
 			return 2;
 	}
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		log_error("writing to stdout: %s", strerror(errno));
-		return 2;
-	}
-	return 0;
+	return 0; /* main() checks that stdout took it all */
 }

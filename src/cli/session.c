@@ -9,6 +9,15 @@
 #include "common/log.h"
 #include "common/str.h"
 
+static void log_timeouts(const char *api, const struct http_client *http)
+{
+	uint64_t attempt, total;
+
+	http_client_timeouts(http, &attempt, &total);
+	log_debug("%s: a request times out after %llu ms, its retries after %llu ms", api,
+		  (unsigned long long)attempt, (unsigned long long)total);
+}
+
 int session_open(struct session *s, const struct api_opts *o, unsigned needs, struct error *err)
 {
 	struct http_options http = {.timeout_ms = o->timeout_ms};
@@ -51,6 +60,7 @@ int session_open(struct session *s, const struct api_opts *o, unsigned needs, st
 		ret = gcp_compute_new(&gopt, &s->compute, err);
 		if (ret < 0)
 			goto cleanup;
+		log_timeouts("compute", gcp_compute_http(s->compute));
 	}
 	if (needs & SESSION_KUBE) {
 		struct kube_config_options kopt = {.kubeconfig = o->kubeconfig,
@@ -64,6 +74,7 @@ int session_open(struct session *s, const struct api_opts *o, unsigned needs, st
 		ret = kube_client_new(s->kube_config, &http, &s->kube, err);
 		if (ret < 0)
 			goto cleanup;
+		log_timeouts("kubernetes", kube_client_http(s->kube));
 	}
 cleanup:
 	if (ret < 0)

@@ -321,7 +321,8 @@ static const char instance_selector[] =
 
 static int list_nodes(struct session *s, struct load_ctx *ctx)
 {
-	struct kube_list_options opt = {.limit = KUBE_DEFAULT_LIMIT, .fields = node_fields};
+	/* One request: the API server serves the whole list, read as it arrives. */
+	struct kube_list_options opt = {.limit = KUBE_LIST_ALL, .fields = node_fields};
 	int ret;
 
 	ret = kube_list(s->kube, "/api/v1/nodes", &opt, on_node, ctx, NULL, 0, ctx->err);
@@ -330,18 +331,162 @@ static int list_nodes(struct session *s, struct load_ctx *ctx)
 	return ret;
 }
 
-static int list_instances(struct session *s, struct load_ctx *ctx)
+static void instances_drop(struct cluster_view *view)
 {
+	for (size_t i = 0; i < view->n_instances; i++)
+		view_instance_free(&view->instances[i]);
+	view->n_instances = 0;
+}
+
+/* A GCP resource name: what may go between quotes in a filter as it is. */
+static bool gcp_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+static int name_cmp(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+void view_ranges_free(char **filters, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(filters[i]);
+	free(filters);
+}
+
+int view_instance_ranges(const struct view_node *nodes, size_t n_nodes, size_t per_range,
+			 char ***out, size_t *n_out)
+{
+	char **names = NULL, **filters = NULL, buf[512];
+	const char **bounds = NULL, *project, *zone, *name;
+	size_t n = 0, n_bounds = 0, k = 0;
+	int ret = -ENOMEM;
+
+	*out = NULL;
+	*n_out = 0;
+	names = calloc(n_nodes + 1, sizeof(*names));
+	bounds = calloc(n_nodes + 1, sizeof(*bounds));
+	if (!names || !bounds)
+		goto cleanup;
+	for (size_t i = 0; i < n_nodes; i++) {
+		if (provider_id_parse(nodes[i].provider_id, buf, sizeof(buf), &project, &zone,
+				      &name) < 0 ||
+		    !gcp_name(name))
+			continue; /* a name no filter can quote only makes the ranges less even */
+		if (!(names[n] = strdup(name)))
+			goto cleanup;
+		n++;
+	}
+	if (n)
+		qsort(names, n, sizeof(*names), name_cmp);
+	/* Bounds: every per_range-th name after the first range, each distinct. */
+	for (size_t i = per_range; per_range && i < n; i += per_range)
+		if (!n_bounds || strcmp(names[i], bounds[n_bounds - 1]))
+			bounds[n_bounds++] = names[i];
+	filters = calloc(n_bounds + 1, sizeof(*filters));
+	if (!filters)
+		goto cleanup;
+	for (k = 0; k <= n_bounds; k++) {
+		int r;
+
+		if (n_bounds == 0)
+			r = (filters[k] = strdup("")) ? 0 : -1;
+		else if (k == 0)
+			r = asprintf(&filters[k], "name < \"%s\"", bounds[0]);
+		else if (k == n_bounds)
+			r = asprintf(&filters[k], "name >= \"%s\"", bounds[k - 1]);
+		else
+			r = asprintf(&filters[k], "(name >= \"%s\") AND (name < \"%s\")",
+				     bounds[k - 1], bounds[k]);
+		if (r < 0) {
+			filters[k] = NULL;
+			goto cleanup;
+		}
+	}
+	*out = filters;
+	*n_out = n_bounds + 1;
+	filters = NULL;
+	ret = 0;
+cleanup:
+	if (filters)
+		view_ranges_free(filters, k);
+	for (size_t i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+	free(bounds);
+	return ret;
+}
+
+static int list_instances(struct session *s, bool *done, struct load_ctx *ctx)
+{
+	/*
+	 * One page of everything, side by side with the Node list: a cluster of up to 500
+	 * instances is then read in one round trip.
+	 */
 	struct gcp_list_options opt = {
 	    .max_results = GCP_MAX_RESULTS,
 	    .fields = instance_selector,
 	    .projection = instance_fields,
+	    .max_pages = 1,
+	    .more = done,
 	};
 	int ret;
 
 	ret = gcp_compute_list_instances(s->compute, &opt, on_instance, ctx, ctx->err);
 	if (ret < 0)
 		error_prefix(ctx->err, "listing instances of project %s", s->project);
+	*done = ret == 0 && !*done;
+	return ret;
+}
+
+/*
+ * The rest, once the Nodes are known: the name space cut into ranges of about
+ * VIEW_RANGE_NODES of the Nodes' instances (a page with room for instances that are no
+ * Node), all read at once. Filters: AIP-160's `name < "B"` and `name >= "B"` (Compute's
+ * filter parameter takes =, !=, >, <, <=, >= and :, cloud.google.com/compute/docs/reference/
+ * rest/v1/instances/aggregatedList). Whatever order the server compares names in, the two
+ * are complements: the ranges are disjoint and hold every name between them, so no
+ * instance is missed (a range that holds more than a page is simply read page by page).
+ */
+static int list_instance_ranges(struct session *s, struct cluster_view *view, struct load_ctx *ctx)
+{
+	struct gcp_list_options *opts = NULL;
+	char **filters = NULL;
+	size_t n = 0;
+	int ret;
+
+	ret = view_instance_ranges(view->nodes, view->n_nodes, VIEW_RANGE_NODES, &filters, &n);
+	if (ret < 0)
+		return error_set(ctx->err, -ret, "out of memory");
+	opts = calloc(n, sizeof(*opts));
+	if (!opts) {
+		ret = error_set(ctx->err, ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (size_t i = 0; i < n; i++)
+		opts[i] = (struct gcp_list_options){
+		    .filter = filters[i][0] ? filters[i] : NULL,
+		    .max_results = GCP_MAX_RESULTS,
+		    .fields = instance_selector,
+		    .projection = instance_fields,
+		};
+	ret = gcp_compute_aggregated_list_parallel(s->compute, "instances", opts, n, on_instance,
+						   ctx, ctx->err);
+	if (ret < 0)
+		error_prefix(ctx->err, "listing instances of project %s", s->project);
+	log_debug("instances read in %zu ranges at once", n);
+cleanup:
+	free(opts);
+	view_ranges_free(filters, n);
 	return ret;
 }
 
@@ -358,6 +503,21 @@ static void *node_job_run(void *arg)
 
 	j->ret = list_nodes(j->s, &j->ctx);
 	return NULL;
+}
+
+/* Two instances with one zone and name (an instance in two ranges): keep one. */
+static void instances_dedup(struct cluster_view *view)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < view->n_instances; i++) {
+		if (j && !instance_sort_cmp(&view->instances[j - 1], &view->instances[i])) {
+			view_instance_free(&view->instances[i]);
+			continue;
+		}
+		view->instances[j++] = view->instances[i];
+	}
+	view->n_instances = j;
 }
 
 int cluster_view_load(struct session *s, unsigned flags, struct cluster_view *view,
@@ -377,7 +537,7 @@ int cluster_view_load(struct session *s, unsigned flags, struct cluster_view *vi
 	    .err = err,
 	};
 	pthread_t thread;
-	bool threaded;
+	bool threaded, all_read = false;
 	int ret;
 
 	memset(view, 0, sizeof(*view));
@@ -385,14 +545,14 @@ int cluster_view_load(struct session *s, unsigned flags, struct cluster_view *vi
 	if (!view->project)
 		return -ENOMEM;
 	/*
-	 * Both lists at once, one client each (each has its own connection; neither is
-	 * shared): while one thread parses a page, the other's next page is on its way.
-	 * Without a thread, one after the other.
+	 * Round trip 1: the whole Node list and the first page of instances, at once, one
+	 * client each (each has its own connection). Round trip 2, when there were more
+	 * instances: every range of the rest at once, cut where the Nodes' names say.
 	 */
 	threaded = pthread_create(&thread, NULL, node_job_run, &nodes) == 0;
 	if (!threaded)
 		node_job_run(&nodes);
-	ret = list_instances(s, &instances);
+	ret = list_instances(s, &all_read, &instances);
 	if (threaded)
 		pthread_join(thread, NULL);
 	/* The Nodes' error first, as when they were read first. */
@@ -404,10 +564,18 @@ int cluster_view_load(struct session *s, unsigned flags, struct cluster_view *vi
 	}
 	if (ret < 0)
 		goto cleanup;
+	if (!all_read) {
+		instances_drop(view);
+		ret = list_instance_ranges(s, view, &instances);
+		if (ret < 0)
+			goto cleanup;
+	}
 	/* Lookups (view_find_instance) need the instances sorted by zone/name. */
-	if (view->n_instances)
+	if (view->n_instances) {
 		qsort(view->instances, view->n_instances, sizeof(*view->instances),
 		      instance_sort_cmp);
+		instances_dedup(view);
+	}
 	if (flags & VIEW_LOAD_SUBNETS) {
 		ret = load_subnets(s, view, err);
 		if (ret < 0) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "common/http.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -34,6 +35,8 @@ struct http_client {
 	char *ca_file, *cert_file, *key_file;
 	void *ca_pem, *cert_pem, *key_pem;
 	char *user_agent;
+	char **headers; /* opt.headers, copied */
+	char *proxy;    /* opt.proxy, copied (may hold credentials) */
 	uint64_t rng;
 	struct http_stats stats;
 	char errbuf[CURL_ERROR_SIZE];
@@ -102,8 +105,15 @@ int http_client_new(const struct http_options *opt, struct http_client **out, st
 		c->opt.timeout_ms = DEFAULT_TIMEOUT_MS;
 	if (!c->opt.connect_timeout_ms)
 		c->opt.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
-	if (!c->opt.total_timeout_ms)
+	/*
+	 * The default total deadline leaves room for 4 full-length attempts (the 2 minutes of
+	 * 30 s attempts): a longer --timeout is never cut short by it (--timeout 300s is 300 s).
+	 */
+	if (!c->opt.total_timeout_ms) {
 		c->opt.total_timeout_ms = DEFAULT_TOTAL_TIMEOUT_MS;
+		if (c->opt.timeout_ms > DEFAULT_TOTAL_TIMEOUT_MS / 4)
+			c->opt.total_timeout_ms = c->opt.timeout_ms * 4;
+	}
 	if (!c->opt.max_attempts)
 		c->opt.max_attempts = DEFAULT_MAX_ATTEMPTS;
 	if (!c->opt.backoff_base_ms)
@@ -187,6 +197,37 @@ int http_client_new(const struct http_options *opt, struct http_client **out, st
 	}
 	if (cc != CURLE_OK)
 		goto curl_fail;
+	if (opt->headers) {
+		size_t n = 0;
+
+		while (opt->headers[n])
+			n++;
+		c->headers = calloc(n + 1, sizeof(*c->headers));
+		if (!c->headers)
+			goto fail;
+		for (size_t i = 0; i < n; i++) {
+			if (opt->headers[i][strcspn(opt->headers[i], "\r\n")]) {
+				http_client_free(c);
+				return error_set(err, EINVAL, "a header contains a line break");
+			}
+			if (!(c->headers[i] = strdup(opt->headers[i])))
+				goto fail;
+		}
+	}
+	c->opt.headers = NULL;
+	c->opt.proxy = NULL;
+	if (opt->proxy) {
+		if (!(c->proxy = strdup(opt->proxy)))
+			goto fail;
+		/* "" for no_proxy: the proxy is used for every host, whatever no_proxy says. */
+		if ((cc = curl_easy_setopt(c->curl, CURLOPT_PROXY, c->proxy)) != CURLE_OK ||
+		    (cc = curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "")) != CURLE_OK) {
+			ret = error_set(err, EINVAL, "libcurl refused the proxy: %s",
+					curl_easy_strerror(cc));
+			http_client_free(c);
+			return ret;
+		}
+	}
 	*out = c;
 	return 0;
 
@@ -212,7 +253,17 @@ void http_client_free(struct http_client *c)
 	free(c->cert_pem);
 	free_secret(c->key_pem, c->opt.tls.key_pem_len);
 	free(c->user_agent);
+	for (size_t i = 0; c->headers && c->headers[i]; i++)
+		free(c->headers[i]);
+	free(c->headers);
+	free_secret_str(c->proxy);
 	free(c);
+}
+
+void http_client_timeouts(const struct http_client *c, uint64_t *attempt_ms, uint64_t *total_ms)
+{
+	*attempt_ms = c->opt.timeout_ms;
+	*total_ms = c->opt.total_timeout_ms;
 }
 
 void http_client_stats(const struct http_client *c, struct http_stats *out)
@@ -639,6 +690,11 @@ static int perform_once(struct http_client *c, const struct http_request *req, c
 	if (!(h = curl_slist_append(hdrs, "Accept: application/json")))
 		goto nomem;
 	hdrs = h;
+	for (char **p = c->headers; p && *p; p++) {
+		if (!(h = curl_slist_append(hdrs, *p)))
+			goto nomem;
+		hdrs = h;
+	}
 	for (const char *const *p = req->headers; p && *p; p++) {
 		if (!(h = curl_slist_append(hdrs, *p)))
 			goto nomem;
@@ -701,9 +757,10 @@ int http_do(struct http_client *c, const struct http_request *req, struct http_r
 
 	memset(resp, 0, sizeof(*resp));
 	memset(&a, 0, sizeof(a));
-	if (!req->url || (strncmp(req->url, "http://", 7) && strncmp(req->url, "https://", 8)))
-		return error_set(err, EINVAL, "%s %s: only http:// and https:// URLs are supported",
-				 method, req->url ? req->url : "(null)");
+	/* The request's own URL passes the checks every configured endpoint passed. */
+	ret = http_url_check(req->url, method, 0, NULL, err);
+	if (ret < 0)
+		return ret;
 	idempotent = req->idempotent == HTTP_IDEMPOTENT_YES ||
 		     (req->idempotent == HTTP_IDEMPOTENT_AUTO && method_is_idempotent(method));
 	total = c->opt.total_timeout_ms;
@@ -800,46 +857,132 @@ cleanup:
 	return ret;
 }
 
+/* "127.0.0.0/8", "[::1]" or "localhost": host as libcurl's URL parser returns it. */
+static bool host_is_loopback(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(host);
+
+	if (!strcmp(host, "localhost"))
+		return true;
+	/* libcurl has normalised numeric IPv4 forms (127.1, 0x7f.0.0.1) to dotted quads. */
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (n < 3 || n >= sizeof(buf) || host[0] != '[' || host[n - 1] != ']')
+		return false;
+	memcpy(buf, host + 1, n - 2);
+	buf[n - 2] = '\0';
+	return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* url for messages: user and password, if any, as "***". malloc'd (NULL on ENOMEM). */
+static char *url_redacted(CURLU *h, const char *url)
+{
+	static const CURLUPart parts[] = {CURLUPART_USER, CURLUPART_PASSWORD};
+	char *part = NULL, *out = NULL, *copy;
+	bool any = false;
+
+	for (size_t i = 0; i < 2; i++) {
+		if (curl_url_get(h, parts[i], &part, 0) != CURLUE_OK || !part)
+			continue;
+		curl_free(part);
+		part = NULL;
+		any = true;
+		if (curl_url_set(h, parts[i], "***", 0) != CURLUE_OK)
+			return strdup("(a URL with user information)");
+	}
+	if (!any)
+		return strdup(url);
+	if (curl_url_get(h, CURLUPART_URL, &out, 0) != CURLUE_OK)
+		return strdup("(a URL with user information)");
+	copy = strdup(out);
+	curl_free(out);
+	return copy;
+}
+
+int http_url_check(const char *url, const char *what, unsigned flags, struct http_url_info *info,
+		   struct error *err)
+{
+	static const char *const api_schemes[] = {"http", "https", NULL};
+	static const char *const proxy_schemes[] = {"http", "https", "socks5", "socks5h", NULL};
+	const char *const *schemes = flags & HTTP_URL_PROXY ? proxy_schemes : api_schemes;
+	char *scheme = NULL, *host = NULL, *shown = NULL;
+	struct http_url_info found = {0};
+	bool known = false, userinfo = false;
+	CURLUcode uc;
+	CURLU *h;
+	int ret = 0;
+
+	if (!what)
+		what = "URL";
+	if (!url || !*url)
+		return error_set(err, EINVAL, "%s: empty URL", what);
+	h = curl_url();
+	if (!h)
+		return error_set(err, ENOMEM, "out of memory");
+	/* No default scheme: "example.com:443" is not a URL here. */
+	uc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+	if (uc != CURLUE_OK) {
+		char printable[128];
+
+		ret = error_set(err, EINVAL, "%s \"%s\": not a URL (%s)", what,
+				str_printable(printable, sizeof(printable), url, strlen(url)),
+				curl_url_strerror(uc));
+		goto cleanup;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		char *part = NULL;
+
+		if (curl_url_get(h, i ? CURLUPART_PASSWORD : CURLUPART_USER, &part, 0) ==
+			CURLUE_OK &&
+		    part)
+			userinfo = true;
+		curl_free(part);
+	}
+	shown = url_redacted(h, url);
+	if (!shown) {
+		ret = error_set(err, ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
+		ret = error_set(err, EINVAL, "%s \"%.200s\": names no host", what, shown);
+		goto cleanup;
+	}
+	for (size_t i = 0; schemes[i]; i++)
+		known |= !strcasecmp(scheme, schemes[i]);
+	if (!known) {
+		ret =
+		    error_set(err, EINVAL, "%s \"%.200s\": want an %s URL", what, shown,
+			      flags & HTTP_URL_PROXY ? "http(s):// or socks5(h)://" : "http(s)://");
+		goto cleanup;
+	}
+	if (!(flags & HTTP_URL_PROXY) && userinfo) {
+		ret = error_set(
+		    err, EINVAL,
+		    "%s \"%.200s\": user information (user:password@) in the URL is "
+		    "refused: it would be sent as credentials, and the host is what follows "
+		    "the '@'",
+		    what, shown);
+		goto cleanup;
+	}
+	found.https = !strcasecmp(scheme, "https");
+	found.loopback = host_is_loopback(host);
+	if (info)
+		*info = found;
+cleanup:
+	curl_free(scheme);
+	curl_free(host);
+	free(shown);
+	curl_url_cleanup(h);
+	return ret;
+}
+
 bool http_url_is_loopback(const char *url)
 {
-	const char *host, *end;
-	char buf[256];
-	size_t n;
+	struct http_url_info info;
 
-	host = strstr(url ? url : "", "://");
-	if (!host)
-		return false;
-	host += 3;
-	if (*host == '[') {
-		end = strchr(host, ']');
-		if (!end)
-			return false;
-		return (size_t)(end - host) == 4 && !strncmp(host, "[::1", 4);
-	}
-	end = host + strcspn(host, ":/?#");
-	n = (size_t)(end - host);
-	if (n == 0 || n >= sizeof(buf) || memchr(host, '@', n))
-		return false;
-	memcpy(buf, host, n);
-	buf[n] = '\0';
-	if (!strcasecmp(buf, "localhost"))
-		return true;
-	/* 127.a.b.c in dotted-quad form only. */
-	if (strncmp(buf, "127.", 4))
-		return false;
-	unsigned segs = 0;
-
-	for (const char *p = buf + 4, *seg = p;; p++) {
-		if (*p == '.' || !*p) {
-			if (p == seg || p - seg > 3)
-				return false;
-			segs++;
-			if (!*p)
-				break;
-			seg = p + 1;
-		} else if (*p < '0' || *p > '9') {
-			return false;
-		}
-	}
-	return segs == 3;
+	return http_url_check(url, NULL, 0, &info, NULL) == 0 && info.loopback;
 }

@@ -79,7 +79,8 @@ struct http_tls {
 struct http_options {
 	uint64_t timeout_ms;         /* one attempt, connect to last byte: 30000 */
 	uint64_t connect_timeout_ms; /* TCP + TLS handshake: 10000 */
-	uint64_t total_timeout_ms;   /* every attempt and wait of one http_do(): 120000 */
+	/* Every attempt and wait of one http_do(): max(120000, 4 * timeout_ms). */
+	uint64_t total_timeout_ms;
 	unsigned max_attempts;       /* sends per http_do(), including the first: 5 */
 	uint64_t backoff_base_ms;    /* first backoff ceiling: 250 */
 	uint64_t backoff_max_ms;     /* largest backoff ceiling: 8000 */
@@ -90,6 +91,17 @@ struct http_options {
 	http_token_fn token;         /* NULL: no Authorization header */
 	void *token_arg;
 	http_retry_fn retry_response; /* NULL: status rules only */
+	/*
+	 * "Name: value" headers sent with every request (Impersonate-*), NULL-terminated; copied
+	 * by http_client_new(). NULL: none.
+	 */
+	const char *const *headers;
+	/*
+	 * Proxy for every request (a kubeconfig's proxy-url: http, https, socks5, socks5h,
+	 * credentials allowed), no_proxy not consulted, as client-go does with proxy-url. Copied.
+	 * NULL: libcurl's environment (https_proxy, no_proxy, ...).
+	 */
+	const char *proxy;
 };
 
 enum http_idempotency {
@@ -151,6 +163,8 @@ int http_do(struct http_client *c, const struct http_request *req, struct http_r
 void http_response_free(struct http_response *resp);
 
 void http_client_stats(const struct http_client *c, struct http_stats *out);
+/* The timeouts in force once defaults are applied: one attempt, one http_do(). */
+void http_client_timeouts(const struct http_client *c, uint64_t *attempt_ms, uint64_t *total_ms);
 
 /*
  * Maps a non-2xx response of an API to -errno with err filled (gcp_api_error(),
@@ -200,9 +214,35 @@ char *http_escape(const char *s);
 /* Appends "?key=value" (or "&key=value") to the malloc'd *url, value percent-encoded. */
 int http_url_add_query(char **url, const char *key, const char *value);
 
+/* What http_url_check() found out about a URL. */
+struct http_url_info {
+	bool https;
+	/* The host is in 127.0.0.0/8 (any form libcurl reads as such), [::1] or "localhost". */
+	bool loopback;
+};
+
+enum http_url_flags {
+	/*
+	 * A proxy URL (kubeconfig proxy-url): http, https, socks5 or socks5h, and user:password
+	 * allowed (proxy credentials, sent to the proxy only).
+	 */
+	HTTP_URL_PROXY = 1 << 0,
+};
+
 /*
- * True when url's host is a loopback name or address (localhost, 127.0.0.0/8, [::1]): the
- * only hosts clients may send credentials to over plain http://.
+ * Parses url with libcurl's URL API (the parser that will send the request, so what is checked
+ * is what is used): an http:// or https:// URL with a host, and no user information
+ * ("user:password@", which libcurl would send as Basic credentials, and which hides the real
+ * host from a reader: http://localhost:x@evil.example/ goes to evil.example). what names the
+ * flag or field for the message; the URL is quoted with any password replaced by "***".
+ * 0 or -EINVAL (-ENOMEM) with err.
+ */
+int http_url_check(const char *url, const char *what, unsigned flags, struct http_url_info *info,
+		   struct error *err);
+
+/*
+ * True when url passes http_url_check() and its host is loopback: the only hosts clients
+ * may send credentials to over plain http://.
  */
 bool http_url_is_loopback(const char *url);
 

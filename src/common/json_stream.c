@@ -230,95 +230,6 @@ struct text_error {
 	char msg[96];
 };
 
-static int hex4(const unsigned char *p, size_t avail, unsigned *out)
-{
-	unsigned v = 0;
-
-	if (avail < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		unsigned char c = p[i];
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629 §4), 0 if there is none. */
-static size_t utf8_len(const unsigned char *p, size_t avail)
-{
-	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (c == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (c == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (c == 0xf4)
-		hi = 0x8f; /* past U+10FFFF */
-	if (avail < n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
-
-/*
- * Checks the \u escape whose backslash is at p[i] (p[i + 1] == 'u'); *next: where to go on.
- * Malformed hex is left to yajl, which reports it.
- */
-static int check_u_escape(const unsigned char *p, size_t len, size_t i, size_t *next,
-			  struct text_error *te)
-{
-	unsigned v, lo;
-
-	*next = i + 2;
-	if (hex4(p + i + 2, len - i - 2, &v) < 0)
-		return 0;
-	*next = i + 6;
-	if (v == 0) {
-		te->offset = i;
-		snprintf(te->msg, sizeof(te->msg), "\\u0000 is not allowed");
-		return -1;
-	}
-	if (v >= 0xdc00 && v <= 0xdfff) {
-		te->offset = i;
-		snprintf(te->msg, sizeof(te->msg), "invalid Unicode escape '\\u%04X'", v);
-		return -1;
-	}
-	if (v < 0xd800 || v > 0xdbff)
-		return 0;
-	if (i + 7 < len && p[i + 6] == '\\' && p[i + 7] == 'u' &&
-	    hex4(p + i + 8, len - i - 8, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
-		*next = i + 12;
-		return 0;
-	}
-	te->offset = i;
-	snprintf(te->msg, sizeof(te->msg), "invalid Unicode escape '\\u%04X' (a lone surrogate)",
-		 v);
-	return -1;
-}
-
 #define ONES  0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
@@ -333,63 +244,208 @@ static inline bool has_byte(uint64_t w, unsigned char b)
 	return has_less(w ^ (ONES * b), 1);
 }
 
-static int check_text(const unsigned char *p, size_t len, struct text_error *te)
+enum tc_state {
+	TC_PLAIN = 0,
+	TC_UTF8,    /* in a multi-byte sequence */
+	TC_ESC,     /* after an odd backslash */
+	TC_HEX,     /* in the 4 hex digits of \u */
+	TC_LOW_BS,  /* a high surrogate: its low half's backslash must follow */
+	TC_LOW_U,   /* ... then its 'u' */
+	TC_LOW_HEX, /* ... then 4 hex digits in DC00-DFFF */
+};
+
+struct text_check {
+	enum tc_state state;
+	unsigned char lead, lo, hi; /* UTF-8: the lead byte, the range of the next byte */
+	unsigned need;              /* UTF-8: continuation bytes to come; hex: digits read */
+	unsigned value;             /* \u: the value so far; the high surrogate */
+	unsigned low;               /* the low surrogate so far */
+	size_t start;               /* offset of the sequence being checked */
+};
+
+static int hexval(unsigned char c)
 {
-	size_t i = 0;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
 
-	while (i < len) {
-		unsigned char c;
+static int tc_fail(struct text_check *tc, struct text_error *te, size_t off, const char *msg)
+{
+	(void)tc;
+	te->offset = off;
+	snprintf(te->msg, sizeof(te->msg), "%s", msg);
+	return -1;
+}
 
-		/* Eight plain ASCII bytes at a time: no control character, no backslash. */
-		while (i + 8 <= len) {
-			uint64_t w;
+static int tc_lone(struct text_check *tc, struct text_error *te)
+{
+	te->offset = tc->start;
+	snprintf(te->msg, sizeof(te->msg), "invalid Unicode escape '\\u%04X' (a lone surrogate)",
+		 tc->value);
+	return -1;
+}
 
-			memcpy(&w, p + i, 8);
-			if ((w & HIGHS) || has_less(w, 0x20) || has_byte(w, '\\'))
-				break;
-			i += 8;
-		}
-		if (i >= len)
-			break;
-		c = p[i];
-		if (c >= 0x80) {
-			size_t n = utf8_len(p + i, len - i);
+/* Checks p[0..len), at document offset base. 0 or -1 with te filled. */
+static int check_text(struct text_check *tc, const unsigned char *p, size_t len, size_t base,
+		      struct text_error *te)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned char c = p[i];
+		int h;
 
-			if (!n) {
-				te->offset = i;
-				snprintf(te->msg, sizeof(te->msg), "invalid UTF-8 (byte 0x%02x)",
-					 c);
-				return -1;
+		switch (tc->state) {
+		case TC_PLAIN:
+			/* Eight plain ASCII bytes at a time: no control character, no backslash. */
+			while (i + 8 <= len) {
+				uint64_t w;
+
+				memcpy(&w, p + i, 8);
+				if ((w & HIGHS) || has_less(w, 0x20) || has_byte(w, '\\'))
+					break;
+				i += 8;
 			}
-			i += n;
-		} else if (c < 0x20) {
-			if (c != '\t' && c != '\n' && c != '\r') {
-				te->offset = i;
-				snprintf(te->msg, sizeof(te->msg), "control character 0x%02x", c);
-				return -1;
+			if (i >= len)
+				return 0;
+			c = p[i];
+			if (c >= 0x80) {
+				tc->lead = c;
+				tc->start = base + i;
+				tc->lo = 0x80;
+				tc->hi = 0xbf;
+				if (c >= 0xc2 && c <= 0xdf)
+					tc->need = 1;
+				else if (c >= 0xe0 && c <= 0xef)
+					tc->need = 2;
+				else if (c >= 0xf0 && c <= 0xf4)
+					tc->need = 3;
+				else
+					break; /* invalid lead: reported below */
+				if (c == 0xe0)
+					tc->lo = 0xa0; /* overlong */
+				else if (c == 0xed)
+					tc->hi = 0x9f; /* surrogates */
+				else if (c == 0xf0)
+					tc->lo = 0x90; /* overlong */
+				else if (c == 0xf4)
+					tc->hi = 0x8f; /* past U+10FFFF */
+				tc->state = TC_UTF8;
+				i++;
+				continue;
 			}
-			i++;
-		} else if (c == '\\') {
+			if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+				char msg[40];
+
+				snprintf(msg, sizeof(msg), "control character 0x%02x", c);
+				return tc_fail(tc, te, base + i, msg);
+			}
 			/*
-			 * A backslash only appears in strings (yajl refuses it elsewhere). In a
-			 * run of them, pairs are escaped backslashes; an odd one out escapes the
-			 * next character.
+			 * A backslash only appears in strings (yajl refuses it elsewhere). In a run
+			 * of them, pairs are escaped backslashes; an odd one out escapes the next
+			 * character.
 			 */
-			size_t j = i;
-
-			while (j < len && p[j] == '\\')
-				j++;
-			if ((j - i) % 2 && j < len && p[j] == 'u') {
-				if (check_u_escape(p, len, j - 1, &i, te) < 0)
-					return -1;
-			} else {
-				i = j;
+			if (c == '\\') {
+				tc->state = TC_ESC;
+				tc->start = base + i;
 			}
-		} else {
 			i++;
+			continue;
+		case TC_UTF8:
+			if (c < tc->lo || c > tc->hi)
+				break;
+			tc->lo = 0x80;
+			tc->hi = 0xbf;
+			if (--tc->need == 0)
+				tc->state = TC_PLAIN;
+			i++;
+			continue;
+		case TC_ESC:
+			tc->state = TC_PLAIN;
+			if (c == 'u') {
+				tc->state = TC_HEX;
+				tc->need = 0;
+				tc->value = 0;
+			}
+			if (c == '\\' || c == 'u')
+				i++;
+			/* Any other escaped character is judged by yajl, and by PLAIN here. */
+			continue;
+		case TC_HEX:
+			h = hexval(c);
+			if (h < 0) {
+				tc->state =
+				    TC_PLAIN; /* malformed hex is left to yajl, which says so */
+				continue;
+			}
+			tc->value = tc->value << 4 | (unsigned)h;
+			i++;
+			if (++tc->need < 4)
+				continue;
+			if (tc->value == 0)
+				return tc_fail(tc, te, tc->start, "\\u0000 is not allowed");
+			if (tc->value >= 0xdc00 && tc->value <= 0xdfff) {
+				char msg[48];
+
+				snprintf(msg, sizeof(msg), "invalid Unicode escape '\\u%04X'",
+					 tc->value);
+				return tc_fail(tc, te, tc->start, msg);
+			}
+			tc->state =
+			    tc->value >= 0xd800 && tc->value <= 0xdbff ? TC_LOW_BS : TC_PLAIN;
+			continue;
+		case TC_LOW_BS:
+		case TC_LOW_U:
+			if (c != (tc->state == TC_LOW_BS ? '\\' : 'u'))
+				return tc_lone(tc, te);
+			tc->state = tc->state == TC_LOW_BS ? TC_LOW_U : TC_LOW_HEX;
+			tc->need = 0;
+			i++;
+			continue;
+		case TC_LOW_HEX:
+			h = hexval(c);
+			if (h < 0)
+				return tc_lone(tc, te);
+			tc->low = tc->need ? tc->low << 4 | (unsigned)h : (unsigned)h;
+			i++;
+			if (++tc->need < 4)
+				continue;
+			if (tc->low < 0xdc00 || tc->low > 0xdfff)
+				return tc_lone(tc, te);
+			tc->state = TC_PLAIN;
+			continue;
+		}
+		/* An invalid UTF-8 lead or continuation byte: named by the lead byte. */
+		{
+			char msg[40];
+
+			snprintf(msg, sizeof(msg), "invalid UTF-8 (byte 0x%02x)",
+				 tc->state == TC_UTF8 ? tc->lead : c);
+			return tc_fail(tc, te, tc->state == TC_UTF8 ? tc->start : base + i, msg);
 		}
 	}
 	return 0;
+}
+
+/* The end of the document: a sequence still open is incomplete. */
+static int check_text_end(struct text_check *tc, struct text_error *te)
+{
+	char msg[40];
+
+	switch (tc->state) {
+	case TC_UTF8:
+		snprintf(msg, sizeof(msg), "invalid UTF-8 (byte 0x%02x)", tc->lead);
+		return tc_fail(tc, te, tc->start, msg);
+	case TC_LOW_BS:
+	case TC_LOW_U:
+	case TC_LOW_HEX:
+		return tc_lone(tc, te);
+	default:
+		return 0; /* an open escape is an unterminated string, which yajl reports */
+	}
 }
 
 /* ---- the parser state ---- */
@@ -418,8 +474,12 @@ struct frame {
 
 struct state {
 	yajl_handle h;
-	const char *buf;
-	size_t len;
+	const char *buf; /* the chunk being parsed */
+	size_t len;      /* its length */
+	size_t base;     /* offset of buf in the document */
+	size_t total;    /* bytes of the document fed so far (buf included) */
+	size_t line;     /* line (1-based) at base, and the offset where it starts */
+	size_t line_start;
 	const char *what;
 	bool finishing; /* in yajl_complete_parse(): offsets are not into buf */
 	unsigned flags;
@@ -441,14 +501,14 @@ struct state {
 	size_t cap_keys;
 };
 
-/* Where the parser is in buf: the last byte of the token it read last. */
+/* Where the parser is in the document: the last byte of the token it read last. */
 static size_t cur_offset(const struct state *s)
 {
 	size_t n;
 
 	if (s->finishing)
-		return s->len;
-	n = yajl_get_bytes_consumed(s->h);
+		return s->total;
+	n = s->base + yajl_get_bytes_consumed(s->h);
 	return n ? n - 1 : 0;
 }
 
@@ -462,23 +522,42 @@ static size_t error_offset(const struct state *s, const char *msg)
 	size_t n = yajl_get_bytes_consumed(s->h);
 
 	if (s->finishing)
-		return s->len;
+		return s->total;
 	if (!strncmp(msg, "lexical", 7) && !strstr(msg, "invalid char in json text") &&
 	    !strstr(msg, "comment"))
-		return n < s->len ? n : s->len;
-	return n ? n - 1 : 0;
+		return s->base + (n < s->len ? n : s->len);
+	return s->base + n ? s->base + n - 1 : 0;
+}
+
+/* Line and column of off, which is in the current chunk or at the end of what was fed. */
+static void position(const struct state *s, size_t off, size_t *line, size_t *col)
+{
+	const char *p = s->buf, *end, *nl;
+	size_t start = s->line_start;
+
+	*line = s->line;
+	if (off < s->base) {
+		/*
+		 * A token begun in an earlier chunk: tokens (strings, numbers, escapes, UTF-8
+		 * sequences) hold no raw newline, so it is on the line where the chunk starts.
+		 */
+		*col = off >= start ? off - start + 1 : 1;
+		return;
+	}
+	end = s->buf + (off - s->base < s->len ? off - s->base : s->len);
+	while (p && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+		++*line;
+		p = nl + 1;
+		start = s->base + (size_t)(p - s->buf);
+	}
+	*col = off - start + 1;
 }
 
 static int syntax_error(struct state *s, size_t off, const char *msg)
 {
-	size_t line = 1, col;
-	const char *p = s->buf, *end = s->buf + (off < s->len ? off : s->len), *nl;
+	size_t line, col;
 
-	while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
-		line++;
-		p = nl + 1;
-	}
-	col = (size_t)(end - p) + 1;
+	position(s, off, &line, &col);
 	s->ret = error_set(s->err, EBADMSG, "%s:%zu:%zu: invalid JSON (byte %zu): %s", s->what,
 			   line, col, off, msg);
 	return 0; /* stops yajl */
@@ -808,7 +887,7 @@ static int cb_string(void *ctx, const unsigned char *str, size_t len)
 /* Where the number of len bytes just read starts. */
 static size_t number_offset(const struct state *s, size_t len)
 {
-	size_t end = s->finishing ? s->len : yajl_get_bytes_consumed(s->h);
+	size_t end = s->finishing ? s->total : s->base + yajl_get_bytes_consumed(s->h);
 
 	return end >= len ? end - len : 0;
 }
@@ -968,7 +1047,7 @@ static int end_container(void *ctx)
 	json_t *item;
 
 	if (--s->depth == 0)
-		s->end = s->finishing ? s->len : yajl_get_bytes_consumed(s->h);
+		s->end = s->finishing ? s->total : s->base + yajl_get_bytes_consumed(s->h);
 	if (s->skip) {
 		s->skip--;
 		return 1;
@@ -1090,103 +1169,234 @@ cleanup:
 	return ret;
 }
 
-int json_stream_parse(const char *buf, size_t len, const char *what,
-		      const struct json_stream_options *opt, json_stream_item_fn fn, void *arg,
-		      json_t **extras, struct error *err)
+struct json_stream {
+	struct state s;
+	struct pnode *doc, *fields;
+	struct text_check tc;
+	bool text_checked; /* json_stream_parse() checked the whole text first */
+	bool done;         /* an error was returned, or finish() ran */
+	int ret;
+};
+
+static struct json_stream *stream_new(const char *what, const struct json_stream_options *opt,
+				      json_stream_item_fn fn, void *arg, int *ret,
+				      struct error *err)
 {
-	struct state s = {
-	    .buf = buf ? buf : "",
-	    .len = buf ? len : 0,
-	    .what = what ? what : "<input>",
-	    .flags = opt ? opt->flags : 0,
-	    .fn = fn,
-	    .arg = arg,
-	    .err = err,
-	};
-	struct pnode *doc = NULL, *fields = NULL;
-	struct text_error te;
-	yajl_status st;
+	struct json_stream *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		*ret = error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	j->s.what = what ? what : "<input>";
+	j->s.flags = opt ? opt->flags : 0;
+	j->s.fn = fn;
+	j->s.arg = arg;
+	j->s.err = err;
+	j->s.buf = "";
+	j->s.line = 1;
+	if ((*ret = compile(opt, &j->doc, &j->fields, err)) < 0) {
+		free(j);
+		return NULL;
+	}
+	j->s.doc = j->doc;
+	/* A projection whose fields include "" (the item itself) is no projection. */
+	j->s.fields = j->fields ? build_node(j->fields) : NULL;
+	j->s.extras = json_object();
+	j->s.h = yajl_alloc(&callbacks, NULL, &j->s);
+	if (!j->s.extras || !j->s.h) {
+		*ret = error_set(err, ENOMEM, "out of memory");
+		json_stream_free(j);
+		return NULL;
+	}
+	yajl_config(j->s.h, yajl_allow_comments, 0);
+	yajl_config(j->s.h, yajl_dont_validate_strings, 0);
+	yajl_config(j->s.h, yajl_allow_trailing_garbage, 0);
+	yajl_config(j->s.h, yajl_allow_multiple_values, 0);
+	yajl_config(j->s.h, yajl_allow_partial_values, 0);
+	*ret = 0;
+	return j;
+}
+
+struct json_stream *json_stream_new(const char *what, const struct json_stream_options *opt,
+				    json_stream_item_fn fn, void *arg, struct error *err)
+{
 	int ret;
 
-	if (extras)
-		*extras = NULL;
-	ret = compile(opt, &doc, &fields, err);
-	if (ret < 0)
-		return ret;
-	s.doc = doc;
-	/* A projection whose fields include "" (the item itself) is no projection. */
-	s.fields = fields ? build_node(fields) : NULL;
-	if (check_text((const unsigned char *)s.buf, s.len, &te) < 0) {
-		syntax_error(&s, te.offset, te.msg);
-		ret = s.ret;
-		goto cleanup;
-	}
-	s.extras = json_object();
-	s.h = yajl_alloc(&callbacks, NULL, &s);
-	if (!s.extras || !s.h) {
-		ret = error_set(err, ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	yajl_config(s.h, yajl_allow_comments, 0);
-	yajl_config(s.h, yajl_dont_validate_strings, 0);
-	yajl_config(s.h, yajl_allow_trailing_garbage, 0);
-	yajl_config(s.h, yajl_allow_multiple_values, 0);
-	yajl_config(s.h, yajl_allow_partial_values, 0);
-	st = yajl_parse(s.h, (const unsigned char *)s.buf, s.len);
-	if (st == yajl_status_ok) {
-		s.finishing = true;
-		st = yajl_complete_parse(s.h);
-	}
+	return stream_new(what, opt, fn, arg, &ret, err);
+}
+
+/* yajl's status after a parse call, as the return value. */
+static int parse_status(struct json_stream *j, yajl_status st)
+{
+	struct state *s = &j->s;
+
+	if (st == yajl_status_ok)
+		return 0;
 	if (st == yajl_status_client_canceled) {
 		/* Every callback that stops the parse says why; be safe all the same. */
-		ret = s.ret ? s.ret : error_set(err, EIO, "%s: parse stopped", s.what);
-		goto cleanup;
+		return s->ret ? s->ret : error_set(s->err, EIO, "%s: parse stopped", s->what);
 	}
-	if (st != yajl_status_ok) {
-		unsigned char *msg = yajl_get_error(s.h, 0, NULL, 0);
+	{
+		unsigned char *msg = yajl_get_error(s->h, 0, NULL, 0);
 		char text[160] = "malformed";
 		size_t n;
 
 		if (msg) {
 			snprintf(text, sizeof(text), "%s", (const char *)msg);
-			yajl_free_error(s.h, msg);
+			yajl_free_error(s->h, msg);
 		}
 		n = strlen(text);
 		while (n && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '.'))
 			text[--n] = '\0';
-		syntax_error(&s, error_offset(&s, text), text);
-		ret = s.ret;
-		goto cleanup;
+		syntax_error(s, error_offset(s, text), text);
+		return s->ret;
 	}
-	/*
-	 * yajl takes an unterminated string after the value as input still to come ("[1]\"x"
-	 * passes): only white space may follow. (The top level is a container, or the item
-	 * path refused it.)
-	 */
-	for (size_t i = s.end; i < s.len; i++) {
-		if (s.buf[i] != ' ' && s.buf[i] != '\t' && s.buf[i] != '\n' && s.buf[i] != '\r') {
-			syntax_error(&s, i, "parse error: trailing garbage");
-			ret = s.ret;
-			goto cleanup;
+}
+
+/*
+ * yajl takes an unterminated string after the value as input still to come ("[1]\"x"
+ * passes): once the top-level value is closed, only white space may follow. (The top level
+ * is a container, or the item path refused it.)
+ */
+static int check_trailing(struct state *s)
+{
+	if (!s->end)
+		return 0;
+	for (size_t i = s->end > s->base ? s->end - s->base : 0; i < s->len; i++) {
+		if (s->buf[i] != ' ' && s->buf[i] != '\t' && s->buf[i] != '\n' &&
+		    s->buf[i] != '\r') {
+			syntax_error(s, s->base + i, "parse error: trailing garbage");
+			return s->ret;
 		}
 	}
-	if (extras) {
-		*extras = s.extras;
-		s.extras = NULL;
+	return 0;
+}
+
+/* The line of the end of the chunk, for positions in the next one. */
+static void advance(struct state *s)
+{
+	for (const char *p = s->buf, *nl; (nl = memchr(p, '\n', s->len - (size_t)(p - s->buf)));
+	     p = nl + 1) {
+		s->line++;
+		s->line_start = s->base + (size_t)(nl + 1 - s->buf);
 	}
-	ret = 0;
+	s->base += s->len;
+	s->buf = "";
+	s->len = 0;
+}
+
+int json_stream_feed(struct json_stream *j, const char *data, size_t len)
+{
+	struct state *s = &j->s;
+	struct text_error te;
+	int ret;
+
+	if (j->done)
+		return j->ret ? j->ret : -EINVAL;
+	if (!len)
+		return 0;
+	s->buf = data;
+	s->len = len;
+	s->total += len;
+	if (!j->text_checked &&
+	    check_text(&j->tc, (const unsigned char *)data, len, s->base, &te) < 0) {
+		syntax_error(s, te.offset, te.msg);
+		ret = s->ret;
+		goto done;
+	}
+	ret = parse_status(j, yajl_parse(s->h, (const unsigned char *)data, len));
+	if (ret == 0)
+		ret = check_trailing(s);
+done:
+	if (ret) {
+		j->done = true;
+		j->ret = ret;
+		return ret;
+	}
+	advance(s);
+	return 0;
+}
+
+int json_stream_finish(struct json_stream *j, json_t **extras)
+{
+	struct state *s = &j->s;
+	struct text_error te;
+	int ret;
+
+	if (extras)
+		*extras = NULL;
+	if (j->done)
+		return j->ret ? j->ret : -EINVAL;
+	j->done = true;
+	if (!j->text_checked && check_text_end(&j->tc, &te) < 0) {
+		syntax_error(s, te.offset, te.msg);
+		return j->ret = s->ret;
+	}
+	s->finishing = true;
+	ret = parse_status(j, yajl_complete_parse(s->h));
+	if (ret)
+		return j->ret = ret;
+	if (extras) {
+		*extras = s->extras;
+		s->extras = NULL;
+	}
+	return 0;
+}
+
+void json_stream_free(struct json_stream *j)
+{
+	struct state *s;
+
+	if (!j)
+		return;
+	s = &j->s;
+	if (s->h)
+		yajl_free(s->h);
+	while (s->n_frames)
+		pop(s);
+	for (size_t i = 0; i < s->cap_frames; i++)
+		free(s->frames[i].key);
+	free(s->frames);
+	free(s->keys);
+	json_decref(s->item);
+	json_decref(s->extras);
+	pnode_free(j->doc);
+	pnode_free(j->fields);
+	free(j);
+}
+
+int json_stream_parse(const char *buf, size_t len, const char *what,
+		      const struct json_stream_options *opt, json_stream_item_fn fn, void *arg,
+		      json_t **extras, struct error *err)
+{
+	struct text_check tc = {0};
+	struct text_error te;
+	struct json_stream *j;
+	int ret;
+
+	if (extras)
+		*extras = NULL;
+	j = stream_new(what, opt, fn, arg, &ret, err);
+	if (!j)
+		return ret;
+	if (!buf)
+		len = 0;
+	/* The whole text is checked before any item is handed over. */
+	j->text_checked = true;
+	if (check_text(&tc, (const unsigned char *)(buf ? buf : ""), len, 0, &te) < 0 ||
+	    check_text_end(&tc, &te) < 0) {
+		j->s.buf = buf;
+		j->s.len = len;
+		j->s.total = len;
+		syntax_error(&j->s, te.offset, te.msg);
+		ret = j->s.ret;
+		goto cleanup;
+	}
+	ret = json_stream_feed(j, buf, len);
+	if (ret == 0)
+		ret = json_stream_finish(j, extras);
 cleanup:
-	if (s.h)
-		yajl_free(s.h);
-	while (s.n_frames)
-		pop(&s);
-	for (size_t i = 0; i < s.cap_frames; i++)
-		free(s.frames[i].key);
-	free(s.frames);
-	free(s.keys);
-	json_decref(s.item);
-	json_decref(s.extras);
-	pnode_free(doc);
-	pnode_free(fields);
+	json_stream_free(j);
 	return ret;
 }

@@ -90,4 +90,19 @@ int json_stream_parse(const char *buf, size_t len, const char *what,
 		      const struct json_stream_options *opt, json_stream_item_fn fn, void *arg,
 		      json_t **extras, struct error *err);
 
+/*
+ * The same, fed as the document arrives (an HTTP body read by chunks): items are handed
+ * over as soon as they are complete, and nothing of the document is kept but what is being
+ * built. feed() and finish() return what json_stream_parse() would (0, fn's value or
+ * -errno with err filled); after a non-zero return the stream only frees. Text errors are
+ * found chunk by chunk, so items of earlier chunks may have been handed over.
+ */
+struct json_stream;
+struct json_stream *json_stream_new(const char *what, const struct json_stream_options *opt,
+				    json_stream_item_fn fn, void *arg, struct error *err);
+int json_stream_feed(struct json_stream *j, const char *data, size_t len);
+/* The document is complete. *extras as for json_stream_parse(). */
+int json_stream_finish(struct json_stream *j, json_t **extras);
+void json_stream_free(struct json_stream *j);
+
 #endif

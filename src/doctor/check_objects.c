@@ -866,6 +866,38 @@ static const struct ynode *pod_spec_of(const struct ynode *root, const struct yn
 	return NULL;
 }
 
+/*
+ * Talos' link documents (v1.12+): DummyLinkConfig and LinkConfig, {name, addresses:
+ * [{address: CIDR}]} (docs.siderolabs.com/talos/v1.12/reference/configuration/network/
+ * dummylinkconfig, .../linkconfig). Their addresses are judged as machine.network.interfaces'
+ * are: the VIP on a dummy link satisfies the control-plane's need, on lo or a NIC it is wrong.
+ */
+static int check_talos_link(struct doctor *d, uint32_t source, const struct ynode *root, bool dummy)
+{
+	const struct ynode *addrs = ymap_get(root, "addresses");
+	const char *name = ystr(ymap_get(root, "name"));
+
+	if (!name)
+		return 0;
+	for (uint32_t i = 0; yis_seq(addrs) && i < addrs->n; i++) {
+		const struct ynode *at = ymap_get(addrs->items[i], "address");
+		const char *a = ystr(at);
+		struct cidr c;
+		struct kept *k;
+
+		if (!a || cidr_parse(a, &c, CIDR_ALLOW_BARE_IP) < 0)
+			continue;
+		k = keep(d, K_IFACE_ADDR, source, at);
+		if (!k)
+			return -ENOMEM;
+		k->addr.addr = c.addr;
+		k->addr.prefix = c.addr.family == AF_INET ? 32 : 128;
+		snprintf(k->iface, sizeof(k->iface), "%s", name);
+		k->dummy = dummy || !strncmp(name, "dummy", 5);
+	}
+	return 0;
+}
+
 static int check_object(struct doctor *d, struct ystream *s, uint32_t source,
 			const struct ynode *root, const struct ynode *apiv,
 			const struct ynode *kind, unsigned depth)
@@ -952,6 +984,9 @@ static int check_object(struct doctor *d, struct ystream *s, uint32_t source,
 		k->obj = root;
 		return 0;
 	}
+	if (yscalar_eq(apiv, "v1alpha1") &&
+	    (yscalar_eq(kind, "DummyLinkConfig") || yscalar_eq(kind, "LinkConfig")))
+		return check_talos_link(d, source, root, yscalar_eq(kind, "DummyLinkConfig"));
 	if ((podspec = pod_spec_of(root, kind))) {
 		size_t before = d->n_kept;
 

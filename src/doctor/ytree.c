@@ -10,12 +10,6 @@
 
 #include "common/parse.h"
 
-const struct yaml_limits yaml_default_limits = {
-    .max_depth = 256,
-    .max_expanded = 1000000,
-    .max_docs = 100000,
-};
-
 /* ---- arena ---- */
 
 struct arena_chunk {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/yaml_limits.h"
 
 /* A bump allocator: everything of one stream lives and dies together. */
 struct arena_chunk;
@@ -62,15 +63,6 @@ struct ystream {
 	size_t n_docs;
 	size_t cap_docs;
 };
-
-struct yaml_limits {
-	uint32_t max_depth;    /* nesting of collections */
-	uint64_t max_expanded; /* nodes per document once aliases are expanded */
-	uint32_t max_docs;     /* documents per stream */
-};
-
-/* 256 levels, 1,000,000 expanded nodes per document, 100,000 documents. */
-extern const struct yaml_limits yaml_default_limits;
 
 /*
  * Parses buf (UTF-8, or UTF-16 with a BOM). Documents parsed before an error stay in *s, so a

@@ -24,6 +24,8 @@ struct gcp_compute {
 	char *project;
 	struct gcp_credentials *creds;
 	struct http_client *http;
+	struct http_options http_opt; /* what http was made with, for clones */
+	struct http_stats clones;     /* requests made by clones, counted here when freed */
 };
 
 /* Letters, digits and - . _ : only: what project, zone, region and resource names use. */
@@ -52,23 +54,30 @@ int gcp_compute_new(const struct gcp_compute_options *opt, struct gcp_compute **
 		    struct error *err)
 {
 	struct http_options hopt = {0};
+	struct http_url_info info;
 	struct gcp_compute *c;
-	const char *ep;
+	const char *ep, *what;
 	size_t n;
 	int ret;
 
 	ep = opt->endpoint;
-	if (!ep || !*ep)
+	what = "--compute-endpoint";
+	if (!ep || !*ep) {
 		ep = getenv(GCP_COMPUTE_ENDPOINT_ENV);
-	if (!ep || !*ep)
+		what = GCP_COMPUTE_ENDPOINT_ENV;
+	}
+	if (!ep || !*ep) {
 		ep = GCP_COMPUTE_DEFAULT_ENDPOINT;
-	if (strncmp(ep, "https://", 8) && strncmp(ep, "http://", 7))
-		return error_set(err, EINVAL, "compute endpoint \"%s\": not an http(s):// URL", ep);
-	if (!strncmp(ep, "http://", 7) && opt->creds && !http_url_is_loopback(ep))
+		what = "compute endpoint";
+	}
+	ret = http_url_check(ep, what, 0, &info, err);
+	if (ret < 0)
+		return ret;
+	if (!info.https && opt->creds && !info.loopback)
 		return error_set(err, EINVAL,
-				 "compute endpoint \"%s\": plain http:// would send the access "
-				 "token in clear (only loopback may use it)",
-				 ep);
+				 "%s \"%s\": plain http:// would send the access token in clear "
+				 "(only loopback may use it: 127.0.0.0/8, [::1], localhost)",
+				 what, ep);
 	if (!safe_segment(opt->project))
 		return error_set(err, EINVAL, "project \"%s\": not a valid project ID",
 				 opt->project ? opt->project : "");
@@ -93,6 +102,7 @@ int gcp_compute_new(const struct gcp_compute_options *opt, struct gcp_compute **
 	hopt.token = opt->creds ? gcp_credentials_token : NULL;
 	hopt.token_arg = opt->creds;
 	hopt.retry_response = gcp_is_rate_limited;
+	c->http_opt = hopt;
 	ret = http_client_new(&hopt, &c->http, err);
 	if (ret < 0)
 		goto fail;
@@ -101,6 +111,48 @@ int gcp_compute_new(const struct gcp_compute_options *opt, struct gcp_compute **
 fail:
 	gcp_compute_free(c);
 	return ret;
+}
+
+int gcp_compute_clone(const struct gcp_compute *c, struct gcp_compute **out, struct error *err)
+{
+	struct gcp_compute *n = calloc(1, sizeof(*n));
+	int ret;
+
+	if (!n)
+		return error_set(err, ENOMEM, "out of memory");
+	n->endpoint = strdup(c->endpoint);
+	n->project = strdup(c->project);
+	n->creds = c->creds;
+	n->http_opt = c->http_opt;
+	if (!n->endpoint || !n->project) {
+		ret = error_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	ret = http_client_new(&n->http_opt, &n->http, err);
+	if (ret < 0)
+		goto fail;
+	*out = n;
+	return 0;
+fail:
+	gcp_compute_free(n);
+	return ret;
+}
+
+void gcp_compute_clone_done(struct gcp_compute *c, struct gcp_compute *clone)
+{
+	struct http_stats st;
+
+	if (!clone)
+		return;
+	if (clone->http) {
+		http_client_stats(clone->http, &st);
+		c->clones.requests += st.requests;
+		c->clones.retries += st.retries;
+		c->clones.connections += st.connections;
+		c->clones.bytes_received += st.bytes_received;
+		c->clones.wait_ms += st.wait_ms;
+	}
+	gcp_compute_free(clone);
 }
 
 void gcp_compute_free(struct gcp_compute *c)
@@ -123,9 +175,19 @@ const char *gcp_compute_project(const struct gcp_compute *c)
 	return c->project;
 }
 
+const struct http_client *gcp_compute_http(const struct gcp_compute *c)
+{
+	return c->http;
+}
+
 void gcp_compute_stats(const struct gcp_compute *c, struct http_stats *out)
 {
 	http_client_stats(c->http, out);
+	out->requests += c->clones.requests;
+	out->retries += c->clones.retries;
+	out->connections += c->clones.connections;
+	out->bytes_received += c->clones.bytes_received;
+	out->wait_ms += c->clones.wait_ms;
 }
 
 /* ---- errors ---- */
@@ -533,7 +595,9 @@ static int list_pages(struct gcp_compute *c, const char *path, const char *resou
 		if (ret)
 			goto cleanup;
 		next = json_str(page, "nextPageToken");
-		if (!next || !*next)
+		if (opt && opt->more)
+			*opt->more = next && *next;
+		if (!next || !*next || (opt && opt->max_pages && pages + 1 >= opt->max_pages))
 			break;
 		if (token && !strcmp(token, next)) {
 			ret = error_set(err, EBADMSG, "%s: nextPageToken repeats itself", what);

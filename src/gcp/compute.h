@@ -24,7 +24,8 @@
  * Messages read "HTTP 412 conditionNotMet: <Google's message> (GET URL)" and
  * "operation NAME: IP_IN_USE_BY_ANOTHER_RESOURCE: <message>".
  *
- * A struct gcp_compute is not thread-safe (one HTTP connection); use one per thread.
+ * A struct gcp_compute is not thread-safe (one HTTP connection); use one per thread
+ * (gcp_compute_clone()).
  */
 #ifndef TALOS_GCP_GCP_COMPUTE_H
 #define TALOS_GCP_GCP_COMPUTE_H
@@ -57,11 +58,23 @@ struct gcp_compute_options {
 int gcp_compute_new(const struct gcp_compute_options *opt, struct gcp_compute **out,
 		    struct error *err);
 void gcp_compute_free(struct gcp_compute *c);
+/*
+ * Another client to the same endpoint and project, with the same credentials (shared: they
+ * are thread-safe) and HTTP options, for another thread. Free it with
+ * gcp_compute_clone_done(), which counts its requests in c's statistics.
+ */
+int gcp_compute_clone(const struct gcp_compute *c, struct gcp_compute **out, struct error *err);
+void gcp_compute_clone_done(struct gcp_compute *c, struct gcp_compute *clone);
 /* The API root in use, always ending in '/'. */
 const char *gcp_compute_endpoint(const struct gcp_compute *c);
 const char *gcp_compute_project(const struct gcp_compute *c);
-/* Requests made to the Compute API (token requests are counted by the credentials). */
+/*
+ * Requests made to the Compute API, its clones' included (token requests are counted by the
+ * credentials).
+ */
 void gcp_compute_stats(const struct gcp_compute *c, struct http_stats *out);
+/* The client's HTTP client (timeouts, for -v). */
+const struct http_client *gcp_compute_http(const struct gcp_compute *c);
 
 /*
  * Called once per listed item. scope is the aggregated list's key ("zones/us-central1-a",
@@ -87,6 +100,12 @@ struct gcp_list_options {
 	 * as common/json_stream.h defines. NULL: whole items.
 	 */
 	const char *const *projection;
+	/*
+	 * Stop after this many pages (0: read them all); *more (if not NULL) then says whether
+	 * the list went on.
+	 */
+	unsigned max_pages;
+	bool *more;
 };
 
 /*
@@ -101,6 +120,19 @@ struct gcp_list_options {
 int gcp_compute_aggregated_list(struct gcp_compute *c, const char *resource,
 				const struct gcp_list_options *opt, gcp_item_fn fn, void *arg,
 				struct error *err);
+/* Most connections gcp_compute_aggregated_list_parallel() opens at once. */
+#define GCP_PARALLEL_MAX 32
+
+/*
+ * n aggregated lists of resource at once (opts[i]: the i-th list's filter, fields, ...), on
+ * up to GCP_PARALLEL_MAX connections (clones of c, on threads of their own). fn sees every
+ * item of every list, one call at a time (in no particular order across lists). The first
+ * list to fail stops the others (they stop between pages) and is the return value; items
+ * handed over before stay handed over, as for one list.
+ */
+int gcp_compute_aggregated_list_parallel(struct gcp_compute *c, const char *resource,
+					 const struct gcp_list_options *opts, size_t n,
+					 gcp_item_fn fn, void *arg, struct error *err);
 /* gcp_compute_aggregated_list(c, "instances", ...). */
 int gcp_compute_list_instances(struct gcp_compute *c, const struct gcp_list_options *opt,
 			       gcp_item_fn fn, void *arg, struct error *err);

@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,14 @@ struct gcp_credentials {
 	/* cached token */
 	char *token;
 	uint64_t refresh_at_ms, expires_at_ms; /* CLOCK_MONOTONIC */
+	/*
+	 * Clients on several threads share the credentials (parallel lists): the lock makes one
+	 * of them fetch while the others wait, and a replaced token is kept (retired) until the
+	 * credentials are freed, since another thread may still be copying it into a header.
+	 */
+	pthread_mutex_t lock;
+	char **retired;
+	size_t n_retired;
 	struct http_options http_opt;
 	struct http_client *http;
 };
@@ -75,8 +84,29 @@ void gcp_credentials_free(struct gcp_credentials *c)
 	free(c->token_uri);
 	free(c->chain);
 	free_secret_str(c->token);
+	for (size_t i = 0; i < c->n_retired; i++)
+		free_secret_str(c->retired[i]);
+	free(c->retired);
 	http_client_free(c->http);
+	pthread_mutex_destroy(&c->lock);
 	free(c);
+}
+
+/* Sets the token to tok (owned), keeping the previous one until the credentials go. */
+static int replace_token(struct gcp_credentials *c, char *tok)
+{
+	if (c->token) {
+		char **n = realloc(c->retired, (c->n_retired + 1) * sizeof(*n));
+
+		if (!n) {
+			free_secret_str(tok);
+			return -ENOMEM;
+		}
+		c->retired = n;
+		c->retired[c->n_retired++] = c->token;
+	}
+	c->token = tok;
+	return 0;
 }
 
 static struct gcp_credentials *creds_new(enum gcp_cred_kind kind, const char *source,
@@ -86,6 +116,7 @@ static struct gcp_credentials *creds_new(enum gcp_cred_kind kind, const char *so
 
 	if (!c)
 		return NULL;
+	pthread_mutex_init(&c->lock, NULL);
 	c->kind = kind;
 	c->source = strdup(source);
 	c->scope = strdup(opt && opt->scope ? opt->scope : GCP_SCOPE_CLOUD_PLATFORM);
@@ -161,14 +192,16 @@ static int get_field(const json_t *obj, const char *key, bool required, const ch
 /* Plain http:// carries the assertion or refresh token in clear: loopback only. */
 static int check_token_uri(const char *uri, const char *path, struct error *err)
 {
-	if (!strncmp(uri, "https://", 8) && uri[8])
-		return 0;
-	if (!strncmp(uri, "http://", 7) && http_url_is_loopback(uri))
+	struct http_url_info info;
+	char what[600];
+
+	snprintf(what, sizeof(what), "%s: field \"token_uri\"", path);
+	if (http_url_check(uri, what, 0, &info, err) < 0)
+		return -EINVAL;
+	if (info.https || info.loopback)
 		return 0;
 	return error_set(err, EINVAL,
-			 "%s: field \"token_uri\": \"%s\" is not an https:// URL (http:// only on "
-			 "loopback)",
-			 path, uri);
+			 "%s: \"%s\" is not an https:// URL (http:// only on loopback)", what, uri);
 }
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -620,9 +653,7 @@ static int take_token_response(struct gcp_credentials *c, const char *what,
 		ret = error_set(err, EBADMSG, "%s: response has an invalid \"expires_in\"", what);
 		goto cleanup;
 	}
-	free_secret_str(c->token);
-	c->token = strdup(json_string_value(at));
-	if (!c->token) {
+	if (replace_token(c, strdup(json_string_value(at))) < 0 || !c->token) {
 		ret = error_set(err, ENOMEM, "out of memory");
 		goto cleanup;
 	}
@@ -720,9 +751,9 @@ cleanup:
 	return ret;
 }
 
-int gcp_credentials_token(void *arg, bool refresh, const char **token, struct error *err)
+static int token_locked(struct gcp_credentials *c, bool refresh, const char **token,
+			struct error *err)
 {
-	struct gcp_credentials *c = arg;
 	uint64_t now = now_ms();
 	int ret;
 
@@ -737,8 +768,8 @@ int gcp_credentials_token(void *arg, bool refresh, const char **token, struct er
 		ret = read_token_file(c->source, &tok, err);
 		if (ret < 0)
 			return ret;
-		free_secret_str(c->token);
-		c->token = tok;
+		if (replace_token(c, tok) < 0)
+			return error_set(err, ENOMEM, "out of memory");
 		*token = c->token;
 		return 0;
 	}
@@ -754,4 +785,15 @@ int gcp_credentials_token(void *arg, bool refresh, const char **token, struct er
 	}
 	*token = c->token;
 	return 0;
+}
+
+int gcp_credentials_token(void *arg, bool refresh, const char **token, struct error *err)
+{
+	struct gcp_credentials *c = arg;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = token_locked(c, refresh, token, err);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
 }

@@ -59,11 +59,15 @@ int kube_client_new(const struct kube_config *cfg, const struct http_options *ht
 		    struct kube_client **out, struct error *err)
 {
 	struct http_options hopt = {0};
+	struct http_url_info info;
 	struct kube_client *c;
 	int ret;
 
 	if (!cfg || !cfg->server)
 		return error_set(err, EINVAL, "kube client: no server");
+	ret = http_url_check(cfg->server, "kube server", 0, &info, err);
+	if (ret < 0)
+		return ret;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return error_set(err, ENOMEM, "out of memory");
@@ -86,6 +90,19 @@ int kube_client_new(const struct kube_config *cfg, const struct http_options *ht
 	hopt.token = (c->token || c->token_file) ? kube_token : NULL;
 	hopt.token_arg = c;
 	hopt.retry_response = NULL;
+	hopt.headers = (const char *const *)cfg->headers;
+	hopt.proxy = cfg->proxy_url;
+	if (!info.https && hopt.token && !info.loopback) {
+		ret =
+		    error_set(err, EINVAL,
+			      "kube server %s: plain http:// would send the bearer token in clear "
+			      "(only loopback may use it: 127.0.0.0/8, [::1], localhost)",
+			      cfg->server);
+		goto fail;
+	}
+	if (cfg->impersonate_user)
+		log_debug("kube: impersonating %s (%s)", cfg->impersonate_user,
+			  cfg->source ? cfg->source : "kubeconfig");
 	if (cfg->insecure_skip_tls_verify)
 		log_warn("kube: TLS certificate verification is off for %s "
 			 "(insecure-skip-tls-verify in %s)",
@@ -114,6 +131,11 @@ void kube_client_free(struct kube_client *c)
 const char *kube_client_server(const struct kube_client *c)
 {
 	return c->server;
+}
+
+const struct http_client *kube_client_http(const struct kube_client *c)
+{
+	return c->http;
 }
 
 void kube_client_stats(const struct kube_client *c, struct http_stats *out)
@@ -212,12 +234,55 @@ static int list_item(void *arg, json_t *item, const struct json_stream_at *at)
 	return li->fn(li->arg, item);
 }
 
+struct streamed {
+	struct json_stream *js;
+	int ret; /* the reader's non-zero answer, which stopped the transfer */
+};
+
+static int streamed_data(void *arg, const char *data, size_t len)
+{
+	struct streamed *st = arg;
+
+	st->ret = json_stream_feed(st->js, data, len);
+	return st->ret ? -ECANCELED : 0;
+}
+
+/*
+ * GET url with the body parsed as it arrives: nothing of a 40 MB list is kept but the
+ * fields asked for, and parsing overlaps the transfer. Once bytes were handed over the
+ * request is not retried (the items went to the caller already).
+ */
+static int get_streamed(struct kube_client *c, const char *url, const char *what,
+			const struct json_stream_options *sopt, struct list_items *li,
+			json_t **page, struct error *err)
+{
+	struct streamed st = {0};
+	struct http_response resp;
+	int ret;
+
+	st.js = json_stream_new(what, sopt, list_item, li, err);
+	if (!st.js)
+		return err && err->code ? -err->code : -ENOMEM;
+	ret = http_call(
+	    c->http,
+	    &(struct http_request){.url = url, .on_data = streamed_data, .on_data_arg = &st}, NULL,
+	    kube_status_error, &resp, err);
+	if (st.ret)
+		ret = st.ret; /* the reader's error, in err */
+	else if (ret == 0)
+		ret = json_stream_finish(st.js, page);
+	http_response_free(&resp);
+	json_stream_free(st.js);
+	return ret;
+}
+
 int kube_list(struct kube_client *c, const char *path, const struct kube_list_options *opt,
 	      kube_item_fn fn, void *arg, char *resource_version, size_t rv_len, struct error *err)
 {
 	static const char *const page_fields[] = {"metadata.continue", "metadata.resourceVersion",
 						  NULL};
 	unsigned limit = opt && opt->limit ? opt->limit : KUBE_DEFAULT_LIMIT;
+	bool whole = limit == KUBE_LIST_ALL;
 	struct json_stream_options sopt = {
 	    .items = "items",
 	    .fields = opt ? opt->fields : NULL,
@@ -234,7 +299,7 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 	if (ret < 0)
 		return ret;
 	snprintf(num, sizeof(num), "%u", limit);
-	if (http_url_add_query(&base, "limit", num) < 0 ||
+	if ((!whole && http_url_add_query(&base, "limit", num) < 0) ||
 	    (opt && opt->label_selector &&
 	     http_url_add_query(&base, "labelSelector", opt->label_selector) < 0) ||
 	    (opt && opt->field_selector &&
@@ -262,13 +327,16 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 		json_decref(page);
 		page = NULL;
 		http_response_free(&resp);
-		ret = http_call(c->http, &(struct http_request){.url = url}, NULL,
-				kube_status_error, &resp, err);
-		if (ret < 0)
-			goto cleanup;
-		/* Items one at a time; of the page itself only what paging needs. */
-		ret = json_stream_parse(resp.body, resp.body_len, what, &sopt, list_item, &li,
-					&page, err);
+		if (whole) {
+			ret = get_streamed(c, url, what, &sopt, &li, &page, err);
+		} else {
+			ret = http_call(c->http, &(struct http_request){.url = url}, NULL,
+					kube_status_error, &resp, err);
+			/* Items one at a time; of the page itself only what paging needs. */
+			if (ret == 0)
+				ret = json_stream_parse(resp.body, resp.body_len, what, &sopt,
+							list_item, &li, &page, err);
+		}
 		if (ret)
 			goto cleanup;
 		rv = json_path_str(page, "metadata.resourceVersion");

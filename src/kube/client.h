@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -34,6 +35,12 @@
 #include "kube/kubeconfig.h"
 
 #define KUBE_DEFAULT_LIMIT 500
+/*
+ * kube_list_options.limit: one request without limit, as the API server serves a whole
+ * list, its body parsed as it arrives (the fewest round trips; nothing kept but the fields
+ * asked for). A continue token in the answer is still followed.
+ */
+#define KUBE_LIST_ALL UINT_MAX
 
 struct kube_client;
 
@@ -46,6 +53,8 @@ int kube_client_new(const struct kube_config *cfg, const struct http_options *ht
 void kube_client_free(struct kube_client *c);
 const char *kube_client_server(const struct kube_client *c);
 void kube_client_stats(const struct kube_client *c, struct http_stats *out);
+/* The client's HTTP client (timeouts, for -v). */
+const struct http_client *kube_client_http(const struct kube_client *c);
 
 /*
  * Any request: method on path (which may carry a query), optional JSON body sent with
@@ -61,7 +70,7 @@ typedef int (*kube_item_fn)(void *arg, json_t *item);
 struct kube_list_options {
 	const char *label_selector;   /* "k=v,k2 in (a,b)", NULL: none */
 	const char *field_selector;   /* "metadata.name=n1", NULL: none */
-	unsigned limit;               /* page size, 0: KUBE_DEFAULT_LIMIT */
+	unsigned limit;               /* page size, 0: KUBE_DEFAULT_LIMIT; KUBE_LIST_ALL */
 	const char *resource_version; /* NULL: most recent */
 	/*
 	 * NULL-terminated dotted paths of each item to keep ("metadata.name", "spec.podCIDR";

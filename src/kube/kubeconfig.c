@@ -11,8 +11,10 @@
 
 #include "common/base64.h"
 #include "common/fileio.h"
+#include "common/http.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/yaml_limits.h"
 
 #define KUBECONFIG_MAX_BYTES (4 << 20)
 #define REFERENCED_MAX_BYTES (1 << 20)
@@ -354,6 +356,17 @@ static int kc_add(struct kc *k, const char *buf, size_t len, const char *path, s
 		return error_set(err, ENOMEM, "out of memory");
 	}
 	k->nfiles++;
+	/*
+	 * Bounded first: libyaml's loader costs the square of the nesting depth. A syntax error
+	 * is left to the loader to report (it reads no further than this scan did).
+	 */
+	ret = yaml_check_limits(buf, len, NULL, err);
+	if (ret < 0 && ret != -EINVAL) {
+		char msg[ERROR_MSG_MAX];
+
+		snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
+		return error_set(err, -ret, "%s:%s", f->path, msg);
+	}
 	if (!yaml_parser_initialize(&parser))
 		return error_set(err, ENOMEM, "out of memory");
 	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
@@ -415,6 +428,11 @@ void kube_config_free(struct kube_config *c)
 	free_secret(c->key_pem, c->key_pem_len);
 	free_secret_str(c->token);
 	free(c->token_file);
+	free_secret_str(c->proxy_url);
+	for (size_t i = 0; c->headers && c->headers[i]; i++)
+		free(c->headers[i]);
+	free(c->headers);
+	free(c->impersonate_user);
 	free(c->namespace);
 	free(c->context);
 	free(c->source);
@@ -531,12 +549,192 @@ static void trim(char *s)
 	memmove(s, s + i, n - i + 1);
 }
 
+/* ---- impersonation ---- */
+
+/* A header value taken from the file: no control characters, which could forge headers. */
+static bool header_value_ok(const char *v)
+{
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * An extra's key as a header name suffix, as client-go's headerKeyEscape() writes it: bytes
+ * that are not an RFC 9110 token character, and '%' itself, percent-encoded (the API server
+ * lowercases and url.PathUnescape()s the suffix).
+ */
+static char *header_key_escape(const char *key)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out = malloc(strlen(key) * 3 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+		if (*p < 0x7f && *p != '%' &&
+		    ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+		     (*p >= 'A' && *p <= 'Z') || strchr("!#$&'*+-.^_`|~", *p))) {
+			*o++ = (char)*p;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+static int add_header(struct kube_config *c, size_t *n, const char *name, const char *value,
+		      struct error *err)
+{
+	char **nh = realloc(c->headers, (*n + 2) * sizeof(*nh));
+
+	if (!nh)
+		return error_set(err, ENOMEM, "out of memory");
+	c->headers = nh;
+	if (asprintf(&nh[*n], "%s: %s", name, value) < 0)
+		return error_set(err, ENOMEM, "out of memory");
+	nh[++*n] = NULL;
+	return 0;
+}
+
+/* The string items of a sequence node, checked as header values. */
+static int seq_strings(struct kc_file *f, yaml_node_t *seq, const char *what,
+		       int (*fn)(void *arg, const char *v, struct error *err), void *arg,
+		       struct error *err)
+{
+	size_t i = 0;
+
+	if (seq->type != YAML_SEQUENCE_NODE)
+		return kerr(err, EBADMSG, f, seq, "%s: expected a list of strings", what);
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top; it++, i++) {
+		yaml_node_t *v = yaml_document_get_node(&f->doc, *it);
+		const char *s = scalar(v);
+		int ret;
+
+		if (!s || is_null(v))
+			return kerr(err, EBADMSG, f, v, "%s[%zu]: expected a string", what, i);
+		if (!header_value_ok(s))
+			return kerr(err, EINVAL, f, v,
+				    "%s[%zu]: control characters are not allowed", what, i);
+		ret = fn(arg, s, err);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+struct header_sink {
+	struct kube_config *c;
+	size_t *n;
+	const char *name;
+};
+
+static int sink_value(void *arg, const char *v, struct error *err)
+{
+	struct header_sink *h = arg;
+
+	return add_header(h->c, h->n, h->name, v, err);
+}
+
+/*
+ * as, as-uid, as-groups, as-user-extra (client-go's AuthInfo.Impersonate*) as the headers
+ * its impersonatingRoundTripper sends. Types were checked by check_fields().
+ */
+static int resolve_impersonation(struct kc_file *f, yaml_node_t *body, const char *label,
+				 struct kube_config *c, struct error *err)
+{
+	yaml_node_t *as = map_get(&f->doc, body, "as"), *uid = map_get(&f->doc, body, "as-uid");
+	yaml_node_t *groups = map_get(&f->doc, body, "as-groups");
+	yaml_node_t *extra = map_get(&f->doc, body, "as-user-extra");
+	const char *user = is_null(as) ? NULL : scalar(as);
+	char what[256];
+	size_t n = 0;
+	int ret;
+
+	if (user && !*user)
+		user = NULL;
+	if (is_null(uid) || !*scalar(uid))
+		uid = NULL;
+	if (is_null(groups) || groups->data.sequence.items.start == groups->data.sequence.items.top)
+		groups = NULL;
+	if (is_null(extra) || extra->data.mapping.pairs.start == extra->data.mapping.pairs.top)
+		extra = NULL;
+	if (!user) {
+		yaml_node_t *what_node = uid ? uid : groups ? groups : extra;
+
+		if (what_node)
+			return kerr(err, EINVAL, f, what_node,
+				    "%s.%s: impersonating a uid, groups or extras needs a user "
+				    "(set %s.as)",
+				    label,
+				    what_node == uid      ? "as-uid"
+				    : what_node == groups ? "as-groups"
+							  : "as-user-extra",
+				    label);
+		return 0;
+	}
+	if (!header_value_ok(user))
+		return kerr(err, EINVAL, f, as, "%s.as: control characters are not allowed", label);
+	if ((ret = set_str(&c->impersonate_user, user, err)) < 0 ||
+	    (ret = add_header(c, &n, "Impersonate-User", user, err)) < 0)
+		return ret;
+	if (uid) {
+		if (!header_value_ok(scalar(uid)))
+			return kerr(err, EINVAL, f, uid,
+				    "%s.as-uid: control characters are not allowed", label);
+		if ((ret = add_header(c, &n, "Impersonate-Uid", scalar(uid), err)) < 0)
+			return ret;
+	}
+	if (groups) {
+		struct header_sink sink = {c, &n, "Impersonate-Group"};
+
+		snprintf(what, sizeof(what), "%s.as-groups", label);
+		if ((ret = seq_strings(f, groups, what, sink_value, &sink, err)) < 0)
+			return ret;
+	}
+	for (yaml_node_pair_t *p = extra ? extra->data.mapping.pairs.start : NULL;
+	     extra && p < extra->data.mapping.pairs.top; p++) {
+		yaml_node_t *kn = yaml_document_get_node(&f->doc, p->key);
+		yaml_node_t *vn = yaml_document_get_node(&f->doc, p->value);
+		const char *key = scalar(kn);
+		struct header_sink sink = {c, &n, NULL};
+		char *name, *esc;
+
+		if (!key || !*key)
+			return kerr(err, EBADMSG, f, kn,
+				    "%s.as-user-extra: keys must be non-empty strings", label);
+		snprintf(what, sizeof(what), "%s.as-user-extra.%.80s", label, key);
+		if (is_null(vn))
+			continue;
+		esc = header_key_escape(key);
+		if (!esc || asprintf(&name, "Impersonate-Extra-%s", esc) < 0) {
+			free(esc);
+			return error_set(err, ENOMEM, "out of memory");
+		}
+		free(esc);
+		sink.name = name;
+		ret = seq_strings(f, vn, what, sink_value, &sink, err);
+		free(name);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 static int resolve_user(struct kc_file *f, yaml_node_t *body, const char *label,
 			struct kube_config *c, struct error *err)
 {
 	const char *token, *token_file;
 	int ret;
 
+	ret = resolve_impersonation(f, body, label, c, err);
+	if (ret < 0)
+		return ret;
 	ret = pem_field(f, body, label, "client-certificate", &c->cert_pem, &c->cert_pem_len, err);
 	if (ret < 0)
 		return ret;
@@ -595,9 +793,10 @@ static int resolve_user(struct kc_file *f, yaml_node_t *body, const char *label,
 static int resolve_cluster(struct kc_file *f, struct kc_item *it, struct kube_config *c,
 			   struct error *err)
 {
-	char label[160];
-	const char *server, *host;
-	yaml_node_t *ins;
+	char label[160], what[200];
+	const char *server, *host, *proxy;
+	struct error uerr = {0};
+	yaml_node_t *ins, *sn;
 	bool insecure = false;
 	size_t n;
 	int ret;
@@ -609,25 +808,19 @@ static int resolve_cluster(struct kc_file *f, struct kc_item *it, struct kube_co
 	server = map_str(f, it->body, "server");
 	if (!server || !*server)
 		return kerr(err, EINVAL, f, it->body, "%s.server: missing", label);
-	if (strpbrk(server, " \t\r\n"))
-		return kerr(err, EINVAL, f, map_get(&f->doc, it->body, "server"),
-			    "%s.server: \"%.100s\" is not a URL", label, server);
-	if (!strncmp(server, "https://", 8) || !strncmp(server, "http://", 7))
+	sn = map_get(&f->doc, it->body, "server");
+	if (strstr(server, "://"))
 		ret = asprintf(&c->server, "%s", server);
-	else if (strstr(server, "://"))
-		return kerr(err, EINVAL, f, map_get(&f->doc, it->body, "server"),
-			    "%s.server: \"%.100s\": only http:// and https:// are supported", label,
-			    server);
 	else /* client-go defaults a bare host:port to https */
 		ret = asprintf(&c->server, "https://%s", server);
 	if (ret < 0) {
 		c->server = NULL;
 		return error_set(err, ENOMEM, "out of memory");
 	}
+	snprintf(what, sizeof(what), "%s.server", label);
+	if (http_url_check(c->server, what, 0, NULL, &uerr) < 0)
+		return kerr(err, EINVAL, f, sn, "%s", uerr.msg);
 	host = strstr(c->server, "://") + 3;
-	if (!*host || strchr("/?#@:", *host))
-		return kerr(err, EINVAL, f, map_get(&f->doc, it->body, "server"),
-			    "%s.server: \"%.100s\" names no host", label, server);
 	n = strlen(c->server);
 	while (c->server + n > host && c->server[n - 1] == '/')
 		c->server[--n] = '\0';
@@ -645,6 +838,15 @@ static int resolve_cluster(struct kc_file *f, struct kc_item *it, struct kube_co
 			    "allowed",
 			    label);
 	c->insecure_skip_tls_verify = insecure;
+	proxy = map_str(f, it->body, "proxy-url");
+	if (proxy && *proxy) {
+		snprintf(what, sizeof(what), "%s.proxy-url", label);
+		if (http_url_check(proxy, what, HTTP_URL_PROXY, NULL, &uerr) < 0)
+			return kerr(err, EINVAL, f, map_get(&f->doc, it->body, "proxy-url"), "%s",
+				    uerr.msg);
+		if ((ret = set_str(&c->proxy_url, proxy, err)) < 0)
+			return ret;
+	}
 	if (map_str(f, it->body, "tls-server-name"))
 		log_warn("%s: %s.tls-server-name is not supported: the server certificate must "
 			 "match the host of %s",

@@ -20,8 +20,21 @@
  * that names them. As client-go, a CA together with insecure-skip-tls-verify: true is
  * refused, and so are both a *-data field and its file form. exec and auth-provider users
  * are not supported (a one-line error says so when the user has nothing else);
- * tls-server-name and proxy-url are accepted but not applied (libcurl honours the usual
- * https_proxy / no_proxy variables).
+ * tls-server-name is accepted but not applied (a warning says so).
+ *
+ * The cluster's proxy-url (http, https, socks5, socks5h; proxy credentials allowed) is used
+ * for every request, as client-go does (without it libcurl honours https_proxy and no_proxy).
+ * The user's impersonation, as, as-uid, as-groups and as-user-extra, becomes the headers
+ * Impersonate-User, Impersonate-Uid, Impersonate-Group (one per group) and
+ * Impersonate-Extra-KEY (one per value, KEY percent-encoded as client-go's headerKeyEscape
+ * does),
+ * https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation.
+ * Groups, uid or extras without a user are refused (the API server refuses them too), and so
+ * are values with control characters (they would forge other headers).
+ *
+ * The YAML is read within doctor's limits (common/yaml_limits.h: nesting depth, nodes,
+ * documents) before it is loaded: a deeply nested file is refused after reading its first
+ * few hundred levels, in microseconds, instead of costing libyaml's loader a minute.
  *
  * Errors are one line naming the file, line and column (1-based) and the field:
  *   "/home/me/.kube/config:14:7: users[admin].user.client-key-data: invalid base64"
@@ -52,9 +65,16 @@ struct kube_config {
 	char *token;                   /* bearer token (a secret), or NULL */
 	char *token_file;              /* where the token was read from, re-read on 401; or NULL */
 	bool insecure_skip_tls_verify; /* only ever true when the kubeconfig says so */
-	char *namespace; /* context's namespace, the service account's, or "default" */
-	char *context;   /* context name; "in-cluster" for the service account */
-	char *source;    /* the kubeconfig path(s) used, or the service-account directory */
+	char *proxy_url;               /* the cluster's proxy-url (may hold credentials), or NULL */
+	/*
+	 * The user's impersonation as request headers ("Impersonate-User: jane", ...),
+	 * NULL-terminated; NULL when the user impersonates no one.
+	 */
+	char **headers;
+	char *impersonate_user; /* as, for messages; or NULL */
+	char *namespace;        /* context's namespace, the service account's, or "default" */
+	char *context;          /* context name; "in-cluster" for the service account */
+	char *source;           /* the kubeconfig path(s) used, or the service-account directory */
 	bool in_cluster;
 };
 

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -31,7 +33,7 @@ static const char *const templates[RENDER__COUNT] = {
 
 const char *const render_keys[][2] = {
     {"cluster-name", "cluster name (default talos)"},
-    {"project", "GCP project, for the CCM's cloud config (default demo-project)"},
+    {"project", "GCP project, for the CCM's cloud config (required)"},
     {"region", "GCP region (default us-central1)"},
     {"network", "VPC network name (default talos)"},
     {"subnetwork", "subnetwork name (default talos-nodes)"},
@@ -41,8 +43,10 @@ const char *const render_keys[][2] = {
     {"service-cidr", "Kubernetes Service range (default 10.96.0.0/12)"},
     {"vip", "control-plane VIP, the internal forwarding rule's address (default 10.0.0.2)"},
     {"mtu", "the VPC network's MTU (default 1460)"},
+    {"nodes", "planned number of nodes: the node and pods ranges must hold them (default 3)"},
+    {"talos-version", "Talos version the patches are for, e.g. v1.11 (default v1.12)"},
     {"ccm-image", "GCP CCM image"},
-    {"vip-alias-image", "vip-alias image"},
+    {"vip-alias-image", "vip-alias image, with its registry (required: none is published)"},
     {NULL, NULL},
 };
 
@@ -50,11 +54,66 @@ const char *const render_keys[][2] = {
 /* As deploy/vip-alias.Containerfile builds it; push it to your registry and pass the name. */
 #define DEFAULT_VIP_ALIAS_IMAGE "vip-alias:" TALOS_GCP_VERSION
 
+/* Talos v1.12 brought link documents (DummyLinkConfig); before, machine.network.interfaces. */
+#define TALOS_LINK_DOCUMENTS_MINOR 12
+#define DEFAULT_TALOS_MAJOR        1
+#define DEFAULT_TALOS_MINOR        12
+#define DEFAULT_NODES              3
+#define MAX_NODES                  100000
+
+/*
+ * Compute Engine's regions, https://cloud.google.com/compute/docs/regions-zones#available
+ * (42 as of 2025). A region GCP does not have fails every insert later; refuse it here.
+ */
+static const char *const gcp_regions[] = {
+    "africa-south1",
+    "asia-east1",
+    "asia-east2",
+    "asia-northeast1",
+    "asia-northeast2",
+    "asia-northeast3",
+    "asia-south1",
+    "asia-south2",
+    "asia-southeast1",
+    "asia-southeast2",
+    "australia-southeast1",
+    "australia-southeast2",
+    "europe-central2",
+    "europe-north1",
+    "europe-north2",
+    "europe-southwest1",
+    "europe-west1",
+    "europe-west10",
+    "europe-west12",
+    "europe-west2",
+    "europe-west3",
+    "europe-west4",
+    "europe-west6",
+    "europe-west8",
+    "europe-west9",
+    "me-central1",
+    "me-central2",
+    "me-west1",
+    "northamerica-northeast1",
+    "northamerica-northeast2",
+    "northamerica-south1",
+    "southamerica-east1",
+    "southamerica-west1",
+    "us-central1",
+    "us-east1",
+    "us-east4",
+    "us-east5",
+    "us-south1",
+    "us-west1",
+    "us-west2",
+    "us-west3",
+    "us-west4",
+};
+
 void render_values_default(struct render_values *v)
 {
 	memset(v, 0, sizeof(*v));
 	snprintf(v->cluster_name, sizeof(v->cluster_name), "talos");
-	snprintf(v->project, sizeof(v->project), "demo-project");
 	snprintf(v->region, sizeof(v->region), "us-central1");
 	snprintf(v->network, sizeof(v->network), "talos");
 	snprintf(v->subnetwork, sizeof(v->subnetwork), "talos-nodes");
@@ -66,6 +125,59 @@ void render_values_default(struct render_values *v)
 	v->mtu = 1460;
 	snprintf(v->ccm_image, sizeof(v->ccm_image), "%s", DEFAULT_CCM_IMAGE);
 	snprintf(v->vip_alias_image, sizeof(v->vip_alias_image), "%s", DEFAULT_VIP_ALIAS_IMAGE);
+	v->nodes = DEFAULT_NODES;
+	v->talos_major = DEFAULT_TALOS_MAJOR;
+	v->talos_minor = DEFAULT_TALOS_MINOR;
+}
+
+static bool region_known(const char *s)
+{
+	for (size_t i = 0; i < sizeof(gcp_regions) / sizeof(gcp_regions[0]); i++)
+		if (!strcmp(s, gcp_regions[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Whether an image reference names its registry: as the container runtimes read it, the part
+ * before the first '/' is a registry when it has a '.' or a ':' or is "localhost"; otherwise
+ * (vip-alias:1.0, library/x) the runtime silently pulls from docker.io.
+ */
+static bool image_has_registry(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	size_t n;
+
+	if (!slash)
+		return false;
+	n = (size_t)(slash - s);
+	return memchr(s, '.', n) || memchr(s, ':', n) || (n == 9 && !memcmp(s, "localhost", 9));
+}
+
+/* "v1.12", "1.12" or "v1.12.3": major and minor. */
+static int parse_talos_version(const char *s, unsigned *major, unsigned *minor)
+{
+	unsigned long a, b;
+	char *end;
+
+	if (*s == 'v')
+		s++;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	a = strtoul(s, &end, 10);
+	if (*end != '.' || end[1] < '0' || end[1] > '9')
+		return -EINVAL;
+	b = strtoul(end + 1, &end, 10);
+	if (*end == '.') {
+		if (end[1] < '0' || end[1] > '9')
+			return -EINVAL;
+		strtoul(end + 1, &end, 10);
+	}
+	if (*end || a != 1 || b > 99)
+		return -EINVAL;
+	*major = (unsigned)a;
+	*minor = (unsigned)b;
+	return 0;
 }
 
 /* RFC 1035 label: what GCP accepts for resource names (and Kubernetes for most names). */
@@ -136,13 +248,39 @@ int render_set(struct render_values *v, const char *key, const char *value, stru
 		return set_name(v->cluster_name, sizeof(v->cluster_name), key, value, err,
 				name_valid,
 				"lowercase letters, digits and '-', starting with a letter");
-	if (!strcmp(key, "project"))
-		return set_name(
-		    v->project, sizeof(v->project), key, value, err, project_valid,
-		    "not a GCP project id (6-30 of a-z, 0-9, '-', starting with a letter)");
-	if (!strcmp(key, "region"))
+	if (!strcmp(key, "project")) {
+		int r = set_name(v->project, sizeof(v->project), key, value, err, project_valid,
+				 "not a GCP project id (6-30 of a-z, 0-9, '-', starting with a "
+				 "letter)");
+
+		v->project_set = v->project_set || r == 0;
+		return r;
+	}
+	if (!strcmp(key, "region")) {
+		if (!region_known(value))
+			return error_set(err, EINVAL,
+					 "--region %.100s: not a Compute Engine region (e.g. "
+					 "us-central1; gcloud compute regions list)",
+					 value);
 		return set_name(v->region, sizeof(v->region), key, value, err, name_valid,
 				"not a GCP region name (e.g. us-central1)");
+	}
+	if (!strcmp(key, "nodes")) {
+		uint64_t n;
+
+		if (parse_u64(value, MAX_NODES, &n) < 0 || n == 0)
+			return error_set(err, EINVAL, "--nodes %.100s: want 1 to %d", value,
+					 MAX_NODES);
+		v->nodes = (unsigned)n;
+		return 0;
+	}
+	if (!strcmp(key, "talos-version")) {
+		if (parse_talos_version(value, &v->talos_major, &v->talos_minor) < 0)
+			return error_set(
+			    err, EINVAL,
+			    "--talos-version %.100s: want a Talos version such as v1.12", value);
+		return 0;
+	}
 	if (!strcmp(key, "network"))
 		return set_name(v->network, sizeof(v->network), key, value, err, name_valid,
 				"not a GCP resource name");
@@ -179,16 +317,42 @@ int render_set(struct render_values *v, const char *key, const char *value, stru
 		v->mtu = (unsigned)m;
 		return 0;
 	}
-	if (!strcmp(key, "ccm-image"))
-		return set_name(v->ccm_image, sizeof(v->ccm_image), key, value, err, image_valid,
-				"not an image reference");
-	if (!strcmp(key, "vip-alias-image"))
-		return set_name(v->vip_alias_image, sizeof(v->vip_alias_image), key, value, err,
-				image_valid, "not an image reference");
+	if (!strcmp(key, "ccm-image")) {
+		int r = set_name(v->ccm_image, sizeof(v->ccm_image), key, value, err, image_valid,
+				 "not an image reference");
+
+		v->ccm_image_set = v->ccm_image_set || r == 0;
+		return r;
+	}
+	if (!strcmp(key, "vip-alias-image")) {
+		int r = set_name(v->vip_alias_image, sizeof(v->vip_alias_image), key, value, err,
+				 image_valid, "not an image reference");
+
+		v->vip_alias_image_set = v->vip_alias_image_set || r == 0;
+		return r;
+	}
 	return -ENOENT;
 }
 
-int render_validate(const struct render_values *v, struct error *err)
+static uint32_t ipv4_of(const struct ip_addr *ip)
+{
+	return (uint32_t)ip->bytes[0] << 24 | (uint32_t)ip->bytes[1] << 16 |
+	       (uint32_t)ip->bytes[2] << 8 | ip->bytes[3];
+}
+
+/* An image no flag named must say where it comes from. */
+static int check_image(const char *image, bool set, const char *flag, struct error *err)
+{
+	if (set || image_has_registry(image))
+		return 0;
+	return error_set(err, EINVAL,
+			 "%s: required: the default %s names no registry (the runtime would pull "
+			 "it from docker.io); build deploy/vip-alias.Containerfile, push it, and "
+			 "name it (e.g. %s ghcr.io/you/vip-alias:%s)",
+			 flag, image, flag, TALOS_GCP_VERSION);
+}
+
+int render_validate(const struct render_values *v, const bool *want, struct error *err)
 {
 	char a[CIDR_STRLEN], b[CIDR_STRLEN], vip[CIDR_STRLEN];
 	const struct {
@@ -199,14 +363,56 @@ int render_validate(const struct render_values *v, struct error *err)
 	    {&v->pod_cidr, "--pod-cidr"},
 	    {&v->service_cidr, "--service-cidr"},
 	};
+	uint32_t first, last, addr;
+	uint64_t usable;
+	int ret;
 
+	if (!v->project_set)
+		return error_set(
+		    err, EINVAL,
+		    "--project: required (the CCM's cloud config names the project the "
+		    "cluster runs in)");
+	if (!region_known(v->region))
+		return error_set(err, EINVAL, "--region %s: not a Compute Engine region",
+				 v->region);
 	ip_format(&v->vip, vip, sizeof(vip));
+	cidr_format(&v->node_cidr, a, sizeof(a));
+	/* Subnet primary ranges are /29 or larger (cloud.google.com/vpc/docs/subnets#valid-ranges).
+	 */
+	if (v->node_cidr.prefix > 29)
+		return error_set(err, EINVAL,
+				 "--node-cidr %s: a GCP subnet's primary range is /29 or larger "
+				 "(4 of its addresses are reserved)",
+				 a);
 	if (!cidr_contains_ip(&v->node_cidr, &v->vip))
 		return error_set(
 		    err, EINVAL,
 		    "--vip %s: not inside --node-cidr %s (an internal forwarding rule's "
 		    "address comes from the subnet's primary range)",
-		    vip, cidr_format(&v->node_cidr, a, sizeof(a)));
+		    vip, a);
+	/*
+	 * GCP reserves four addresses of every primary range: the network address, the default
+	 * gateway (the second), the second-to-last and the broadcast address
+	 * (cloud.google.com/vpc/docs/subnets#unusable-ip-addresses-in-every-subnet).
+	 */
+	first = ipv4_of(&v->node_cidr.addr);
+	last = first | (uint32_t)((1ull << (32 - v->node_cidr.prefix)) - 1);
+	addr = ipv4_of(&v->vip);
+	if (addr == first || addr == first + 1 || addr == last - 1 || addr == last)
+		return error_set(err, EINVAL,
+				 "--vip %s: GCP reserves it in %s (%s); use another address "
+				 "of the range",
+				 vip, a,
+				 addr == first       ? "the network address"
+				 : addr == first + 1 ? "the default gateway"
+				 : addr == last      ? "the broadcast address"
+						     : "the second-to-last address");
+	usable = (1ull << (32 - v->node_cidr.prefix)) - 4;
+	if (usable < (uint64_t)v->nodes + 1)
+		return error_set(err, EINVAL,
+				 "--node-cidr %s: %llu usable addresses, no room for --nodes %u "
+				 "and the VIP",
+				 a, (unsigned long long)usable, v->nodes);
 	for (size_t i = 0; i < 3; i++)
 		for (size_t j = i + 1; j < 3; j++)
 			if (cidr_overlaps(ranges[i].c, ranges[j].c))
@@ -218,6 +424,19 @@ int render_validate(const struct render_values *v, struct error *err)
 		return error_set(err, EINVAL,
 				 "--pod-cidr %s: smaller than one node's /24 alias range",
 				 cidr_format(&v->pod_cidr, a, sizeof(a)));
+	if (cidr_subnet_count(&v->pod_cidr, 24) < v->nodes)
+		return error_set(
+		    err, EINVAL,
+		    "--pod-cidr %s: room for %llu nodes' /24 alias ranges, not --nodes %u",
+		    cidr_format(&v->pod_cidr, a, sizeof(a)),
+		    (unsigned long long)cidr_subnet_count(&v->pod_cidr, 24), v->nodes);
+	if ((!want || want[RENDER_CCM]) &&
+	    (ret = check_image(v->ccm_image, v->ccm_image_set, "--ccm-image", err)) < 0)
+		return ret;
+	if ((!want || want[RENDER_VIP_ALIAS]) &&
+	    (ret = check_image(v->vip_alias_image, v->vip_alias_image_set, "--vip-alias-image",
+			       err)) < 0)
+		return ret;
 	return 0;
 }
 
@@ -255,8 +474,15 @@ static void describe_flags(const struct render_values *v, char *buf, size_t len)
 		ADD(" --vip %s", ip_format(&v->vip, t, sizeof(t)));
 	if (v->mtu != def.mtu)
 		ADD(" --mtu %u", v->mtu);
-	STR(ccm_image, "ccm-image");
-	STR(vip_alias_image, "vip-alias-image");
+	if (v->nodes != def.nodes)
+		ADD(" --nodes %u", v->nodes);
+	if (v->talos_major != def.talos_major || v->talos_minor != def.talos_minor)
+		ADD(" --talos-version v%u.%u", v->talos_major, v->talos_minor);
+	/* Named images are always said: the command in the header must run as it is. */
+	if (v->ccm_image_set || strcmp(v->ccm_image, def.ccm_image))
+		ADD(" --ccm-image %s", v->ccm_image);
+	if (v->vip_alias_image_set || strcmp(v->vip_alias_image, def.vip_alias_image))
+		ADD(" --vip-alias-image %s", v->vip_alias_image);
 #undef STR
 #undef CIDR
 #undef ADD
@@ -325,48 +551,70 @@ static const char *lookup(const struct render_values *v, const char *name, size_
 		return v->vip_alias_image;
 	if (IS("FLAGS"))
 		return flags;
+	if (IS("VIP_LINK_LEGACY") || IS("VIP_LINK_DOCUMENT")) {
+		/* A fragment, itself a template: the caller expands what this names. */
+		bool documents = v->talos_major > 1 || v->talos_minor >= TALOS_LINK_DOCUMENTS_MINOR;
+
+		if (IS("VIP_LINK_LEGACY"))
+			return documents ? "" : template_vip_link_legacy;
+		return documents ? template_vip_link_document : "";
+	}
 	return NULL;
 #undef IS
 }
 
-int render_component(const struct render_values *v, enum render_component c, char **out,
-		     size_t *len)
+/* Appends tpl with its @NAME@ placeholders replaced; fragments are expanded in turn. */
+static int expand(const struct render_values *v, const char *tpl, const char *flags, unsigned depth,
+		  struct strbuf *b)
 {
-	struct strbuf b = {0};
-	char flags[1024], tmp[CIDR_STRLEN];
+	char tmp[CIDR_STRLEN];
 	const char *p;
 	int ret = 0;
 
-	if ((unsigned)c >= RENDER__COUNT)
-		return -EINVAL;
-	describe_flags(v, flags, sizeof(flags));
-	for (p = templates[c]; *p && ret == 0;) {
+	if (depth > 2)
+		return -ELOOP;
+	for (p = tpl; *p && ret == 0;) {
 		const char *at = strchr(p, '@'), *end;
 		size_t n = 0;
 
-		if (!at) {
-			ret = sb_add(&b, p, strlen(p));
-			break;
-		}
+		if (!at)
+			return sb_add(b, p, strlen(p));
 		/* @NAME@ with NAME in [A-Z_]; any other '@' is text. */
 		for (end = at + 1; (*end >= 'A' && *end <= 'Z') || *end == '_'; end++)
 			n++;
 		if (n && *end == '@') {
 			const char *val = lookup(v, at + 1, n, tmp, sizeof(tmp), flags);
 
-			if (!val) {
-				ret = -EINVAL;
+			if (!val)
+				return -EINVAL;
+			if ((ret = sb_add(b, p, (size_t)(at - p))) < 0)
 				break;
-			}
-			if ((ret = sb_add(&b, p, (size_t)(at - p))) < 0 ||
-			    (ret = sb_add(&b, val, strlen(val))) < 0)
-				break;
+			if (!strncmp(at + 1, "VIP_LINK_", 9))
+				ret = expand(v, val, flags, depth + 1, b);
+			else
+				ret = sb_add(b, val, strlen(val));
 			p = end + 1;
 		} else {
-			ret = sb_add(&b, p, (size_t)(at - p) + 1);
+			ret = sb_add(b, p, (size_t)(at - p) + 1);
 			p = at + 1;
 		}
 	}
+	return ret;
+}
+
+int render_component(const struct render_values *v, enum render_component c, char **out,
+		     size_t *len)
+{
+	struct strbuf b = {0};
+	char flags[1024];
+	int ret;
+
+	if ((unsigned)c >= RENDER__COUNT)
+		return -EINVAL;
+	describe_flags(v, flags, sizeof(flags));
+	ret = expand(v, templates[c], flags, 0, &b);
+	if (ret == 0 && !b.s)
+		ret = sb_add(&b, "", 0);
 	if (ret < 0) {
 		free(b.s);
 		return ret;

@@ -32,6 +32,7 @@ const char template_talos_controlplane[] = HEADER
     "          physical: true\n"
     "        dhcp: true\n"
     "        mtu: @MTU@ # the VPC network's MTU\n"
+    "@VIP_LINK_LEGACY@"
     "  sysctls:\n"
     "    # Cilium native routing: no strict reverse-path filtering.\n"
     "    net.ipv4.conf.all.rp_filter: \"0\"\n"
@@ -60,7 +61,38 @@ const char template_talos_controlplane[] = HEADER
     "  etcd:\n"
     "    advertisedSubnets:\n"
     "      - @NODE_CIDR@\n"
-    "      - \"!@VIP@/32\"\n";
+    "      - \"!@VIP@/32\"\n"
+    "@VIP_LINK_DOCUMENT@";
+
+/*
+ * The VIP on dummy0 from boot, so that the API server has it before any pod (vip-alias
+ * included) runs; vip-alias then only heals. Before Talos v1.12: a dummy interface in
+ * machine.network.interfaces (talos.dev/v1.11/reference/configuration/v1alpha1/config/
+ * #Config.machine.network.interfaces., "dummy: Indicates if the interface is a dummy
+ * interface").
+ */
+const char template_vip_link_legacy[] =
+    "      # The VIP on dummy0 from boot: local before any pod runs (note §4); vip-alias\n"
+    "      # keeps it there. Never on lo, which node address detection would take.\n"
+    "      - interface: dummy0\n"
+    "        dummy: true\n"
+    "        addresses:\n"
+    "          - @VIP@/32\n";
+
+/*
+ * From Talos v1.12: a DummyLinkConfig document (docs.siderolabs.com/talos/v1.12/reference/
+ * configuration/network/dummylinkconfig: "a config document to create a dummy (virtual)
+ * network link", name, addresses[].address), in the same patch file.
+ */
+const char template_vip_link_document[] =
+    "---\n"
+    "# The VIP on dummy0 from boot: local before any pod runs (note §4); vip-alias keeps it\n"
+    "# there. Never on lo, which node address detection would take.\n"
+    "apiVersion: v1alpha1\n"
+    "kind: DummyLinkConfig\n"
+    "name: dummy0\n"
+    "addresses:\n"
+    "  - address: @VIP@/32\n";
 
 const char template_talos_worker[] =
     HEADER "# Talos machine-config patch for worker nodes (see talos/controlplane.yaml).\n"
@@ -414,12 +446,14 @@ const char template_vip_alias[] = HEADER
     "            limits:\n"
     "              memory: 32Mi\n"
     "          # With hostNetwork the kubelet must be told to probe 127.0.0.1 (the default would be\n"
-    "          # the node's address, where vip-alias does not listen).\n"
+    "          # the node's address, where vip-alias does not listen). Liveness is /livez: the\n"
+    "          # agent answers; a VIP that cannot be placed (/healthz 503) is not cured by a\n"
+    "          # restart, and only makes the pod not ready.\n"
     "          livenessProbe:\n"
     "            httpGet:\n"
     "              host: 127.0.0.1\n"
     "              port: 9365\n"
-    "              path: /healthz\n"
+    "              path: /livez\n"
     "            initialDelaySeconds: 5\n"
     "            periodSeconds: 10\n"
     "            timeoutSeconds: 2\n"

@@ -97,7 +97,9 @@ class Live(unittest.TestCase):
 class Rendered(Live):
     def setUp(self):
         super().setUp()
-        rc, _, err = talos_gcp(self.emu, "render", "--out", os.path.join(self.tmp, "r"))
+        rc, _, err = talos_gcp(self.emu, "render", "--project", self.emu.project,
+                               "--vip-alias-image", "vip-alias:0.1.0",
+                               "--out", os.path.join(self.tmp, "r"))
         self.assertEqual(rc, 0, err)
         self.files = [os.path.join(self.tmp, "r", f) for f in ("ccm.yaml", "vip-alias.yaml")]
 
@@ -209,7 +211,8 @@ class ClusterRules(Live):
     def test_cluster_cidr_differs_from_the_pods_range(self):
         self.nodes()
         self.vip_alias_pod("talos-cp-0")
-        rc, out, err = talos_gcp(self.emu, "render", "--only", "ccm", "--pod-cidr", "10.64.0.0/14")
+        rc, out, err = talos_gcp(self.emu, "render", "--project", self.emu.project, "--only", "ccm",
+                                 "--pod-cidr", "10.64.0.0/14")
         docs = out.split("\n---\n")
         dep = next(d for d in docs if "kind: Deployment" in d)
         path = os.path.join(self.tmp, "ccm.yaml")

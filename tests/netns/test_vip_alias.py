@@ -180,13 +180,22 @@ class AddressMode(NetnsCase):
         self.ns.ip("-6", "addr", "del", VIP6, "dev", "dummy0")
         self.assertEqual(a.wait_event("restored")["cause"], "address_removed")
         self.wait_until(lambda: self.vip_on("dummy0", VIP6), what="IPv6 VIP back")
-        # Down flushes IPv6 addresses: both must come back.
+        # Down flushes IPv6 addresses: both must come back. The flush's notifications may
+        # arrive after the link's; the agent reads the kernel's state once the link is up
+        # again, so one restore says it all, whatever the order (this failed by chance
+        # before: 'link_up' != 'link_up,address_added').
         self.ns.ip("link", "set", "dummy0", "down")
         ev = a.wait_event("restored", count=2)
         self.assertEqual(ev["cause"], "link_down")
         self.assertEqual(ev["actions"], "link_up,address_added")
-        self.wait_until(lambda: self.vip_on("dummy0", VIP6), what="IPv6 VIP after link down")
+        self.wait_until(lambda: self.vip_on("dummy0", VIP6), timeout=2,
+                        what="IPv6 VIP after link down")
         self.assert_local(VIP6)
+        time.sleep(0.2)  # a late, separate restore would show here
+        self.assertEqual(len(a.events("restored")), 2, a.log())
+        self.assertEqual(a.metric("vip_alias_restores_total", 'cause="address_removed"'), 1)
+        self.assertEqual(a.metric("vip_alias_restores_total", 'cause="link_down"'), 1)
+        self.assertEqual(a.metric("vip_alias_netlink_errors_total"), 0)
 
     def test_existing_interface_is_used_and_foreign_addresses_left_alone(self):
         index = self.veth("dummy0")
@@ -217,6 +226,46 @@ class AddressMode(NetnsCase):
         self.assertTrue(foreign <= after, f"cleanup touched foreign addresses: {after}")
         self.assertEqual(self.ifindex("dummy0"), index, "deleted a link it did not create")
         self.assertEqual(a.events("cleanup")[0]["actions"], "address_removed")
+
+    def test_vip_put_there_by_talos_is_present(self):
+        # Talos (DummyLinkConfig, or interfaces[].dummy) creates dummy0 and puts the VIP on it
+        # at boot, with no mark of ours: that is the VIP in place, not a conflict.
+        index = self.veth("dummy0")
+        self.nl.add_addr(VIP4, index)  # as Talos adds it: no IFA_PROTO 66, no ':vip' label
+        with self.ns.rtnl(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR) as mon:
+            a = self.agent("--vip", VIP4, "--metrics-addr", "127.0.0.1:0", "--cleanup-on-exit")
+            self.assertEqual(a.events("in_place")[0]["msg"], "already in place; nothing changed")
+            self.assertEqual(a.get("/healthz")[0], 200)
+            self.assertEqual(a.events("conflict"), [])
+            changes = [m for m in self.events_since(mon) if m[0] in (RTM_NEWADDR, RTM_DELADDR)]
+        self.assertEqual(changes, [], "took over or touched Talos' address")
+        (addr,) = self.addrs(VIP4, "dummy0")
+        self.assertIsNone(addr["proto"])
+        # Gone: vip-alias heals with its own, marked one.
+        self.ns.ip("addr", "del", VIP4, "dev", "dummy0")
+        self.assertEqual(a.wait_event("restored")["actions"], "address_added")
+        self.wait_until(lambda: self.vip_on("dummy0"), what="VIP back")
+        self.assertEqual(self.addrs(VIP4, "dummy0")[0]["proto"], PROTO)
+        self.assertEqual(a.stop(), 0)
+        self.assertFalse(self.addrs(VIP4), "cleanup left its own address")
+        self.assertEqual(self.ifindex("dummy0"), index, "deleted a link it did not create")
+
+    def test_vip_put_back_by_someone_else_during_a_restore_is_not_taken_over(self):
+        # The agent adds with NLM_F_EXCL: an address already back (Talos' controller was
+        # quicker) stays theirs, and counts as present.
+        index = self.veth("dummy0")
+        a = self.agent("--vip", VIP4, "--metrics-addr", "127.0.0.1:0")
+        a.send(signal.SIGSTOP)
+        try:
+            self.ns.ip("addr", "del", VIP4, "dev", "dummy0")
+            self.nl.add_addr(VIP4, index)  # put back, unmarked, before the agent runs again
+        finally:
+            a.send(signal.SIGCONT)
+        self.wait_until(lambda: a.get("/healthz")[0] == 200, what="healthz")
+        time.sleep(0.1)
+        (addr,) = self.addrs(VIP4, "dummy0")
+        self.assertIsNone(addr["proto"], "replaced someone else's address with its own")
+        self.assertEqual(a.metric("vip_alias_netlink_errors_total"), 0)
 
     def test_unowned_vip_on_the_interface_is_not_taken_over(self):
         self.veth("dummy0")
@@ -285,20 +334,18 @@ class AddressMode(NetnsCase):
         self.assertEqual(a.metric("vip_alias_resyncs_total", 'reason="signal"'), 1)
         self.assertEqual(a.events("restored"), [], "a resync with nothing missing changed things")
 
-    def rmem_default(self):
-        r = subprocess.run(["ip", "netns", "exec", self.ns.name, "cat",
-                            "/proc/sys/net/core/rmem_default"], capture_output=True, text=True)
-        return int(r.stdout) if r.returncode == 0 else 212992
-
     def test_lost_events_enobufs_trigger_a_resync(self):
         a = self.start()
+        # The agent sizes its monitor socket (1 MiB, as `ip monitor` does) and says so.
+        rcvbuf = int(a.events("start")[0]["monitor_rcvbuf"])
+        self.assertGreaterEqual(rcvbuf, 1 << 20)
         other = self.veth("eth0")
         a.send(signal.SIGSTOP)
         try:
             self.ns.ip("addr", "del", VIP4, "dev", "dummy0")
-            # Far more notifications than the monitor socket's buffer (rmem_default) holds:
-            # each takes well over 300 bytes of it.
-            n = max(2500, min(60000, self.rmem_default() // 300))
+            # Far more notifications than the monitor socket's buffer holds: each takes
+            # well over 300 bytes of it.
+            n = max(2500, min(60000, rcvbuf // 300))
             with tempfile.NamedTemporaryFile("w", suffix=".batch") as f:
                 for i in range(n):
                     f.write(f"addr add 198.18.{i // 250}.{i % 250 + 1}/32 dev eth0\n")
@@ -318,6 +365,7 @@ class AddressMode(NetnsCase):
     def test_http_endpoints(self):
         a = self.start()
         self.assertEqual(a.get("/healthz", "HEAD")[0], 200)
+        self.assertEqual(a.get("/livez"), (200, "alive\n"))
         self.assertEqual(a.get("/nope")[0], 404)
         self.assertEqual(a.get("/healthz", "POST")[0], 405)
         status, body = a.get("/metrics")
@@ -328,6 +376,23 @@ class AddressMode(NetnsCase):
                        "vip_alias_netlink_errors_total 0"):
             self.assertIn(needle, body)
         self.assertGreater(a.metric("vip_alias_last_reconcile_timestamp_seconds"), 1.6e9)
+
+    def test_idle_connections_do_not_starve_the_probe(self):
+        a = self.start()
+        idle = []
+        try:
+            # Far more idle connections than the agent keeps (they never send a request).
+            for _ in range(40):
+                idle.append(in_netns(self.ns.name,
+                                     lambda: socket.create_connection(("127.0.0.1", a.port), 2)))
+            t0 = time.monotonic()
+            self.assertEqual(a.get("/healthz"), (200, "ok\n"))
+            self.assertEqual(a.get("/livez")[0], 200)
+            # Not after the idle ones time out (5 s): at once (generous, never flaky).
+            self.assertLess(time.monotonic() - t0, 2.5)
+        finally:
+            for s_ in idle:
+                s_.close()
 
     def test_dummy0_creation_error_names_config_dummy(self):
         probe = self.ns.ip("link", "add", "vipprobe", "type", "dummy", check=False)
@@ -377,6 +442,9 @@ class Deploy(NetnsCase):
         self.assertEqual(sc["capabilities"], {"drop": ["ALL"], "add": ["NET_ADMIN"]})
         probe = c["livenessProbe"]["httpGet"]
         self.assertEqual((probe["host"], probe["path"], probe["port"]),
+                         ("127.0.0.1", "/livez", 9365))
+        ready = c["readinessProbe"]["httpGet"]
+        self.assertEqual((ready["host"], ready["path"], ready["port"]),
                          ("127.0.0.1", "/healthz", 9365))
         self.assertIn("cpu", c["resources"]["requests"])
         self.assertIn("memory", c["resources"]["requests"])
@@ -438,6 +506,8 @@ class LocalRouteMode(NetnsCase):
         self.assertEqual(a.get("/healthz")[0], 503)
         self.assertEqual(a.metric("vip_alias_vip_present"), 0)
         a.wait_event("waiting")
+        # Alive while the VIP cannot be placed: the kubelet must not restart it for that.
+        self.assertEqual(a.get("/livez"), (200, "alive\n"))
         self.veth("eth0")
         ev = a.wait_event("restored")
         self.assertEqual(ev["actions"], "route_added")
@@ -514,6 +584,13 @@ class BadInput(NetnsCase):
                      needle="VIP_ALIAS_INTERFACE=bad name:")
         self.refused("--vip", VIP4, "--mode", "local-route", "--interface", "eth9",
                      needle="--interface eth9: no such interface")
+
+    def test_lo_is_refused(self):
+        for args in (("--interface", "lo"), ("--mode", "local-route", "--interface", "lo")):
+            with self.subTest(args=args):
+                self.refused("--vip", VIP4, *args, needle="--interface lo: the VIP must not go on lo")
+        self.refused("--vip", VIP4, env={"VIP_ALIAS_INTERFACE": "lo"},
+                     needle="VIP_ALIAS_INTERFACE=lo: the VIP must not go on lo")
 
     def test_vip_owned_by_someone_else_on_another_interface(self):
         self.ns.ip("addr", "add", VIP4, "dev", "eth0")

@@ -64,6 +64,19 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
 	return MHD_YES;
 }
 
+static enum MHD_Result add_header_line(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	struct qs_ctx *q = cls;
+	int n;
+
+	(void)kind;
+	n = snprintf(q->dst + q->o, q->len - q->o, "%s: %s\n", key, value ? value : "");
+	if (n > 0 && (size_t)n < q->len - q->o)
+		q->o += (size_t)n;
+	return MHD_YES;
+}
+
 /* MHD decodes the query: rebuild a readable "path?k=v&..." for assertions. */
 static void rebuild_url(struct MHD_Connection *c, const char *path, char *dst, size_t len)
 {
@@ -123,6 +136,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	copy_header(conn, "Authorization", copy.authorization, sizeof(copy.authorization));
 	copy_header(conn, "Content-Type", copy.content_type, sizeof(copy.content_type));
 	copy_header(conn, "Metadata-Flavor", copy.metadata_flavor, sizeof(copy.metadata_flavor));
+	{
+		struct qs_ctx q = {copy.headers, sizeof(copy.headers), 0};
+
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_line, &q);
+	}
 	copy.body = cs->body ? strdup(cs->body) : strdup("");
 	copy.body_len = cs->len;
 	{

@@ -26,7 +26,8 @@ struct mock_request {
 	char authorization[2048];
 	char content_type[128];
 	char metadata_flavor[32];
-	char *body; /* NUL-terminated */
+	char headers[4096]; /* every header, "Name: value\n" each, in order */
+	char *body;         /* NUL-terminated */
 	size_t body_len;
 	bool client_cert; /* TLS: the client presented a certificate */
 };

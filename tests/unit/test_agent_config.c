@@ -190,6 +190,12 @@ static void test_bad_interface(void **state)
 	    "--interface 0123456789abcdef: not a valid interface name (1-15 bytes, no '/', "
 	    "':' or whitespace)",
 	    "--vip", "10.0.0.2", "--interface", "0123456789abcdef");
+	EXPECT_ERROR("--interface lo: the VIP must not go on lo: node address detection (kubelet, "
+		     "CCM) would take it for the node's address; use dummy0",
+		     "--vip", "10.0.0.2", "--interface", "lo");
+	EXPECT_ERROR("--interface lo: the VIP must not go on lo: node address detection (kubelet, "
+		     "CCM) would take it for the node's address; use dummy0",
+		     "--vip", "10.0.0.2", "--mode", "local-route", "--interface", "lo");
 	EXPECT_ERROR("--interface ..: not a valid interface name (1-15 bytes, no '/', ':' or "
 		     "whitespace)",
 		     "--vip", "10.0.0.2", "--interface", "..");

@@ -106,6 +106,11 @@ static void test_responses(void **state)
 	respond("HEAD /healthz HTTP/1.1\r\n\r\n", &m, out, sizeof(out));
 	assert_non_null(strstr(out, "Content-Length: 29\r\n"));
 	assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n");
+	/* Liveness is not the VIP: alive while the VIP is not in place. */
+	assert_string_equal(respond("GET /livez HTTP/1.1\r\n\r\n", &m, out, sizeof(out)),
+			    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			    "Content-Length: 6\r\nCache-Control: no-store\r\nConnection: close\r\n"
+			    "\r\nalive\n");
 	respond("GET /other HTTP/1.1\r\n\r\n", &m, out, sizeof(out));
 	assert_non_null(strstr(out, "HTTP/1.1 404 Not Found\r\n"));
 	respond("POST /healthz HTTP/1.1\r\n\r\n", &m, out, sizeof(out));

@@ -744,6 +744,104 @@ static void test_retry_after_parse(void **state)
 			 -EINVAL);
 }
 
+static void test_url_check(void **state)
+{
+	struct http_url_info info;
+	struct error err = {0};
+
+	(void)state;
+	assert_int_equal(
+	    http_url_check("https://compute.googleapis.com/compute/v1/", "--x", 0, &info, &err), 0);
+	assert_true(info.https);
+	assert_false(info.loopback);
+	assert_int_equal(
+	    http_url_check("http://localhost:x@127.0.0.2:9/", "--compute-endpoint", 0, &info, &err),
+	    -EINVAL);
+	/* Named, with the password hidden. */
+	assert_string_equal(
+	    err.msg, "--compute-endpoint \"http://***:***@127.0.0.2:9/\": user information "
+		     "(user:password@) in the URL is refused: it would be sent as credentials, "
+		     "and the host is what follows the '@'");
+	assert_int_equal(http_url_check("http://tok@h/", "x", 0, NULL, &err), -EINVAL);
+	assert_null(strstr(err.msg, "tok"));
+	assert_int_equal(http_url_check("example.com:443", "x", 0, NULL, &err), -EINVAL);
+	assert_int_equal(http_url_check("http://:80/", "x", 0, NULL, &err), -EINVAL);
+	assert_int_equal(http_url_check("https://a b/", "x", 0, NULL, &err), -EINVAL);
+	assert_int_equal(http_url_check("", "x", 0, NULL, &err), -EINVAL);
+	assert_int_equal(http_url_check("socks5://127.0.0.1:1080", "x", 0, NULL, &err), -EINVAL);
+	/* Proxies: socks and credentials are fine. */
+	assert_int_equal(
+	    http_url_check("socks5h://u:p@127.0.0.1:1080", "x", HTTP_URL_PROXY, NULL, &err), 0);
+	assert_int_equal(http_url_check("ftp://p/", "x", HTTP_URL_PROXY, NULL, &err), -EINVAL);
+}
+
+static void test_userinfo_never_sent(void **state)
+{
+	/* http_do() itself refuses a URL with user information: nothing reaches the server. */
+	struct http_client *c = client(NULL);
+	struct http_response resp;
+	struct error err = {0};
+	char url[128];
+
+	(void)state;
+	snprintf(url, sizeof(url), "http://localhost:x@%s/x", mock_url(srv) + strlen("http://"));
+	assert_int_equal(http_do(c, &(struct http_request){.url = url}, &resp, &err), -EINVAL);
+	assert_int_equal(resp.attempts, 0);
+	assert_int_equal(mock_count(srv), 0);
+	http_response_free(&resp);
+	http_client_free(c);
+}
+
+static void test_default_deadline_follows_timeout(void **state)
+{
+	/* --timeout 300s: the default 2-minute deadline of retries no longer cuts it short. */
+	struct http_client *c = client(&(struct http_options){.timeout_ms = 300000});
+	uint64_t attempt, total;
+
+	(void)state;
+	http_client_timeouts(c, &attempt, &total);
+	assert_int_equal(attempt, 300000);
+	assert_int_equal(total, 1200000);
+	http_client_free(c);
+	c = client(&(struct http_options){.timeout_ms = 0});
+	http_client_timeouts(c, &attempt, &total);
+	assert_int_equal(attempt, 30000);
+	assert_int_equal(total, 120000);
+	http_client_free(c);
+	c = client(&(struct http_options){.timeout_ms = 300000, .total_timeout_ms = 1000});
+	http_client_timeouts(c, &attempt, &total);
+	assert_int_equal(total, 1000); /* an explicit deadline is kept */
+	http_client_free(c);
+}
+
+static void test_client_headers_and_proxy(void **state)
+{
+	/*
+	 * Headers of the client go with every request; a proxy is used for every host (the mock
+	 * server acts as an HTTP proxy here: libcurl sends it the absolute URL).
+	 */
+	static const char *const headers[] = {"Impersonate-User: jane", NULL};
+	struct http_options o = {.headers = headers, .proxy = mock_url(srv)};
+	struct http_client *c = client(&o);
+	struct http_response resp;
+	struct error err = {0};
+	const struct mock_request *r;
+
+	(void)state;
+	setenv("no_proxy", "*", 1);
+	mock_push(srv, &(struct mock_response){.status = 200, .body = "{}"});
+	assert_int_equal(
+	    http_do(c, &(struct http_request){.url = "http://api.invalid/x"}, &resp, &err), 0);
+	unsetenv("no_proxy");
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(mock_count(srv), 1);
+	r = mock_req(srv, 0);
+	assert_non_null(strstr(r->headers, "Impersonate-User: jane\n"));
+	assert_non_null(strstr(r->headers, "Host: api.invalid\n"));
+	http_response_free(&resp);
+	http_client_free(c);
+}
+
 static void test_helpers(void **state)
 {
 	char *e;
@@ -754,13 +852,28 @@ static void test_helpers(void **state)
 	free(e);
 	assert_true(http_url_is_loopback("http://127.0.0.1:8080/x"));
 	assert_true(http_url_is_loopback("http://127.1.2.3/"));
+	assert_true(http_url_is_loopback("http://127.255.255.255/"));
+	/* Numeric forms libcurl connects to as 127.x: what it reads is what is judged. */
+	assert_true(http_url_is_loopback("http://127.1/"));
+	assert_true(http_url_is_loopback("http://0x7f.0.0.1/"));
+	assert_true(http_url_is_loopback("http://2130706433/"));
 	assert_true(http_url_is_loopback("http://localhost"));
 	assert_true(http_url_is_loopback("http://[::1]:80/"));
-	assert_false(http_url_is_loopback("http://127.0.0.1.evil.com/"));
+	assert_true(http_url_is_loopback("http://[0:0:0:0:0:0:0:1]/"));
+	/* The host is what follows the '@': user information is refused, loopback or not. */
+	assert_false(http_url_is_loopback("http://localhost:x@evil.example/"));
+	assert_false(http_url_is_loopback("http://localhost@evil.example/"));
 	assert_false(http_url_is_loopback("http://user@127.0.0.1/"));
+	assert_false(http_url_is_loopback("http://localhost:x@127.0.0.2:8080/"));
+	assert_false(http_url_is_loopback("http://127.0.0.1.evil.com/"));
+	assert_false(http_url_is_loopback("http://localhost.evil.example/"));
+	assert_false(http_url_is_loopback("http://localhost./"));
+	assert_false(http_url_is_loopback("http://[::ffff:127.0.0.1]/"));
+	assert_false(http_url_is_loopback("http://128.0.0.1/"));
 	assert_false(http_url_is_loopback("http://10.0.0.1/"));
-	assert_false(http_url_is_loopback("http://127.0.0/"));
 	assert_false(http_url_is_loopback("127.0.0.1"));
+	assert_false(http_url_is_loopback("ftp://127.0.0.1/"));
+	assert_false(http_url_is_loopback(NULL));
 	assert_int_equal(http_status_errno(200), 0);
 	assert_int_equal(http_status_errno(404), -ENOENT);
 	assert_int_equal(http_status_errno(409), -EEXIST);
@@ -800,6 +913,10 @@ int main(void)
 	    cmocka_unit_test_setup(test_bad_url, setup),
 	    cmocka_unit_test(test_tls),
 	    cmocka_unit_test(test_retry_after_parse),
+	    cmocka_unit_test(test_url_check),
+	    cmocka_unit_test(test_userinfo_never_sent),
+	    cmocka_unit_test(test_default_deadline_follows_timeout),
+	    cmocka_unit_test(test_client_headers_and_proxy),
 	    cmocka_unit_test(test_helpers),
 	};
 	int ret;

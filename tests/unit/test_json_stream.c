@@ -40,6 +40,9 @@ static int collect_item(void *arg, json_t *item, const struct json_stream_at *at
 	return (int)json_array_size(c->items) == c->stop_at ? 42 : 0;
 }
 
+/* 0: json_stream_parse(); N: the streaming reader fed N bytes at a time. */
+static size_t chunk;
+
 static int run(const char *doc, size_t len, const char *items, const char *const *fields,
 	       const char *const *extras, unsigned flags, json_t **got, json_t **got_extras,
 	       struct error *err)
@@ -47,10 +50,26 @@ static int run(const char *doc, size_t len, const char *items, const char *const
 	struct json_stream_options o = {
 	    .items = items, .fields = fields, .extras = extras, .flags = flags};
 	struct collect c = {.items = json_array()};
-	int ret;
+	struct json_stream *j;
+	int ret = 0;
 
 	error_clear(err);
-	ret = json_stream_parse(doc, len, "doc", &o, collect_item, &c, got_extras, err);
+	if (!chunk) {
+		ret = json_stream_parse(doc, len, "doc", &o, collect_item, &c, got_extras, err);
+		*got = c.items;
+		return ret;
+	}
+	*got_extras = NULL;
+	j = json_stream_new("doc", &o, collect_item, &c, err);
+	if (!j) {
+		*got = c.items;
+		return -err->code;
+	}
+	for (size_t off = 0; ret == 0 && off < len; off += chunk)
+		ret = json_stream_feed(j, doc + off, len - off < chunk ? len - off : chunk);
+	if (ret == 0)
+		ret = json_stream_finish(j, got_extras);
+	json_stream_free(j);
 	*got = c.items;
 	return ret;
 }
@@ -607,6 +626,25 @@ static void test_large_page(void **state)
 	free(doc);
 }
 
+static void test_malformed(void **state);
+
+/*
+ * The streaming reader fed in pieces (1, 2, 3, 7 and 64 bytes: every sequence cut at every
+ * place) gives what one call gives: the same items and extras, the same errors.
+ */
+static void test_chunked_equals_whole(void **state)
+{
+	static const size_t sizes[] = {1, 2, 3, 7, 64};
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		chunk = sizes[i];
+		test_corpus_equals_reference(state);
+		test_malformed(state);
+		test_truncated(state);
+	}
+	chunk = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -620,6 +658,7 @@ int main(void)
 	    cmocka_unit_test(test_truncated),
 	    cmocka_unit_test(test_depth),
 	    cmocka_unit_test(test_large_page),
+	    cmocka_unit_test(test_chunked_equals_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -526,6 +526,30 @@ static void test_watch(void **state)
 	kube_client_free(c);
 }
 
+static void test_token_not_sent_in_clear(void **state)
+{
+	/*
+	 * A bearer token over plain http:// goes to loopback only; the refusal happens before any
+	 * connection (kube_client_new() connects to nothing), so the host never needs to exist.
+	 */
+	struct kube_config cfg = {.server = "http://kube.invalid:8080", .token = "secret"};
+	struct kube_client *c = NULL;
+	struct error err = {0};
+
+	(void)state;
+	assert_int_equal(kube_client_new(&cfg, NULL, &c, &err), -EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(err.msg, "plain http:// would send the bearer token in clear"));
+	assert_null(strstr(err.msg, "secret"));
+	cfg.server = "http://127.0.0.1:8080";
+	assert_int_equal(kube_client_new(&cfg, NULL, &c, &err), 0);
+	kube_client_free(c);
+	cfg.server = "http://kube.invalid:8080";
+	cfg.token = NULL; /* nothing secret to send */
+	assert_int_equal(kube_client_new(&cfg, NULL, &c, &err), 0);
+	kube_client_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -535,6 +559,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_list_fields, setup),
 	    cmocka_unit_test_setup(test_list_bad_pages, setup),
 	    cmocka_unit_test(test_status_errors),
+	    cmocka_unit_test(test_token_not_sent_in_clear),
 	    cmocka_unit_test_setup(test_create_patch_delete, setup),
 	    cmocka_unit_test_setup(test_watch, setup),
 	};

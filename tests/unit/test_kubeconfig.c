@@ -251,6 +251,7 @@ static void test_invalid_yaml(void **state)
 	assert_int_equal(parse("clusters:\n- name: c\n  cluster: {server: [}\n", NULL, &c, &err),
 			 -EBADMSG);
 	snprintf(want, sizeof(want), "%s/config:3:22: invalid YAML: ", dir);
+	assert_non_null(err.msg); /* the loader's message, as before the bounds scan */
 	assert_memory_equal(err.msg, want, strlen(want));
 }
 
@@ -319,8 +320,119 @@ static void test_user_rules(void **state)
 		     "contexts:\n- name: x\n  context: {cluster: c}\n"
 		     "current-context: x\n",
 		     NULL, -EINVAL,
-		     "3:21: clusters[c].cluster.server: \"ftp://h\": only http:// and https:// are "
-		     "supported");
+		     "3:21: clusters[c].cluster.server \"ftp://h\": want an http(s):// URL");
+	/* The host is what follows the '@': refused, not read as localhost. */
+	assert_error(
+	    "clusters:\n- name: c\n  cluster: {server: \"http://localhost:x@evil.example/\"}\n"
+	    "contexts:\n- name: x\n  context: {cluster: c}\n"
+	    "current-context: x\n",
+	    NULL, -EINVAL,
+	    "3:21: clusters[c].cluster.server \"http://***:***@evil.example/\": user "
+	    "information (user:password@) in the URL is refused: it would be sent as "
+	    "credentials, and the host is what follows the '@'");
+}
+
+#define IMP_HEAD                                                                                   \
+	"clusters:\n- name: c\n  cluster: {server: https://h}\n"                                   \
+	"contexts:\n- name: x\n  context: {cluster: c, user: u}\n"                                 \
+	"current-context: x\n"                                                                     \
+	"users:\n- name: u\n  user:\n    token: t\n"
+
+static void test_impersonation(void **state)
+{
+	struct kube_config *c = NULL;
+	struct error err = {0};
+
+	(void)state;
+	assert_int_equal(parse(IMP_HEAD "    as: jane\n"
+					"    as-uid: \"42\"\n"
+					"    as-groups: [developers, \"system:authenticated\"]\n"
+					"    as-user-extra:\n"
+					"      scopes: [view, development]\n"
+					"      \"example.com/team name\": [a]\n"
+					"      \"100%\": [x]\n",
+			       NULL, &c, &err),
+			 0);
+	assert_string_equal(c->impersonate_user, "jane");
+	assert_non_null(c->headers);
+	assert_string_equal(c->headers[0], "Impersonate-User: jane");
+	assert_string_equal(c->headers[1], "Impersonate-Uid: 42");
+	assert_string_equal(c->headers[2], "Impersonate-Group: developers");
+	assert_string_equal(c->headers[3], "Impersonate-Group: system:authenticated");
+	assert_string_equal(c->headers[4], "Impersonate-Extra-scopes: view");
+	assert_string_equal(c->headers[5], "Impersonate-Extra-scopes: development");
+	/* client-go's headerKeyEscape: '/', ' ' and '%' are not token characters of a name. */
+	assert_string_equal(c->headers[6], "Impersonate-Extra-example.com%2Fteam%20name: a");
+	assert_string_equal(c->headers[7], "Impersonate-Extra-100%25: x");
+	assert_null(c->headers[8]);
+	kube_config_free(c);
+	c = NULL;
+
+	assert_int_equal(parse(IMP_HEAD, NULL, &c, &err), 0);
+	assert_null(c->headers);
+	assert_null(c->impersonate_user);
+	kube_config_free(c);
+
+	assert_error(IMP_HEAD "    as-groups: [g]\n", NULL, -EINVAL,
+		     "12:16: users[u].user.as-groups: impersonating a uid, groups or extras needs "
+		     "a user (set users[u].user.as)");
+	assert_error(IMP_HEAD "    as: \"jane\\r\\nX-Evil: 1\"\n", NULL, -EINVAL,
+		     "12:9: users[u].user.as: control characters are not allowed");
+	assert_error(IMP_HEAD "    as: jane\n    as-groups: [[a]]\n", NULL, -EBADMSG,
+		     "13:17: users[u].user.as-groups[0]: expected a string");
+	assert_error(IMP_HEAD "    as: jane\n    as-user-extra: {k: v}\n", NULL, -EBADMSG,
+		     "13:24: users[u].user.as-user-extra.k: expected a list of strings");
+}
+
+static void test_proxy_url(void **state)
+{
+	struct kube_config *c = NULL;
+	struct error err = {0};
+
+	(void)state;
+	assert_int_equal(
+	    parse("clusters:\n- name: c\n  cluster:\n    server: https://h\n"
+		  "    proxy-url: socks5://u:p@127.0.0.1:1080\n"
+		  "contexts:\n- name: x\n  context: {cluster: c}\ncurrent-context: x\n",
+		  NULL, &c, &err),
+	    0);
+	assert_string_equal(c->proxy_url, "socks5://u:p@127.0.0.1:1080");
+	kube_config_free(c);
+	assert_error("clusters:\n- name: c\n  cluster:\n    server: https://h\n"
+		     "    proxy-url: ftp://p\n"
+		     "contexts:\n- name: x\n  context: {cluster: c}\ncurrent-context: x\n",
+		     NULL, -EINVAL,
+		     "5:16: clusters[c].cluster.proxy-url \"ftp://p\": want an http(s):// or "
+		     "socks5(h):// URL");
+}
+
+static void test_yaml_bounds(void **state)
+{
+	/*
+	 * 100,000 levels of "[" (200 KB): libyaml's loader would take about a minute; the scan
+	 * refuses it at level 257 (bench/kubeconfig measures how fast).
+	 */
+	size_t depth = 100000, o = 0;
+	char *text = malloc(2 * depth + 64);
+
+	(void)state;
+	assert_non_null(text);
+	o += (size_t)sprintf(text, "preferences: ");
+	memset(text + o, '[', depth);
+	memset(text + o + depth, ']', depth);
+	strcpy(text + o + 2 * depth, "\n");
+	assert_error(text, NULL, -E2BIG, "1:269: nesting deeper than 256 levels");
+	free(text);
+	/* Aliases count as what they expand to. */
+	assert_error("a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+		     "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+		     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+		     "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+		     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+		     "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+		     NULL, -E2BIG,
+		     "6:36: document expands to more than 1000000 nodes through aliases (refused: "
+		     "a \"billion laughs\" document?)");
 }
 
 static void test_kubeconfig_env_merge(void **state)
@@ -460,6 +572,9 @@ int main(void)
 	    cmocka_unit_test(test_invalid_yaml),
 	    cmocka_unit_test(test_insecure_rules),
 	    cmocka_unit_test(test_user_rules),
+	    cmocka_unit_test(test_impersonation),
+	    cmocka_unit_test(test_proxy_url),
+	    cmocka_unit_test(test_yaml_bounds),
 	    cmocka_unit_test(test_kubeconfig_env_merge),
 	    cmocka_unit_test(test_home_and_in_cluster),
 	    cmocka_unit_test(test_parse_from_memory),

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,15 +43,56 @@ static size_t doctor_findings_of(const struct render_values *v, struct doctor_op
 	return n;
 }
 
+/* The defaults plus the two values render has no default for. */
+static void values(struct render_values *v)
+{
+	struct error err = {0};
+
+	render_values_default(v);
+	assert_int_equal(render_set(v, "project", "my-project-123", &err), 0);
+	assert_int_equal(render_set(v, "vip-alias-image", "ghcr.io/example/vip-alias:1", &err), 0);
+}
+
 static void test_defaults_are_clean(void **state)
 {
 	struct render_values v;
 	struct error err = {0};
 
 	(void)state;
-	render_values_default(&v);
-	assert_int_equal(render_validate(&v, &err), 0);
+	values(&v);
+	assert_int_equal(render_validate(&v, NULL, &err), 0);
 	assert_int_equal(doctor_findings_of(&v, NULL), 0);
+	/* Both forms of the VIP's link: a DummyLinkConfig document, or interfaces[].dummy. */
+	assert_int_equal(render_set(&v, "talos-version", "v1.11.5", &err), 0);
+	assert_int_equal(render_validate(&v, NULL, &err), 0);
+	assert_int_equal(doctor_findings_of(&v, NULL), 0);
+}
+
+static void test_vip_link_form_follows_talos_version(void **state)
+{
+	struct render_values v;
+	struct error err = {0};
+	char *text = NULL;
+
+	(void)state;
+	values(&v);
+	assert_int_equal(render_component(&v, RENDER_TALOS_CONTROLPLANE, &text, NULL), 0);
+	assert_non_null(strstr(text, "\n---\n"));
+	assert_non_null(strstr(text, "\napiVersion: v1alpha1\nkind: DummyLinkConfig\nname: dummy0\n"
+				     "addresses:\n  - address: 10.0.0.2/32\n"));
+	assert_null(strstr(text, "dummy: true"));
+	free(text);
+	assert_int_equal(render_set(&v, "talos-version", "1.11", &err), 0);
+	assert_int_equal(render_component(&v, RENDER_TALOS_CONTROLPLANE, &text, NULL), 0);
+	assert_non_null(strstr(text, "      - interface: dummy0\n        dummy: true\n"
+				     "        addresses:\n          - 10.0.0.2/32\n"));
+	assert_null(strstr(text, "DummyLinkConfig"));
+	assert_non_null(strstr(text, "--talos-version v1.11"));
+	free(text);
+	/* Workers do not carry the VIP. */
+	assert_int_equal(render_component(&v, RENDER_TALOS_WORKER, &text, NULL), 0);
+	assert_null(strstr(text, "dummy0"));
+	free(text);
 }
 
 static void test_other_values_are_clean(void **state)
@@ -60,14 +102,14 @@ static void test_other_values_are_clean(void **state)
 	struct doctor_options opt = {.vpc_mtu = 8896};
 
 	(void)state;
-	render_values_default(&v);
+	values(&v);
 	assert_int_equal(render_set(&v, "node-cidr", "10.128.0.0/20", &err), 0);
 	assert_int_equal(render_set(&v, "vip", "10.128.0.10", &err), 0);
 	assert_int_equal(render_set(&v, "pod-cidr", "10.64.0.0/14", &err), 0);
 	assert_int_equal(render_set(&v, "service-cidr", "10.112.0.0/16", &err), 0);
 	assert_int_equal(render_set(&v, "mtu", "8896", &err), 0);
 	assert_int_equal(render_set(&v, "cluster-name", "prod", &err), 0);
-	assert_int_equal(render_validate(&v, &err), 0);
+	assert_int_equal(render_validate(&v, NULL, &err), 0);
 	/* The doctor learns the VIP from the vip-alias manifest and the Talos endpoint. */
 	assert_int_equal(doctor_findings_of(&v, &opt), 0);
 }
@@ -75,11 +117,9 @@ static void test_other_values_are_clean(void **state)
 static void test_deterministic_and_complete(void **state)
 {
 	struct render_values v;
-	struct error err = {0};
 
 	(void)state;
-	render_values_default(&v);
-	assert_int_equal(render_set(&v, "project", "my-project-123", &err), 0);
+	values(&v);
 	for (int c = 0; c < RENDER__COUNT; c++) {
 		char *a = NULL, *b = NULL;
 		size_t la, lb;
@@ -88,7 +128,8 @@ static void test_deterministic_and_complete(void **state)
 		assert_int_equal(render_component(&v, (enum render_component)c, &b, &lb), 0);
 		assert_int_equal(la, lb);
 		assert_memory_equal(a, b, la);
-		assert_non_null(strstr(a, "(--project my-project-123)"));
+		assert_non_null(strstr(a, "(--project my-project-123 --vip-alias-image "
+					  "ghcr.io/example/vip-alias:1)"));
 		/* No placeholder left behind. */
 		for (const char *p = strchr(a, '@'); p; p = strchr(p + 1, '@')) {
 			const char *q = p + 1;
@@ -119,19 +160,63 @@ static void test_bad_values(void **state)
 	assert_int_equal(render_set(&v, "ccm-image", "x\ny", &err), -EINVAL);
 	assert_int_equal(render_set(&v, "no-such-key", "x", &err), -ENOENT);
 
-	assert_int_equal(render_set(&v, "vip", "10.1.0.2", &err), 0);
-	assert_int_equal(render_validate(&v, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "not inside --node-cidr"));
+	assert_int_equal(render_set(&v, "region", "us-central9", &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "--region us-central9: not a Compute Engine region"));
+	assert_int_equal(render_set(&v, "nodes", "0", &err), -EINVAL);
+	assert_int_equal(render_set(&v, "talos-version", "2.0", &err), -EINVAL);
+
+	/* Together, as GCP judges them. */
+	static const struct {
+		const char *key, *value, *want;
+	} together[] = {
+	    {"vip", "10.1.0.2", "not inside --node-cidr"},
+	    {"vip", "10.0.0.0", "GCP reserves it in 10.0.0.0/24 (the network address)"},
+	    {"vip", "10.0.0.1", "(the default gateway)"},
+	    {"vip", "10.0.0.254", "(the second-to-last address)"},
+	    {"vip", "10.0.0.255", "(the broadcast address)"},
+	    {"node-cidr", "10.0.0.2/32", "a GCP subnet's primary range is /29 or larger"},
+	    {"node-cidr", "10.0.0.0/30", "/29 or larger"},
+	    {"nodes", "252",
+	     "--node-cidr 10.0.0.0/24: 252 usable addresses, no room for --nodes 252"},
+	    {"nodes", "257", "room for 256 nodes' /24 alias ranges, not --nodes 257"},
+	    {"service-cidr", "172.20.128.0/20", "overlaps"},
+	};
+	for (size_t i = 0; i < sizeof(together) / sizeof(together[0]); i++) {
+		values(&v);
+		if (!strcmp(together[i].key, "nodes") && !strcmp(together[i].value, "257"))
+			assert_int_equal(render_set(&v, "node-cidr", "10.0.0.0/16", &err), 0);
+		assert_int_equal(render_set(&v, together[i].key, together[i].value, &err), 0);
+		assert_int_equal(render_validate(&v, NULL, &err), -EINVAL);
+		if (!strstr(err.msg, together[i].want))
+			fail_msg("%s %s: \"%s\" lacks \"%s\"", together[i].key, together[i].value,
+				 err.msg, together[i].want);
+	}
+	values(&v);
+	assert_int_equal(render_set(&v, "nodes", "251", &err), 0);
+	assert_int_equal(render_validate(&v, NULL, &err), 0);
+
+	/* No default project; no default image without a registry. */
 	render_values_default(&v);
-	assert_int_equal(render_set(&v, "service-cidr", "172.20.128.0/20", &err), 0);
-	assert_int_equal(render_validate(&v, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "overlaps"));
+	assert_int_equal(render_validate(&v, NULL, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "--project: required"));
+	assert_int_equal(render_set(&v, "project", "my-project-123", &err), 0);
+	assert_int_equal(render_validate(&v, NULL, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "--vip-alias-image: required: the default vip-alias:"));
+	{
+		bool want[RENDER__COUNT] = {[RENDER_CILIUM_VALUES] = true};
+
+		assert_int_equal(render_validate(&v, want, &err), 0); /* the image is not used */
+	}
+	/* Named by its flag, a registry-less image is the user's choice. */
+	assert_int_equal(render_set(&v, "vip-alias-image", "vip-alias:dev", &err), 0);
+	assert_int_equal(render_validate(&v, NULL, &err), 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults_are_clean),
+	    cmocka_unit_test(test_vip_link_form_follows_talos_version),
 	    cmocka_unit_test(test_other_values_are_clean),
 	    cmocka_unit_test(test_deterministic_and_complete),
 	    cmocka_unit_test(test_bad_values),
