@@ -65,6 +65,7 @@ struct emu_options {
 	uint64_t ccm_delay_ms;        /* kube: CCM reaction delay (init, IPAM, lifecycle) */
 	bool dataplane;               /* dataplane/: the state materialised in network namespaces */
 	const char *dataplane_prefix; /* dataplane/: namespace name prefix (default "tgemu") */
+	uint64_t dataplane_probe_max_ms; /* dataplane/: shortens longer probe intervals (tests) */
 };
 
 struct emu {

@@ -58,6 +58,8 @@ static const char usage[] =
     "  --dataplane                 materialise the state as network namespaces (root; see\n"
     "                              docs/emulator.md): PREFIX-vpc, PREFIX-internet, PREFIX-INSTANCE\n"
     "  --dataplane-prefix NAME     their name prefix (default tgemu; letters and digits)\n"
+    "  --dataplane-probe-max DUR   health checks probe at most this far apart and wait at\n"
+    "                              most this long (default: as each check says; for tests)\n"
     "  --log-level LEVEL           error, warn, info (default) or debug\n"
     "  -v, --verbose               same as --log-level debug\n"
     "  -h, --help                  this text\n"
@@ -89,6 +91,7 @@ enum {
 	OPT_BODY_BUDGET,
 	OPT_DATAPLANE,
 	OPT_DATAPLANE_PREFIX,
+	OPT_DATAPLANE_PROBE_MAX,
 	OPT_LOG_LEVEL,
 	OPT_VERSION,
 };
@@ -117,6 +120,7 @@ static const struct option long_options[] = {
     {"body-budget", required_argument, NULL, OPT_BODY_BUDGET},
     {"dataplane", no_argument, NULL, OPT_DATAPLANE},
     {"dataplane-prefix", required_argument, NULL, OPT_DATAPLANE_PREFIX},
+    {"dataplane-probe-max", required_argument, NULL, OPT_DATAPLANE_PROBE_MAX},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -304,6 +308,15 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 		case OPT_DATAPLANE_PREFIX:
 			o->dataplane_prefix = optarg;
 			break;
+		case OPT_DATAPLANE_PROBE_MAX:
+			if (parse_duration_ms(optarg, &o->dataplane_probe_max_ms) < 0 ||
+			    o->dataplane_probe_max_ms < 100) {
+				log_error("--dataplane-probe-max '%s': want a duration of at least "
+					  "100ms, such as 1s",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_STATE_SYNC:
 			if (strcmp(optarg, "normal") == 0)
 				o->state_sync = EMU_STATE_SYNC_NORMAL;
@@ -376,8 +389,9 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 		log_error("--kubeconfig-out needs --kube-listen");
 		return -EINVAL;
 	}
-	if (o->dataplane_prefix && !o->dataplane) {
-		log_error("--dataplane-prefix needs --dataplane");
+	if ((o->dataplane_prefix || o->dataplane_probe_max_ms) && !o->dataplane) {
+		log_error("%s needs --dataplane",
+			  o->dataplane_prefix ? "--dataplane-prefix" : "--dataplane-probe-max");
 		return -EINVAL;
 	}
 	if (o->serviceaccount_out && !o->kube_listen) {

@@ -420,6 +420,7 @@ static struct probe *ensure(struct emu_dataplane *dp, const struct dp_rule *r,
 {
 	struct dp_health *h = dp->health;
 	char *key = str_printf("%s|%s", r->service_url, instance_url);
+	uint64_t max = dp->emu->opt.dataplane_probe_max_ms;
 	struct probe *p;
 
 	if (!key)
@@ -463,6 +464,11 @@ static struct probe *ensure(struct emu_dataplane *dp, const struct dp_rule *r,
 	p->response = hc->response && *hc->response ? strdup(hc->response) : NULL;
 	p->interval_ms = hc->interval_ms;
 	p->timeout_ms = hc->timeout_ms;
+	/* --dataplane-probe-max: the same checks, sooner (the thresholds still count probes). */
+	if (max && p->interval_ms > max)
+		p->interval_ms = (unsigned)max;
+	if (max && p->timeout_ms > max)
+		p->timeout_ms = (unsigned)max;
 	p->healthy_threshold = hc->healthy;
 	p->unhealthy_threshold = hc->unhealthy;
 	p->keep = true;
