@@ -244,6 +244,15 @@ void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *na
 		abort();
 }
 
+bool emu_kube_backend_healthy(struct emu *emu, const char *zone, const char *instance,
+			      unsigned port)
+{
+	(void)emu;
+	if (!zone || !instance)
+		abort();
+	return port == 6443;
+}
+
 void emu_kube_instance_reset(struct emu *emu, const char *zone, const char *name,
 			     const json_t *instance)
 {
@@ -600,11 +609,14 @@ struct emu *cloud_fake_world(bool require_auth)
 	    "{\"name\":\"nodes\",\"network\":\"global/networks/talos\",\"ipCidrRange\":\"10.0.0.0/16\","
 	    "\"secondaryIpRanges\":[{\"rangeName\":\"pods\",\"ipCidrRange\":\"172.20.0.0/14\"},"
 	    "{\"rangeName\":\"services\",\"ipCidrRange\":\"172.24.0.0/16\"}]}");
+	must(&emu, "POST /compute/v1/projects/demo-project/global/images\n\n"
+		   "{\"name\":\"talos\",\"rawDisk\":{\"source\":"
+		   "\"https://storage.googleapis.com/b/talos.raw.tar.gz\"}}");
 	for (int i = 0; i < 2; i++) {
 		char *req = str_printf(
 		    "POST /compute/v1/projects/demo-project/zones/us-central1-a/instances\n\n"
 		    "{\"name\":\"node-%c\",\"machineType\":\"zones/us-central1-a/machineTypes/e2-small\","
-		    "\"disks\":[{\"boot\":true,\"initializeParams\":{\"sourceImage\":\"x\"}}],"
+		    "\"disks\":[{\"boot\":true,\"initializeParams\":{\"sourceImage\":\"global/images/talos\"}}],"
 		    "\"networkInterfaces\":[{\"subnetwork\":\"regions/us-central1/subnetworks/nodes\","
 		    "\"aliasIpRanges\":[{\"subnetworkRangeName\":\"pods\",\"ipCidrRange\":\"/24\"}]}],"
 		    "\"metadata\":{\"items\":[{\"key\":\"user-data\",\"value\":\"x\"}]}}",

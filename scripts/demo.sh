@@ -53,3 +53,6 @@ step talos-gcp repair --project demo-project --apply --yes
 step talos-gcp verify --project demo-project
 "$bin" verify --project demo-project
 echo "(exit 0: every Node's podCIDR is its instance's alias range)"
+
+# The cluster's GCP networking from its spec: plan, up, what gcloud sees, down (issue 9).
+scripts/demo-up.sh

@@ -117,6 +117,9 @@ def seed(args):
         "name": args.subnet, "network": net, "ipCidrRange": args.nodes_cidr,
         "secondaryIpRanges": [{"rangeName": "pods", "ipCidrRange": args.pods_cidr},
                               {"rangeName": "services", "ipCidrRange": args.services_cidr}]})
+    # The Talos image (an instance naming a missing image is refused, as on GCP).
+    c.insert("global/images", {"name": "talos-v1-8", "family": "talos", "rawDisk": {
+        "source": "https://storage.googleapis.com/talos-images/gcp-amd64.raw.tar.gz"}})
     ops = []
     # Instances round-robin over the zones (one subnetwork: the zones share the region).
     zones = getattr(args, "zones", None) or [args.zone]

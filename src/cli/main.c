@@ -13,6 +13,9 @@ static const struct {
 	int (*main)(int argc, char **argv);
 	const char *summary;
 } subcommands[] = {
+    {"plan", plan_main, "what `up` would change in the cluster's GCP networking (its spec, -f)"},
+    {"up", up_main, "create or update the cluster's GCP networking from its spec"},
+    {"down", down_main, "delete what the cluster owns"},
     {"verify", verify_main, "check that every Node's podCIDR equals its instance's alias range"},
     {"repair", repair_main, "plan (and with --apply, make) the changes that restore alignment"},
     {"doctor", doctor_main, "find configurations that make traffic fail silently on GCP"},

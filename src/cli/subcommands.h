@@ -11,5 +11,8 @@ int verify_main(int argc, char **argv);
 int repair_main(int argc, char **argv);
 int render_main(int argc, char **argv);
 int doctor_main(int argc, char **argv);
+int plan_main(int argc, char **argv);
+int up_main(int argc, char **argv);
+int down_main(int argc, char **argv);
 
 #endif

@@ -229,6 +229,13 @@ int emu_kube_load(struct emu *emu, json_t *state);
  */
 void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *name,
 			       const json_t *instance);
+/*
+ * Backend health until a data plane exists (kube/backend_health.c, docs/emulator.md): would
+ * the instance answer a health check on port? 6443 while its Node is a Ready control plane;
+ * another port while its Node is Ready and a NodePort/LoadBalancer Service exposes it.
+ */
+bool emu_kube_backend_healthy(struct emu *emu, const char *zone, const char *instance,
+			      unsigned port);
 /* instances.reset completed: the guest rebooted (its status stayed RUNNING), so its kubelet
  * starts again. instance is borrowed. */
 void emu_kube_instance_reset(struct emu *emu, const char *zone, const char *name,

@@ -859,6 +859,75 @@ json_t *gcp_instance_nic(const json_t *instance, const char *nic)
 	return NULL;
 }
 
+/* ---- instance group members (talos-gcp plan/up/down) ---- */
+
+int gcp_compute_list_group_instances(struct gcp_compute *c, const char *zone, const char *group,
+				     gcp_item_fn fn, void *arg, struct error *err)
+{
+	char path[512], *url = NULL, *token = NULL;
+	json_t *page = NULL, *item;
+	size_t i;
+	int ret;
+
+	zone = gcp_basename(zone);
+	if (!safe_segment(zone) || !safe_segment(group))
+		return error_set(err, EINVAL, "instance group \"%s\" in zone \"%s\": invalid name",
+				 group ? group : "", zone);
+	snprintf(path, sizeof(path), "projects/%s/zones/%s/instanceGroups/%s/listInstances",
+		 c->project, zone, group);
+	for (unsigned pages = 0;; pages++) {
+		char *base = NULL;
+		const char *next;
+		json_t *body = json_pack("{s:s}", "instanceState", "ALL");
+
+		if (pages >= MAX_PAGES) {
+			json_decref(body);
+			ret =
+			    error_set(err, EBADMSG, "POST %s: more than %u pages", path, MAX_PAGES);
+			goto cleanup;
+		}
+		ret = resolve_url(c, path, &base, err);
+		if (ret == 0 && (http_url_add_query(&base, "maxResults", "500") < 0 ||
+				 (token && http_url_add_query(&base, "pageToken", token) < 0)))
+			ret = error_set(err, ENOMEM, "out of memory");
+		free(url);
+		url = base;
+		json_decref(page);
+		page = NULL;
+		/* listInstances reads; a repeated POST is harmless. */
+		if (ret == 0)
+			ret = call(c, "POST", url, body, HTTP_IDEMPOTENT_YES, 0, &page, err);
+		json_decref(body);
+		if (ret < 0)
+			goto cleanup;
+		json_array_foreach(json_object_get(page, "items"), i, item)
+		{
+			ret = fn(arg, NULL, item);
+			if (ret)
+				goto cleanup;
+		}
+		next = json_str(page, "nextPageToken");
+		if (!next || !*next)
+			break;
+		if (token && !strcmp(token, next)) {
+			ret = error_set(err, EBADMSG, "POST %s: nextPageToken repeats itself", url);
+			goto cleanup;
+		}
+		free(token);
+		token = strdup(next);
+		if (!token) {
+			ret = error_set(err, ENOMEM, "out of memory");
+			goto cleanup;
+		}
+	}
+	ret = 0;
+cleanup:
+	json_decref(page);
+	free(token);
+	free(url);
+	return ret;
+}
+
 int gcp_compute_instance_action(struct gcp_compute *c, const char *zone, const char *instance,
 				const char *action, struct gcp_operation *op, struct error *err)
 {

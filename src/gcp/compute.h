@@ -208,6 +208,14 @@ int gcp_compute_wait(struct gcp_compute *c, struct gcp_operation *op, uint64_t t
 		     struct error *err);
 
 /*
+ * POST projects/P/zones/ZONE/instanceGroups/GROUP/listInstances (instanceState ALL),
+ * following nextPageToken: fn is called with each InstanceWithNamedPorts ({"instance": URL,
+ * "status", "namedPorts"}) and a NULL scope.
+ */
+int gcp_compute_list_group_instances(struct gcp_compute *c, const char *zone, const char *group,
+				     gcp_item_fn fn, void *arg, struct error *err);
+
+/*
  * POST projects/P/zones/Z/instances/I/ACTION, ACTION one of "reset" (a hard reset: the
  * instance stays RUNNING and its guest reboots), "stop", "start". *op as for mutations.
  */

@@ -393,7 +393,7 @@ class AliasesTest(Base):
             "ipCidrRange": "10.1.0.0/16",
             "secondaryIpRanges": [{"rangeName": "pods", "ipCidrRange": "172.20.0.0/16"}]})
         body = {"name": "other-vm", "machineType": f"zones/{ZONE}/machineTypes/e2-standard-2",
-                "disks": [{"boot": True, "initializeParams": {"sourceImage": "projects/demo-project/global/images/x"}}],
+                "disks": [{"boot": True, "initializeParams": {"sourceImage": "projects/demo-project/global/images/talos"}}],
                 "networkInterfaces": [{"subnetwork": "projects/demo-project/regions/europe-west1/subnetworks/other-nodes",
                                        "aliasIpRanges": [{"subnetworkRangeName": "pods", "ipCidrRange": "172.20.7.0/24"}]}]}
         self.c.compute.insert(f"zones/{ZONE}/instances", body)

@@ -34,6 +34,9 @@ class Cluster:
             "name": "nodes", "network": f"projects/{self.project}/global/networks/talos",
             "ipCidrRange": "10.0.0.0/16",
             "secondaryIpRanges": [{"rangeName": "pods", "ipCidrRange": pods}]})
+        # The image instances boot from (a missing image is refused, as on GCP).
+        self.compute.insert("global/images", {"name": "talos", "rawDisk": {
+            "source": "https://storage.googleapis.com/talos-images/gcp-amd64.raw.tar.gz"}})
         return self
 
     def instance(self, name, alias="/24", talos=True, zone=ZONE, wait=True):

@@ -212,9 +212,19 @@ class Emu:
         ranges = [{"rangeName": "pods", "ipCidrRange": pods}]
         if services:
             ranges.append({"rangeName": "services", "ipCidrRange": services})
-        return self.insert(f"regions/{region}/subnetworks", {
+        op = self.insert(f"regions/{region}/subnetworks", {
             "name": name, "network": f"global/networks/{network}", "ipCidrRange": cidr,
             "secondaryIpRanges": ranges})
+        self.create_image()
+        return op
+
+    def create_image(self, name="talos"):
+        """The image instance_body() boots from (instances naming a missing image are
+        refused, as on GCP); created once."""
+        status, _ = self.compute("GET", f"projects/{self.project}/global/images/{name}")
+        if status == 404:
+            self.insert("global/images", {"name": name, "rawDisk": {
+                "source": "https://storage.googleapis.com/talos-images/gcp-amd64.raw.tar.gz"}})
 
     @staticmethod
     def instance_body(name, zone="us-central1-a", subnet="nodes", alias="/24", talos=True,

@@ -33,6 +33,9 @@ static const struct coll_type *const all_types[] = {
     &ct_firewalls,
     &ct_instance_groups,
     &ct_instance_group_managers,
+    &ct_images,
+    &ct_routers,
+    &ct_target_tcp_proxies,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -261,6 +264,9 @@ int generic_delete(struct call *k, struct coll *co, struct item *it, struct api_
 {
 	int ret;
 
+	ret = compute_check_in_use(k->c, it, co->type->name, e);
+	if (ret < 0)
+		return ret;
 	if (co->type->check_delete) {
 		ret = co->type->check_delete(k->c, it, e);
 		if (ret < 0)
@@ -370,6 +376,11 @@ static int handle_collection(struct call *k, struct coll *co, struct api_error *
 		}
 		return not_found_path(k, e);
 	}
+	if (co->type->route) {
+		ret = co->type->route(k, e);
+		if (ret)
+			return ret < 0 ? ret : 0;
+	}
 	it = coll_find(co, k->scope, k->name);
 	if (!it || it->pending) {
 		char path[512];
@@ -467,6 +478,7 @@ static int route(struct call *k, char **seg, size_t n, struct api_error *e)
 		k->scope = "global";
 		k->skind = SCOPE_GLOBAL;
 		k->name = n == 4 ? seg[3] : NULL;
+		k->coll = co;
 		return handle_collection(k, co, e);
 	}
 	if (strcmp(seg[2], "global") == 0) {
@@ -496,6 +508,7 @@ static int route(struct call *k, char **seg, size_t n, struct api_error *e)
 	if (!co || !(co->type->scopes & k->skind) || co->type->unscoped)
 		return not_found_path(k, e);
 	k->scope = scope;
+	k->coll = co;
 	k->name = n > base + 1 ? seg[base + 1] : NULL;
 	k->verb = n > base + 2 ? seg[base + 2] : NULL;
 	if (co->type == &ct_operations)

@@ -143,6 +143,7 @@ struct call {
 	const char *verb;       /* custom method after the name, or NULL */
 	json_t *body;           /* parsed request body (POST/PATCH/PUT), owned by the router */
 	const char *request_id; /* ?requestId= */
+	struct coll *coll;      /* the collection addressed (NULL for operations, aggregated) */
 };
 
 /*
@@ -174,6 +175,11 @@ struct coll_type {
 	int (*apply_method)(struct compute *c, json_t *mutation, struct api_error *e);
 	/* Called after load (rebuild indexes) and before free. */
 	void (*on_load)(struct compute *c, struct item *it);
+	/*
+	 * Paths the generic code does not know (images/family/NAME): 1 when it replied, 0 to go
+	 * on as usual, -errno with e filled.
+	 */
+	int (*route)(struct call *k, struct api_error *e);
 };
 
 struct item {
@@ -222,6 +228,16 @@ json_t *coll_aggregated(struct compute *c, struct coll *co, const struct list_pa
 int filter_parse(const char *text, struct filter **out, char *err, size_t errlen);
 bool filter_match(const struct filter *f, const json_t *res);
 void filter_free(struct filter *f);
+/*
+ * The range of names a filter admits, from its top-level AND terms on "name" (=, <, <=, >,
+ * >=), so that lists walk only that slice of a collection (sorted by name). lo/hi are NULL
+ * when unbounded; borrowed from f. The filter is still applied to every item in the slice.
+ */
+struct name_range {
+	const char *lo, *hi;
+	bool lo_incl, hi_incl;
+};
+void filter_name_range(const struct filter *f, struct name_range *r);
 
 /* ---- the Compute state ---- */
 struct pending_op;
@@ -280,8 +296,49 @@ extern const struct coll_type ct_zones, ct_regions, ct_machine_types, ct_operati
 extern const struct coll_type ct_networks, ct_subnetworks, ct_instances;
 extern const struct coll_type ct_addresses, ct_forwarding_rules, ct_health_checks,
     ct_backend_services, ct_firewalls, ct_instance_groups, ct_instance_group_managers;
+extern const struct coll_type ct_images, ct_routers, ct_target_tcp_proxies;
 /* An instance is gone: it leaves its instance groups. */
 void instance_groups_forget(struct compute *c, const char *instance_url);
+/* The members of an instance group (created on demand with create). Borrowed. */
+json_t *instance_group_members(struct compute *c, const struct item *g, bool create);
+
+/* ---- references, in-use checks, updates (refs.c) ---- */
+/* The existing (not pending) resource ref names in collection, or NULL. */
+struct item *compute_ref_item(struct compute *c, const char *ref, const char *collection,
+			      const char *default_scope);
+/* 400 resourceInUseByAnotherResource when a resource of users[] refers to it (lb.c). */
+int compute_check_unused(struct compute *c, struct item *it, const char *const *users, size_t n,
+			 struct api_error *e);
+/* The users GCP counts beyond each type's own check_delete hook (generic_delete calls it). */
+int compute_check_in_use(struct compute *c, struct item *it, const char *collection,
+			 struct api_error *e);
+/* RFC 7396 JSON merge patch of target, in place. */
+void compute_merge_patch(json_t *target, const json_t *patch);
+/* 412 conditionNotMet unless body's fingerprint equals res's (decoded). */
+int compute_check_fingerprint(const json_t *body, const json_t *res, const char *what,
+			      struct api_error *e);
+void compute_new_fingerprint(json_t *obj);
+
+/* update (PUT) and patch (PATCH, JSON merge patch) of a whole resource. */
+struct update_rules {
+	const char *what;             /* "backend service", for messages */
+	const char *const *immutable; /* NULL-terminated fields that cannot change */
+	bool fingerprint;             /* an up-to-date fingerprint is required; it changes */
+	/* Checks and normalizes the resource as it would be (the type's insert checks). */
+	int (*prepare)(struct call *k, json_t *res, struct api_error *e);
+};
+int compute_update_method(struct call *k, struct item *it, const struct update_rules *r,
+			  struct api_error *e);
+/* Completes one (the type's apply_method for "update" and "patch"). */
+int compute_update_apply(struct compute *c, json_t *mutation, struct api_error *e);
+
+/* images.c: a disk's sourceImage must exist (or be a public image); its size in GB. */
+int image_check_source(struct compute *c, const char *ref, const char *field, uint64_t *disk_gb,
+		       struct api_error *e);
+
+/* health.c: backendServices.getHealth, as the emulator models backend health. */
+int backend_service_get_health(struct call *k, struct item *bs, struct api_error *e);
+
 /* "projects/P/..." for a URL of this emulator (messages name resources that way). */
 const char *compute_rel(const struct compute *c, const char *url);
 int catalog_init(struct compute *c);

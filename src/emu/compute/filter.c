@@ -989,3 +989,75 @@ bool filter_match(const struct filter *f, const json_t *res)
 	}
 	return false;
 }
+
+/* ---- name bounds (list slices) ---- */
+
+static void tighten_lo(struct name_range *r, const char *v, bool incl)
+{
+	int c = r->lo ? strcmp(v, r->lo) : 1;
+
+	if (c > 0 || (c == 0 && !incl)) {
+		r->lo = v;
+		r->lo_incl = incl;
+	}
+}
+
+static void tighten_hi(struct name_range *r, const char *v, bool incl)
+{
+	int c = r->hi ? strcmp(v, r->hi) : -1;
+
+	if (c < 0 || (c == 0 && !incl)) {
+		r->hi = v;
+		r->hi_incl = incl;
+	}
+}
+
+static void name_bounds(const struct filter *f, struct name_range *r)
+{
+	if (f->kind == N_AND) {
+		name_bounds(f->a, r);
+		name_bounds(f->b, r);
+		return;
+	}
+	/*
+	 * Only plain comparisons on the name itself. Names are RFC 1035 ([a-z][-a-z0-9]*),
+	 * never numbers, so cmp_text orders them with strcmp, as the collection is sorted.
+	 */
+	char *end;
+
+	if (f->kind != N_CMP || strcmp(f->field, "name") != 0 || !f->value || !*f->value)
+		return;
+	/* A numeric value would make cmp_text compare numerically ("inf" is a valid name). */
+	(void)strtod(f->value, &end);
+	if (!*end)
+		return;
+	switch (f->op) {
+	case OP_EQ:
+		if (strchr(f->value, '*'))
+			return;
+		tighten_lo(r, f->value, true);
+		tighten_hi(r, f->value, true);
+		break;
+	case OP_LT:
+		tighten_hi(r, f->value, false);
+		break;
+	case OP_LE:
+		tighten_hi(r, f->value, true);
+		break;
+	case OP_GT:
+		tighten_lo(r, f->value, false);
+		break;
+	case OP_GE:
+		tighten_lo(r, f->value, true);
+		break;
+	default:
+		break;
+	}
+}
+
+void filter_name_range(const struct filter *f, struct name_range *r)
+{
+	*r = (struct name_range){0};
+	if (f)
+		name_bounds(f, r);
+}

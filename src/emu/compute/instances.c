@@ -449,6 +449,29 @@ static int prepare_disks(struct call *k, json_t *res, struct api_error *e)
 					i);
 		if (init) {
 			const char *dn = jstr(init, "diskName");
+			const char *img = jstr(init, "sourceImage");
+			char field[96];
+			uint64_t img_gb = 0;
+			int ret;
+
+			/* The image must exist (images.c), and the disk must be as large. */
+			snprintf(field, sizeof(field),
+				 "resource.disks[%zu].initializeParams.sourceImage", i);
+			if (!img && json_is_true(json_object_get(d, "boot")) &&
+			    !jstr(init, "sourceSnapshot"))
+				return api_fail(e, 400, "required",
+						"Required field '%s' not specified", field);
+			if (img) {
+				ret = image_check_source(c, img, field, &img_gb, e);
+				if (ret < 0)
+					return ret;
+			}
+			if (jstr(init, "diskSizeGb") &&
+			    strtoull(jstr(init, "diskSizeGb"), NULL, 10) < img_gb)
+				return api_fail(
+				    e, 400, "invalid",
+				    "Invalid value for field 'resource.disks[%zu].initializeParams.diskSizeGb': '%s'. Requested disk size cannot be smaller than the image size (%llu GB).",
+				    i, jstr(init, "diskSizeGb"), (unsigned long long)img_gb);
 			char *dname = dn ? strdup(dn)
 					 : (i == 0 ? strdup(name) : str_printf("%s-%zu", name, i));
 

@@ -64,8 +64,8 @@ static bool mentions(const json_t *j, const char *self)
 	}
 }
 
-static int check_unused(struct compute *c, struct item *it, const char *const *users, size_t n,
-			struct api_error *e)
+int compute_check_unused(struct compute *c, struct item *it, const char *const *users, size_t n,
+			 struct api_error *e)
 {
 	const char *self = jstr(it->res, "selfLink");
 
@@ -262,7 +262,7 @@ static int address_check_delete(struct compute *c, struct item *it, struct api_e
 				"The address resource '%s' is already being used by '%s'",
 				compute_rel(c, jstr(it->res, "selfLink")),
 				compute_rel(c, json_string_value(u)));
-	return check_unused(c, it, users, 1, e);
+	return compute_check_unused(c, it, users, 1, e);
 }
 
 static void address_unindex(struct compute *c, struct item *it)
@@ -352,7 +352,17 @@ static int health_check_check_delete(struct compute *c, struct item *it, struct 
 {
 	static const char *const users[] = {"backendServices"};
 
-	return check_unused(c, it, users, 1, e);
+	return compute_check_unused(c, it, users, 1, e);
+}
+
+/* healthChecks.update and .patch (https://cloud.google.com/compute/docs/reference/rest/v1/
+ * healthChecks/patch): no fingerprint; the result is checked as an insert is. */
+static int health_check_method(struct call *k, struct item *it, struct api_error *e)
+{
+	static const struct update_rules rules = {.what = "health check",
+						  .prepare = health_check_prepare};
+
+	return compute_update_method(k, it, &rules, e);
 }
 
 const struct coll_type ct_health_checks = {
@@ -364,6 +374,8 @@ const struct coll_type ct_health_checks = {
     .scopes = SCOPE_REGION | SCOPE_GLOBAL,
     .prepare_insert = health_check_prepare,
     .check_delete = health_check_check_delete,
+    .method = health_check_method,
+    .apply_method = compute_update_apply,
 };
 
 /* ---- backendServices (global) and regionBackendServices ---- */
@@ -445,7 +457,26 @@ static int backend_service_check_delete(struct compute *c, struct item *it, stru
 {
 	static const char *const users[] = {"forwardingRules"};
 
-	return check_unused(c, it, users, 1, e);
+	return compute_check_unused(c, it, users, 1, e);
+}
+
+/*
+ * update, patch and getHealth. BackendService.fingerprint: "An up-to-date fingerprint must be
+ * provided in order to update the BackendService, otherwise the request will fail with error
+ * 412 conditionNotMet" (Compute v1 BackendService reference); every update changes it. The
+ * load-balancing scheme and the network stay what they were created with.
+ */
+static int backend_service_method(struct call *k, struct item *it, struct api_error *e)
+{
+	static const char *const immutable[] = {"loadBalancingScheme", "network", NULL};
+	static const struct update_rules rules = {.what = "backend service",
+						  .immutable = immutable,
+						  .fingerprint = true,
+						  .prepare = backend_service_prepare};
+
+	if (k->verb && strcmp(k->verb, "getHealth") == 0 && strcmp(k->req->method, "POST") == 0)
+		return backend_service_get_health(k, it, e);
+	return compute_update_method(k, it, &rules, e);
 }
 
 const struct coll_type ct_backend_services = {
@@ -457,6 +488,8 @@ const struct coll_type ct_backend_services = {
     .scopes = SCOPE_REGION | SCOPE_GLOBAL,
     .prepare_insert = backend_service_prepare,
     .check_delete = backend_service_check_delete,
+    .method = backend_service_method,
+    .apply_method = compute_update_apply,
 };
 
 /* ---- forwardingRules ---- */
@@ -480,6 +513,83 @@ static int parse_port_range(const char *s, unsigned *lo, unsigned *hi)
 		return -EINVAL;
 	*lo = (unsigned)a;
 	*hi = (unsigned)b;
+	return 0;
+}
+
+/* "N" or "N-N": one port. */
+static bool single_port(const char *range)
+{
+	unsigned lo, hi;
+
+	return range && parse_port_range(range, &lo, &hi) == 0 && lo == hi;
+}
+
+/*
+ * What a rule points at (https://cloud.google.com/load-balancing/docs/forwarding-rule-concepts):
+ * a target (here: a target TCP proxy of the rule's scope, whose backend service has the
+ * rule's scheme; TCP, one port in portRange) or, on a regional rule only, a backend service of
+ * its region with the same scheme. (The rule's protocol against the backend service's is not
+ * checked: rules of several protocols may share one address and backend service.)
+ */
+static int check_rule_target(struct call *k, json_t *res, const char *scheme, struct api_error *e)
+{
+	const char *t = jstr(res, "target"), *proto = jstr(res, "IPProtocol");
+	struct item *bs;
+
+	if (!t && !jstr(res, "backendService"))
+		return api_fail(e, 400, "required",
+				"Invalid value for field 'resource': a forwarding rule needs a "
+				"target or a backendService.");
+	if (t) {
+		struct item *proxy = compute_ref_item(k->c, t, "targetTcpProxies", k->scope);
+
+		if (!proxy)
+			return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
+					     "The resource '%s' was not found", t);
+		if (strcmp(proxy->scope, k->scope) != 0)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.target': '%s'. The target "
+			    "must be in %s, as the forwarding rule.",
+			    t, k->scope);
+		bs = compute_ref_item(k->c, jstr(proxy->res, "service"), "backendServices",
+				      proxy->scope);
+		if (bs && strcmp(jstr(bs->res, "loadBalancingScheme") ?: "", scheme) != 0)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.loadBalancingScheme': '%s'. "
+			    "The target's backend service has loadBalancingScheme %s.",
+			    scheme, jstr(bs->res, "loadBalancingScheme") ?: "");
+		if (strcmp(proto ?: "", "TCP") != 0)
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.IPProtocol': '%s'. A target "
+			    "TCP proxy takes TCP.",
+			    proto ?: "");
+		if (json_object_get(res, "ports") || !single_port(jstr(res, "portRange")))
+			return api_fail(
+			    e, 400, "invalid",
+			    "Invalid value for field 'resource.portRange': '%s'. A rule "
+			    "for a target TCP proxy has one port in portRange.",
+			    jstr(res, "portRange") ?: "");
+		json_object_set(res, "target", json_object_get(proxy->res, "selfLink"));
+		return 0;
+	}
+	bs = compute_ref_item(k->c, jstr(res, "backendService"), "backendServices", k->scope);
+	if (!bs)
+		return api_fail_code(e, 404, "notFound", "RESOURCE_NOT_FOUND",
+				     "The resource '%s' was not found",
+				     jstr(res, "backendService"));
+	if (k->skind != SCOPE_REGION || strcmp(bs->scope, k->scope) != 0)
+		return api_fail(e, 400, "invalid",
+				"Invalid value for field 'resource.backendService': '%s'. Only a "
+				"regional forwarding rule takes a backend service, of its region.",
+				jstr(res, "backendService"));
+	if (strcmp(jstr(bs->res, "loadBalancingScheme") ?: "", scheme) != 0)
+		return api_fail(e, 400, "invalid",
+				"Invalid value for field 'resource.loadBalancingScheme': '%s'. The "
+				"backend service has loadBalancingScheme %s.",
+				scheme, jstr(bs->res, "loadBalancingScheme") ?: "");
 	return 0;
 }
 
@@ -720,6 +830,8 @@ static int forwarding_rule_prepare(struct call *k, json_t *res, struct api_error
 		ret = must_exist(k, res, "network", "networks", "global", false, e);
 	if (ret == 0)
 		ret = must_exist(k, res, "subnetwork", "subnetworks", region_scope(k), false, e);
+	if (ret == 0)
+		ret = check_rule_target(k, res, scheme, e);
 	if (ret < 0)
 		return ret;
 	if (jstr(res, "IPAddress") && strchr(jstr(res, "IPAddress"), '/')) {
@@ -961,6 +1073,16 @@ static int firewall_prepare(struct call *k, json_t *res, struct api_error *e)
 	return 0;
 }
 
+/* firewalls.update and .patch: no fingerprint; network and direction cannot change. */
+static int firewall_method(struct call *k, struct item *it, struct api_error *e)
+{
+	static const char *const immutable[] = {"network", "direction", NULL};
+	static const struct update_rules rules = {
+	    .what = "firewall", .immutable = immutable, .prepare = firewall_prepare};
+
+	return compute_update_method(k, it, &rules, e);
+}
+
 const struct coll_type ct_firewalls = {
     .name = "firewalls",
     .kind = "compute#firewall",
@@ -968,6 +1090,8 @@ const struct coll_type ct_firewalls = {
     .schema = "Firewall",
     .scopes = SCOPE_GLOBAL,
     .prepare_insert = firewall_prepare,
+    .method = firewall_method,
+    .apply_method = compute_update_apply,
 };
 
 /* ---- instanceGroups (unmanaged) ---- */
@@ -989,7 +1113,7 @@ static int instance_group_check_delete(struct compute *c, struct item *it, struc
 {
 	static const char *const users[] = {"backendServices"};
 
-	return check_unused(c, it, users, 1, e);
+	return compute_check_unused(c, it, users, 1, e);
 }
 
 static char *group_key(const struct item *g)
@@ -998,7 +1122,7 @@ static char *group_key(const struct item *g)
 }
 
 /* The member list of a group (created on demand when create is set). Borrowed. */
-static json_t *members(struct compute *c, const struct item *g, bool create)
+json_t *instance_group_members(struct compute *c, const struct item *g, bool create)
 {
 	char *key = group_key(g);
 	json_t *m = key ? json_object_get(c->ig_members, key) : NULL;
@@ -1036,7 +1160,7 @@ void instance_groups_forget(struct compute *c, const char *instance_url)
 	struct coll *groups = compute_coll(c, "instanceGroups");
 
 	for (size_t i = 0; instance_url && i < groups->len; i++) {
-		json_t *m = members(c, groups->items[i], false);
+		json_t *m = instance_group_members(c, groups->items[i], false);
 		ssize_t at = m ? member_index(m, instance_url) : -1;
 
 		if (at >= 0) {
@@ -1067,7 +1191,7 @@ static int check_request(struct call *k, const char *schema, struct api_error *e
 static int change_members(struct call *k, struct item *g, bool add, struct api_error *e)
 {
 	struct compute *c = k->c;
-	json_t *list, *ref, *urls, *m = members(c, g, false);
+	json_t *list, *ref, *urls, *m = instance_group_members(c, g, false);
 	size_t i;
 	int ret = check_request(
 	    k, add ? "InstanceGroupsAddInstancesRequest" : "InstanceGroupsRemoveInstancesRequest",
@@ -1171,7 +1295,7 @@ static int set_named_ports(struct call *k, struct item *g, struct api_error *e)
 static int list_members(struct call *k, struct item *g, struct api_error *e)
 {
 	struct compute *c = k->c;
-	json_t *m = members(c, g, false), *items = json_array(), *url, *doc;
+	json_t *m = instance_group_members(c, g, false), *items = json_array(), *url, *doc;
 	size_t i;
 	int ret = check_request(k, "InstanceGroupsListInstancesRequest", e);
 
@@ -1232,10 +1356,10 @@ static int instance_group_apply_method(struct compute *c, json_t *mu, struct api
 			json_object_set(g->res, "namedPorts", ports);
 		else
 			json_object_del(g->res, "namedPorts");
-		group_changed(g, members(c, g, false));
+		group_changed(g, instance_group_members(c, g, false));
 		return 0;
 	}
-	m = members(c, g, true);
+	m = instance_group_members(c, g, true);
 	if (!m)
 		return api_fail(e, 500, "internalError", "out of memory");
 	json_array_foreach(json_object_get(mu, "instances"), i, url)

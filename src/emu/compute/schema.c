@@ -688,6 +688,79 @@ static const char *const e_ReservationAffinity_ConsumeReservationTypeValueValues
 	"SPECIFIC_RESERVATION",
 	"UNSPECIFIED",
 };
+static const char *const e_RouterBgpPeerBfd_SessionInitializationModeValueValuesEnum[] = {
+	"ACTIVE",
+	"DISABLED",
+	"PASSIVE",
+};
+static const char *const e_RouterBgpPeer_AdvertiseModeValueValuesEnum[] = {
+	"CUSTOM",
+	"DEFAULT",
+};
+static const char *const e_RouterBgpPeer_AdvertisedGroupsValueListEntryValuesEnum[] = {
+	"ALL_SUBNETS",
+};
+static const char *const e_RouterBgpPeer_EnableValueValuesEnum[] = {
+	"FALSE",
+	"TRUE",
+};
+static const char *const e_RouterBgpPeer_ManagementTypeValueValuesEnum[] = {
+	"MANAGED_BY_ATTACHMENT",
+	"MANAGED_BY_USER",
+};
+static const char *const e_RouterBgp_AdvertiseModeValueValuesEnum[] = {
+	"CUSTOM",
+	"DEFAULT",
+};
+static const char *const e_RouterBgp_AdvertisedGroupsValueListEntryValuesEnum[] = {
+	"ALL_SUBNETS",
+};
+static const char *const e_RouterInterface_IpVersionValueValuesEnum[] = {
+	"IPV4",
+	"IPV6",
+};
+static const char *const e_RouterInterface_ManagementTypeValueValuesEnum[] = {
+	"MANAGED_BY_ATTACHMENT",
+	"MANAGED_BY_USER",
+};
+static const char *const e_RouterNatLogConfig_FilterValueValuesEnum[] = {
+	"ALL",
+	"ERRORS_ONLY",
+	"TRANSLATIONS_ONLY",
+};
+static const char *const e_RouterNatSubnetworkToNat_SourceIpRangesToNatValueListEntryValuesEnum[] = {
+	"ALL_IP_RANGES",
+	"LIST_OF_SECONDARY_IP_RANGES",
+	"PRIMARY_IP_RANGE",
+};
+static const char *const e_RouterNat_AutoNetworkTierValueValuesEnum[] = {
+	"FIXED_STANDARD",
+	"PREMIUM",
+	"STANDARD",
+	"STANDARD_OVERRIDES_FIXED_STANDARD",
+};
+static const char *const e_RouterNat_EndpointTypesValueListEntryValuesEnum[] = {
+	"ENDPOINT_TYPE_MANAGED_PROXY_LB",
+	"ENDPOINT_TYPE_SWG",
+	"ENDPOINT_TYPE_VM",
+};
+static const char *const e_RouterNat_NatIpAllocateOptionValueValuesEnum[] = {
+	"AUTO_ONLY",
+	"MANUAL_ONLY",
+};
+static const char *const e_RouterNat_SourceSubnetworkIpRangesToNat64ValueValuesEnum[] = {
+	"ALL_IPV6_SUBNETWORKS",
+	"LIST_OF_IPV6_SUBNETWORKS",
+};
+static const char *const e_RouterNat_SourceSubnetworkIpRangesToNatValueValuesEnum[] = {
+	"ALL_SUBNETWORKS_ALL_IP_RANGES",
+	"ALL_SUBNETWORKS_ALL_PRIMARY_IP_RANGES",
+	"LIST_OF_SUBNETWORKS",
+};
+static const char *const e_RouterNat_TypeValueValuesEnum[] = {
+	"PRIVATE",
+	"PUBLIC",
+};
 static const char *const e_SSLHealthCheck_PortSpecificationValueValuesEnum[] = {
 	"USE_FIXED_PORT",
 	"USE_NAMED_PORT",
@@ -783,6 +856,14 @@ static const char *const e_TCPHealthCheck_PortSpecificationValueValuesEnum[] = {
 	"USE_SERVING_PORT",
 };
 static const char *const e_TCPHealthCheck_ProxyHeaderValueValuesEnum[] = {
+	"NONE",
+	"PROXY_V1",
+};
+static const char *const e_TargetTcpProxiesSetProxyHeaderRequest_ProxyHeaderValueValuesEnum[] = {
+	"NONE",
+	"PROXY_V1",
+};
+static const char *const e_TargetTcpProxy_ProxyHeaderValueValuesEnum[] = {
 	"NONE",
 	"PROXY_V1",
 };
@@ -886,6 +967,23 @@ const struct sch_enum sch_enums[] = {
 	{e_Region_QuotaStatusWarningValue_CodeValueValuesEnum, 29},
 	{e_Region_StatusValueValuesEnum, 2},
 	{e_ReservationAffinity_ConsumeReservationTypeValueValuesEnum, 4},
+	{e_RouterBgpPeerBfd_SessionInitializationModeValueValuesEnum, 3},
+	{e_RouterBgpPeer_AdvertiseModeValueValuesEnum, 2},
+	{e_RouterBgpPeer_AdvertisedGroupsValueListEntryValuesEnum, 1},
+	{e_RouterBgpPeer_EnableValueValuesEnum, 2},
+	{e_RouterBgpPeer_ManagementTypeValueValuesEnum, 2},
+	{e_RouterBgp_AdvertiseModeValueValuesEnum, 2},
+	{e_RouterBgp_AdvertisedGroupsValueListEntryValuesEnum, 1},
+	{e_RouterInterface_IpVersionValueValuesEnum, 2},
+	{e_RouterInterface_ManagementTypeValueValuesEnum, 2},
+	{e_RouterNatLogConfig_FilterValueValuesEnum, 3},
+	{e_RouterNatSubnetworkToNat_SourceIpRangesToNatValueListEntryValuesEnum, 3},
+	{e_RouterNat_AutoNetworkTierValueValuesEnum, 4},
+	{e_RouterNat_EndpointTypesValueListEntryValuesEnum, 3},
+	{e_RouterNat_NatIpAllocateOptionValueValuesEnum, 2},
+	{e_RouterNat_SourceSubnetworkIpRangesToNat64ValueValuesEnum, 2},
+	{e_RouterNat_SourceSubnetworkIpRangesToNatValueValuesEnum, 3},
+	{e_RouterNat_TypeValueValuesEnum, 2},
 	{e_SSLHealthCheck_PortSpecificationValueValuesEnum, 3},
 	{e_SSLHealthCheck_ProxyHeaderValueValuesEnum, 2},
 	{e_SchedulingNodeAffinity_OperatorValueValuesEnum, 3},
@@ -905,6 +1003,8 @@ const struct sch_enum sch_enums[] = {
 	{e_Subsetting_PolicyValueValuesEnum, 2},
 	{e_TCPHealthCheck_PortSpecificationValueValuesEnum, 3},
 	{e_TCPHealthCheck_ProxyHeaderValueValuesEnum, 2},
+	{e_TargetTcpProxiesSetProxyHeaderRequest_ProxyHeaderValueValuesEnum, 2},
+	{e_TargetTcpProxy_ProxyHeaderValueValuesEnum, 2},
 	{e_UpcomingMaintenance_MaintenanceStatusValueValuesEnum, 3},
 	{e_UpcomingMaintenance_TypeValueValuesEnum, 3},
 	{e_Zone_StatusValueValuesEnum, 2},
@@ -1083,13 +1183,13 @@ static const struct sch_field f_BackendService[] = {
 	{"protocol", SCH_ENUM, false, 27},
 	{"region", SCH_STRING, false, 0},
 	{"securityPolicy", SCH_STRING, false, 0},
-	{"securitySettings", SCH_MESSAGE, false, 129},
+	{"securitySettings", SCH_MESSAGE, false, 144},
 	{"selfLink", SCH_STRING, false, 0},
 	{"serviceBindings", SCH_STRING, true, 0},
 	{"serviceLbPolicy", SCH_STRING, false, 0},
 	{"sessionAffinity", SCH_ENUM, false, 28},
 	{"strongSessionAffinityCookie", SCH_MESSAGE, false, 26},
-	{"subsetting", SCH_MESSAGE, false, 146},
+	{"subsetting", SCH_MESSAGE, false, 161},
 	{"timeoutSec", SCH_INT32, false, 0},
 	{"usedBy", SCH_MESSAGE, true, 32},
 };
@@ -1395,8 +1495,8 @@ static const struct sch_field f_HealthCheck[] = {
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
 	{"sourceRegions", SCH_STRING, true, 0},
-	{"sslHealthCheck", SCH_MESSAGE, false, 125},
-	{"tcpHealthCheck", SCH_MESSAGE, false, 147},
+	{"sslHealthCheck", SCH_MESSAGE, false, 140},
+	{"tcpHealthCheck", SCH_MESSAGE, false, 162},
 	{"timeoutSec", SCH_INT32, false, 0},
 	{"type", SCH_ENUM, false, 51},
 	{"unhealthyThreshold", SCH_INT32, false, 0},
@@ -1495,20 +1595,20 @@ static const struct sch_field f_Instance[] = {
 	{"privateIpv6GoogleAccess", SCH_ENUM, false, 58},
 	{"reservationAffinity", SCH_MESSAGE, false, 121},
 	{"resourcePolicies", SCH_STRING, true, 0},
-	{"resourceStatus", SCH_MESSAGE, false, 122},
+	{"resourceStatus", SCH_MESSAGE, false, 123},
 	{"satisfiesPzi", SCH_BOOL, false, 0},
 	{"satisfiesPzs", SCH_BOOL, false, 0},
-	{"scheduling", SCH_MESSAGE, false, 126},
+	{"scheduling", SCH_MESSAGE, false, 141},
 	{"selfLink", SCH_STRING, false, 0},
-	{"serviceAccounts", SCH_MESSAGE, true, 130},
-	{"shieldedInstanceConfig", SCH_MESSAGE, false, 135},
-	{"shieldedInstanceIntegrityPolicy", SCH_MESSAGE, false, 136},
+	{"serviceAccounts", SCH_MESSAGE, true, 145},
+	{"shieldedInstanceConfig", SCH_MESSAGE, false, 150},
+	{"shieldedInstanceIntegrityPolicy", SCH_MESSAGE, false, 151},
 	{"sourceMachineImage", SCH_STRING, false, 0},
 	{"sourceMachineImageEncryptionKey", SCH_MESSAGE, false, 42},
 	{"startRestricted", SCH_BOOL, false, 0},
 	{"status", SCH_ENUM, false, 59},
 	{"statusMessage", SCH_STRING, false, 0},
-	{"tags", SCH_MESSAGE, false, 148},
+	{"tags", SCH_MESSAGE, false, 163},
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_InstanceGroup[] = {
@@ -1701,7 +1801,7 @@ static const struct sch_field f_Operation[] = {
 	{"progress", SCH_INT32, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
-	{"setCommonInstanceMetadataOperationMetadata", SCH_MESSAGE, false, 131},
+	{"setCommonInstanceMetadataOperationMetadata", SCH_MESSAGE, false, 146},
 	{"startTime", SCH_STRING, false, 0},
 	{"status", SCH_ENUM, false, 73},
 	{"statusMessage", SCH_STRING, false, 0},
@@ -1761,7 +1861,7 @@ static const struct sch_field f_Project[] = {
 	{"name", SCH_STRING, false, 0},
 	{"quotas", SCH_MESSAGE, true, 114},
 	{"selfLink", SCH_STRING, false, 0},
-	{"usageExportLocation", SCH_MESSAGE, false, 150},
+	{"usageExportLocation", SCH_MESSAGE, false, 168},
 	{"vmDnsSetting", SCH_ENUM, false, 77},
 	{"xpnProjectStatus", SCH_ENUM, false, 78},
 };
@@ -1812,11 +1912,14 @@ static const struct sch_field f_ReservationAffinity[] = {
 	{"key", SCH_STRING, false, 0},
 	{"values", SCH_STRING, true, 0},
 };
+static const struct sch_field f_ResourceGroupReference[] = {
+	{"group", SCH_STRING, false, 0},
+};
 static const struct sch_field f_ResourceStatus[] = {
 	{"physicalHost", SCH_STRING, false, 0},
-	{"physicalHostTopology", SCH_MESSAGE, false, 123},
-	{"scheduling", SCH_MESSAGE, false, 124},
-	{"upcomingMaintenance", SCH_MESSAGE, false, 149},
+	{"physicalHostTopology", SCH_MESSAGE, false, 124},
+	{"scheduling", SCH_MESSAGE, false, 125},
+	{"upcomingMaintenance", SCH_MESSAGE, false, 167},
 };
 static const struct sch_field f_ResourceStatusPhysicalHostTopology[] = {
 	{"block", SCH_STRING, false, 0},
@@ -1827,11 +1930,137 @@ static const struct sch_field f_ResourceStatusPhysicalHostTopology[] = {
 static const struct sch_field f_ResourceStatusScheduling[] = {
 	{"availabilityDomain", SCH_INT32, false, 0},
 };
+static const struct sch_field f_Router[] = {
+	{"bgp", SCH_MESSAGE, false, 128},
+	{"bgpPeers", SCH_MESSAGE, true, 129},
+	{"creationTimestamp", SCH_STRING, false, 0},
+	{"description", SCH_STRING, false, 0},
+	{"encryptedInterconnectRouter", SCH_BOOL, false, 0},
+	{"id", SCH_UINT64, false, 0},
+	{"interfaces", SCH_MESSAGE, true, 132},
+	{"kind", SCH_STRING, false, 0},
+	{"md5AuthenticationKeys", SCH_MESSAGE, true, 133},
+	{"name", SCH_STRING, false, 0},
+	{"nats", SCH_MESSAGE, true, 134},
+	{"network", SCH_STRING, false, 0},
+	{"region", SCH_STRING, false, 0},
+	{"selfLink", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterAdvertisedIpRange[] = {
+	{"description", SCH_STRING, false, 0},
+	{"range", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterBgp[] = {
+	{"advertiseMode", SCH_ENUM, false, 89},
+	{"advertisedGroups", SCH_ENUM, true, 90},
+	{"advertisedIpRanges", SCH_MESSAGE, true, 127},
+	{"asn", SCH_UINT32, false, 0},
+	{"identifierRange", SCH_STRING, false, 0},
+	{"keepaliveInterval", SCH_UINT32, false, 0},
+};
+static const struct sch_field f_RouterBgpPeer[] = {
+	{"advertiseMode", SCH_ENUM, false, 85},
+	{"advertisedGroups", SCH_ENUM, true, 86},
+	{"advertisedIpRanges", SCH_MESSAGE, true, 127},
+	{"advertisedRoutePriority", SCH_UINT32, false, 0},
+	{"bfd", SCH_MESSAGE, false, 130},
+	{"customLearnedIpRanges", SCH_MESSAGE, true, 131},
+	{"customLearnedRoutePriority", SCH_INT32, false, 0},
+	{"enable", SCH_ENUM, false, 87},
+	{"enableIpv4", SCH_BOOL, false, 0},
+	{"enableIpv6", SCH_BOOL, false, 0},
+	{"exportPolicies", SCH_STRING, true, 0},
+	{"importPolicies", SCH_STRING, true, 0},
+	{"interfaceName", SCH_STRING, false, 0},
+	{"ipAddress", SCH_STRING, false, 0},
+	{"ipv4NexthopAddress", SCH_STRING, false, 0},
+	{"ipv6NexthopAddress", SCH_STRING, false, 0},
+	{"managementType", SCH_ENUM, false, 88},
+	{"md5AuthenticationKeyName", SCH_STRING, false, 0},
+	{"name", SCH_STRING, false, 0},
+	{"peerAsn", SCH_UINT32, false, 0},
+	{"peerIpAddress", SCH_STRING, false, 0},
+	{"peerIpv4NexthopAddress", SCH_STRING, false, 0},
+	{"peerIpv6NexthopAddress", SCH_STRING, false, 0},
+	{"routerApplianceInstance", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterBgpPeerBfd[] = {
+	{"minReceiveInterval", SCH_UINT32, false, 0},
+	{"minTransmitInterval", SCH_UINT32, false, 0},
+	{"multiplier", SCH_UINT32, false, 0},
+	{"sessionInitializationMode", SCH_ENUM, false, 84},
+};
+static const struct sch_field f_RouterBgpPeerCustomLearnedIpRange[] = {
+	{"range", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterInterface[] = {
+	{"ipRange", SCH_STRING, false, 0},
+	{"ipVersion", SCH_ENUM, false, 91},
+	{"linkedInterconnectAttachment", SCH_STRING, false, 0},
+	{"linkedVpnTunnel", SCH_STRING, false, 0},
+	{"managementType", SCH_ENUM, false, 92},
+	{"name", SCH_STRING, false, 0},
+	{"privateIpAddress", SCH_STRING, false, 0},
+	{"redundantInterface", SCH_STRING, false, 0},
+	{"subnetwork", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterMd5AuthenticationKey[] = {
+	{"key", SCH_STRING, false, 0},
+	{"name", SCH_STRING, false, 0},
+};
+static const struct sch_field f_RouterNat[] = {
+	{"autoNetworkTier", SCH_ENUM, false, 95},
+	{"drainNatIps", SCH_STRING, true, 0},
+	{"enableDynamicPortAllocation", SCH_BOOL, false, 0},
+	{"enableEndpointIndependentMapping", SCH_BOOL, false, 0},
+	{"endpointTypes", SCH_ENUM, true, 96},
+	{"icmpIdleTimeoutSec", SCH_INT32, false, 0},
+	{"logConfig", SCH_MESSAGE, false, 135},
+	{"maxPortsPerVm", SCH_INT32, false, 0},
+	{"minPortsPerVm", SCH_INT32, false, 0},
+	{"name", SCH_STRING, false, 0},
+	{"nat64Subnetworks", SCH_MESSAGE, true, 139},
+	{"natIpAllocateOption", SCH_ENUM, false, 97},
+	{"natIps", SCH_STRING, true, 0},
+	{"rules", SCH_MESSAGE, true, 136},
+	{"sourceSubnetworkIpRangesToNat", SCH_ENUM, false, 99},
+	{"sourceSubnetworkIpRangesToNat64", SCH_ENUM, false, 98},
+	{"subnetworks", SCH_MESSAGE, true, 138},
+	{"tcpEstablishedIdleTimeoutSec", SCH_INT32, false, 0},
+	{"tcpTimeWaitTimeoutSec", SCH_INT32, false, 0},
+	{"tcpTransitoryIdleTimeoutSec", SCH_INT32, false, 0},
+	{"type", SCH_ENUM, false, 100},
+	{"udpIdleTimeoutSec", SCH_INT32, false, 0},
+};
+static const struct sch_field f_RouterNatLogConfig[] = {
+	{"enable", SCH_BOOL, false, 0},
+	{"filter", SCH_ENUM, false, 93},
+};
+static const struct sch_field f_RouterNatRule[] = {
+	{"action", SCH_MESSAGE, false, 137},
+	{"description", SCH_STRING, false, 0},
+	{"match", SCH_STRING, false, 0},
+	{"ruleNumber", SCH_UINT32, false, 0},
+};
+static const struct sch_field f_RouterNatRuleAction[] = {
+	{"sourceNatActiveIps", SCH_STRING, true, 0},
+	{"sourceNatActiveRanges", SCH_STRING, true, 0},
+	{"sourceNatDrainIps", SCH_STRING, true, 0},
+	{"sourceNatDrainRanges", SCH_STRING, true, 0},
+};
+static const struct sch_field f_RouterNatSubnetworkToNat[] = {
+	{"name", SCH_STRING, false, 0},
+	{"secondaryIpRangeNames", SCH_STRING, true, 0},
+	{"sourceIpRangesToNat", SCH_ENUM, true, 94},
+};
+static const struct sch_field f_RouterNatSubnetworkToNat64[] = {
+	{"name", SCH_STRING, false, 0},
+};
 static const struct sch_field f_SSLHealthCheck[] = {
 	{"port", SCH_INT32, false, 0},
 	{"portName", SCH_STRING, false, 0},
-	{"portSpecification", SCH_ENUM, false, 84},
-	{"proxyHeader", SCH_ENUM, false, 85},
+	{"portSpecification", SCH_ENUM, false, 101},
+	{"proxyHeader", SCH_ENUM, false, 102},
 	{"request", SCH_STRING, false, 0},
 	{"response", SCH_STRING, false, 0},
 };
@@ -1839,21 +2068,21 @@ static const struct sch_field f_Scheduling[] = {
 	{"automaticRestart", SCH_BOOL, false, 0},
 	{"availabilityDomain", SCH_INT32, false, 0},
 	{"hostErrorTimeoutSeconds", SCH_INT32, false, 0},
-	{"instanceTerminationAction", SCH_ENUM, false, 87},
+	{"instanceTerminationAction", SCH_ENUM, false, 104},
 	{"localSsdRecoveryTimeout", SCH_MESSAGE, false, 45},
 	{"locationHint", SCH_STRING, false, 0},
 	{"maxRunDuration", SCH_MESSAGE, false, 45},
 	{"minNodeCpus", SCH_INT32, false, 0},
-	{"nodeAffinities", SCH_MESSAGE, true, 127},
-	{"onHostMaintenance", SCH_ENUM, false, 88},
-	{"onInstanceStopAction", SCH_MESSAGE, false, 128},
+	{"nodeAffinities", SCH_MESSAGE, true, 142},
+	{"onHostMaintenance", SCH_ENUM, false, 105},
+	{"onInstanceStopAction", SCH_MESSAGE, false, 143},
 	{"preemptible", SCH_BOOL, false, 0},
-	{"provisioningModel", SCH_ENUM, false, 89},
+	{"provisioningModel", SCH_ENUM, false, 106},
 	{"terminationTime", SCH_STRING, false, 0},
 };
 static const struct sch_field f_SchedulingNodeAffinity[] = {
 	{"key", SCH_STRING, false, 0},
-	{"operator", SCH_ENUM, false, 86},
+	{"operator", SCH_ENUM, false, 103},
 	{"values", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SchedulingOnInstanceStopAction[] = {
@@ -1870,16 +2099,16 @@ static const struct sch_field f_ServiceAccount[] = {
 };
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata[] = {
 	{"clientOperationId", SCH_STRING, false, 0},
-	{"perLocationOperations", SCH_MESSAGE, false, 133},
+	{"perLocationOperations", SCH_MESSAGE, false, 148},
 };
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadataPerLocationOperationInfo[] = {
-	{"error", SCH_MESSAGE, false, 137},
-	{"state", SCH_ENUM, false, 90},
+	{"error", SCH_MESSAGE, false, 152},
+	{"state", SCH_ENUM, false, 107},
 };
-static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue[] = {{"value", SCH_MESSAGE, false, 132}};
+static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue[] = {{"value", SCH_MESSAGE, false, 147}};
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue_AdditionalProperty[] = {
 	{"key", SCH_STRING, false, 0},
-	{"value", SCH_MESSAGE, false, 132},
+	{"value", SCH_MESSAGE, false, 147},
 };
 static const struct sch_field f_ShieldedInstanceConfig[] = {
 	{"enableIntegrityMonitoring", SCH_BOOL, false, 0},
@@ -1891,7 +2120,7 @@ static const struct sch_field f_ShieldedInstanceIntegrityPolicy[] = {
 };
 static const struct sch_field f_Status[] = {
 	{"code", SCH_INT32, false, 0},
-	{"details", SCH_MESSAGE, true, 138},
+	{"details", SCH_MESSAGE, true, 153},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Status_DetailsValueListEntry[] = {{"value", SCH_ANY, false, 0}};
@@ -1910,37 +2139,37 @@ static const struct sch_field f_Subnetwork[] = {
 	{"internalIpv6Prefix", SCH_STRING, false, 0},
 	{"ipCidrRange", SCH_STRING, false, 0},
 	{"ipCollection", SCH_STRING, false, 0},
-	{"ipv6AccessType", SCH_ENUM, false, 93},
+	{"ipv6AccessType", SCH_ENUM, false, 110},
 	{"ipv6CidrRange", SCH_STRING, false, 0},
-	{"ipv6GceEndpoint", SCH_ENUM, false, 94},
+	{"ipv6GceEndpoint", SCH_ENUM, false, 111},
 	{"kind", SCH_STRING, false, 0},
-	{"logConfig", SCH_MESSAGE, false, 141},
+	{"logConfig", SCH_MESSAGE, false, 156},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
-	{"params", SCH_MESSAGE, false, 142},
+	{"params", SCH_MESSAGE, false, 157},
 	{"privateIpGoogleAccess", SCH_BOOL, false, 0},
-	{"privateIpv6GoogleAccess", SCH_ENUM, false, 95},
-	{"purpose", SCH_ENUM, false, 96},
+	{"privateIpv6GoogleAccess", SCH_ENUM, false, 112},
+	{"purpose", SCH_ENUM, false, 113},
 	{"region", SCH_STRING, false, 0},
 	{"reservedInternalRange", SCH_STRING, false, 0},
-	{"role", SCH_ENUM, false, 97},
-	{"secondaryIpRanges", SCH_MESSAGE, true, 145},
+	{"role", SCH_ENUM, false, 114},
+	{"secondaryIpRanges", SCH_MESSAGE, true, 160},
 	{"selfLink", SCH_STRING, false, 0},
-	{"stackType", SCH_ENUM, false, 98},
-	{"state", SCH_ENUM, false, 99},
+	{"stackType", SCH_ENUM, false, 115},
+	{"state", SCH_ENUM, false, 116},
 	{"systemReservedExternalIpv6Ranges", SCH_STRING, true, 0},
 	{"systemReservedInternalIpv6Ranges", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SubnetworkLogConfig[] = {
-	{"aggregationInterval", SCH_ENUM, false, 91},
+	{"aggregationInterval", SCH_ENUM, false, 108},
 	{"enable", SCH_BOOL, false, 0},
 	{"filterExpr", SCH_STRING, false, 0},
 	{"flowSampling", SCH_DOUBLE, false, 0},
-	{"metadata", SCH_ENUM, false, 92},
+	{"metadata", SCH_ENUM, false, 109},
 	{"metadataFields", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SubnetworkParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 143},
+	{"resourceManagerTags", SCH_MESSAGE, false, 158},
 };
 static const struct sch_field f_SubnetworkParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_SubnetworkParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -1953,13 +2182,13 @@ static const struct sch_field f_SubnetworkSecondaryRange[] = {
 	{"reservedInternalRange", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Subsetting[] = {
-	{"policy", SCH_ENUM, false, 100},
+	{"policy", SCH_ENUM, false, 117},
 };
 static const struct sch_field f_TCPHealthCheck[] = {
 	{"port", SCH_INT32, false, 0},
 	{"portName", SCH_STRING, false, 0},
-	{"portSpecification", SCH_ENUM, false, 101},
-	{"proxyHeader", SCH_ENUM, false, 102},
+	{"portSpecification", SCH_ENUM, false, 118},
+	{"proxyHeader", SCH_ENUM, false, 119},
 	{"request", SCH_STRING, false, 0},
 	{"response", SCH_STRING, false, 0},
 };
@@ -1967,11 +2196,29 @@ static const struct sch_field f_Tags[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
 	{"items", SCH_STRING, true, 0},
 };
+static const struct sch_field f_TargetTcpProxiesSetBackendServiceRequest[] = {
+	{"service", SCH_STRING, false, 0},
+};
+static const struct sch_field f_TargetTcpProxiesSetProxyHeaderRequest[] = {
+	{"proxyHeader", SCH_ENUM, false, 120},
+};
+static const struct sch_field f_TargetTcpProxy[] = {
+	{"creationTimestamp", SCH_STRING, false, 0},
+	{"description", SCH_STRING, false, 0},
+	{"id", SCH_UINT64, false, 0},
+	{"kind", SCH_STRING, false, 0},
+	{"name", SCH_STRING, false, 0},
+	{"proxyBind", SCH_BOOL, false, 0},
+	{"proxyHeader", SCH_ENUM, false, 121},
+	{"region", SCH_STRING, false, 0},
+	{"selfLink", SCH_STRING, false, 0},
+	{"service", SCH_STRING, false, 0},
+};
 static const struct sch_field f_UpcomingMaintenance[] = {
 	{"canReschedule", SCH_BOOL, false, 0},
 	{"latestWindowStartTime", SCH_STRING, false, 0},
-	{"maintenanceStatus", SCH_ENUM, false, 103},
-	{"type", SCH_ENUM, false, 104},
+	{"maintenanceStatus", SCH_ENUM, false, 122},
+	{"type", SCH_ENUM, false, 123},
 	{"windowEndTime", SCH_STRING, false, 0},
 	{"windowStartTime", SCH_STRING, false, 0},
 };
@@ -1989,7 +2236,7 @@ static const struct sch_field f_Zone[] = {
 	{"name", SCH_STRING, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
-	{"status", SCH_ENUM, false, 105},
+	{"status", SCH_ENUM, false, 124},
 	{"supportsPzs", SCH_BOOL, false, 0},
 };
 
@@ -2116,9 +2363,24 @@ const struct sch_message sch_messages[] = {
 	{"Region_QuotaStatusWarningValue", f_Region_QuotaStatusWarningValue, 3, false},
 	{"Region_QuotaStatusWarningValue_DataValueListEntry", f_Region_QuotaStatusWarningValue_DataValueListEntry, 2, false},
 	{"ReservationAffinity", f_ReservationAffinity, 3, false},
+	{"ResourceGroupReference", f_ResourceGroupReference, 1, false},
 	{"ResourceStatus", f_ResourceStatus, 4, false},
 	{"ResourceStatusPhysicalHostTopology", f_ResourceStatusPhysicalHostTopology, 4, false},
 	{"ResourceStatusScheduling", f_ResourceStatusScheduling, 1, false},
+	{"Router", f_Router, 14, false},
+	{"RouterAdvertisedIpRange", f_RouterAdvertisedIpRange, 2, false},
+	{"RouterBgp", f_RouterBgp, 6, false},
+	{"RouterBgpPeer", f_RouterBgpPeer, 24, false},
+	{"RouterBgpPeerBfd", f_RouterBgpPeerBfd, 4, false},
+	{"RouterBgpPeerCustomLearnedIpRange", f_RouterBgpPeerCustomLearnedIpRange, 1, false},
+	{"RouterInterface", f_RouterInterface, 9, false},
+	{"RouterMd5AuthenticationKey", f_RouterMd5AuthenticationKey, 2, false},
+	{"RouterNat", f_RouterNat, 22, false},
+	{"RouterNatLogConfig", f_RouterNatLogConfig, 2, false},
+	{"RouterNatRule", f_RouterNatRule, 4, false},
+	{"RouterNatRuleAction", f_RouterNatRuleAction, 4, false},
+	{"RouterNatSubnetworkToNat", f_RouterNatSubnetworkToNat, 3, false},
+	{"RouterNatSubnetworkToNat64", f_RouterNatSubnetworkToNat64, 1, false},
 	{"SSLHealthCheck", f_SSLHealthCheck, 6, false},
 	{"Scheduling", f_Scheduling, 14, false},
 	{"SchedulingNodeAffinity", f_SchedulingNodeAffinity, 3, false},
@@ -2143,10 +2405,13 @@ const struct sch_message sch_messages[] = {
 	{"Subsetting", f_Subsetting, 1, false},
 	{"TCPHealthCheck", f_TCPHealthCheck, 6, false},
 	{"Tags", f_Tags, 2, false},
+	{"TargetTcpProxiesSetBackendServiceRequest", f_TargetTcpProxiesSetBackendServiceRequest, 1, false},
+	{"TargetTcpProxiesSetProxyHeaderRequest", f_TargetTcpProxiesSetProxyHeaderRequest, 1, false},
+	{"TargetTcpProxy", f_TargetTcpProxy, 10, false},
 	{"UpcomingMaintenance", f_UpcomingMaintenance, 6, false},
 	{"UsageExportLocation", f_UsageExportLocation, 2, false},
 	{"Zone", f_Zone, 11, false},
 };
 
-const unsigned sch_nmessages = 152;
+const unsigned sch_nmessages = 170;
 /* clang-format on */

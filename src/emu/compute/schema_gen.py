@@ -23,6 +23,9 @@ ROOTS = [
     "Firewall", "InstanceGroup", "InstanceGroupsAddInstancesRequest",
     "InstanceGroupsRemoveInstancesRequest", "InstanceGroupsListInstancesRequest",
     "InstanceGroupsSetNamedPortsRequest", "Image", "MachineType",
+    # plan/up/down: Cloud Router and NAT, TCP proxies, backend health.
+    "Router", "TargetTcpProxy", "TargetTcpProxiesSetBackendServiceRequest",
+    "TargetTcpProxiesSetProxyHeaderRequest", "ResourceGroupReference",
 ]
 
 

@@ -251,14 +251,27 @@ static bool visible(const struct item *it, const struct list_params *p)
 	return !it->pending && (!p->filter || filter_match(p->filter, it->res));
 }
 
+static bool past_hi(const struct name_range *nr, const char *name)
+{
+	int c;
+
+	if (!nr->hi)
+		return false;
+	c = strcmp(name, nr->hi);
+	return c > 0 || (c == 0 && !nr->hi_incl);
+}
+
 json_t *coll_list(struct compute *c, struct coll *co, const char *scope,
 		  const struct list_params *p)
 {
 	const char *project = c->emu->opt.project;
 	json_t *doc, *items = json_array();
 	struct item *last = NULL;
+	struct name_range nr;
 	unsigned n = 0;
 	size_t i;
+
+	filter_name_range(p->filter, &nr);
 
 	if (p->after_scope && strcmp(p->after_scope, scope) == 0)
 		i = coll_lower_bound(co, scope, p->after_name, true);
@@ -279,9 +292,18 @@ json_t *coll_list(struct compute *c, struct coll *co, const char *scope,
 		json_decref(items);
 		return NULL;
 	}
+	/* A filter that bounds the name (verify's parallel ranges) walks only that slice. */
+	if (nr.lo) {
+		size_t j = coll_lower_bound(co, scope, nr.lo, !nr.lo_incl);
+
+		if (j > i)
+			i = j;
+	}
 	for (; i < co->len && strcmp(co->items[i]->scope, scope) == 0; i++) {
 		struct item *it = co->items[i];
 
+		if (past_hi(&nr, it->name))
+			break;
 		if (!visible(it, p))
 			continue;
 		if (n == p->max) {
@@ -312,6 +334,7 @@ json_t *coll_aggregated(struct compute *c, struct coll *co, const struct list_pa
 	    p->include_all_scopes ? (SCOPE_GLOBAL | SCOPE_REGION | SCOPE_ZONE) : co->type->scopes;
 	json_t *doc, *scopes = json_array(), *found = json_object(), *items = json_object();
 	struct item *last = NULL;
+	struct name_range nr;
 	const char *scope;
 	json_t *arr;
 	unsigned n = 0;
@@ -332,10 +355,26 @@ json_t *coll_aggregated(struct compute *c, struct coll *co, const struct list_pa
 		for (size_t z = 0; z < compute_nzones; z++)
 			add_scope(scopes, "zones/", compute_zones[z].name);
 
+	filter_name_range(p->filter, &nr);
 	i = p->after_scope ? coll_lower_bound(co, p->after_scope, p->after_name, true) : 0;
-	for (; i < co->len; i++) {
+	while (i < co->len) {
 		struct item *it = co->items[i];
 
+		/* Within each scope, only the slice of names the filter admits. */
+		if (nr.lo && strcmp(it->name, nr.lo) < 0) {
+			size_t j = coll_lower_bound(co, it->scope, nr.lo, !nr.lo_incl);
+
+			i = j > i ? j : i + 1;
+			continue;
+		}
+		if (past_hi(&nr, it->name)) {
+			/* Names are [-a-z0-9]: "\x7f" sorts after every name of the scope. */
+			size_t j = coll_lower_bound(co, it->scope, "\x7f", false);
+
+			i = j > i ? j : i + 1;
+			continue;
+		}
+		i++;
 		if (!visible(it, p))
 			continue;
 		if (n == p->max) {
