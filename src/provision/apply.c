@@ -131,7 +131,11 @@ static int refresh_fingerprint(struct apply_ctx *x, struct op *op, struct gcp_co
 		return error_set(err, EBADMSG, "%s %s has no %s", rkinds[op->kind].label, op->key,
 				 op->fingerprint);
 	}
-	json_object_set(op->body, "fingerprint", fp);
+	/* The body names it as the resource's last path segment does ("labelFingerprint"). */
+	json_object_set(op->body,
+			strrchr(op->fingerprint, '.') ? strrchr(op->fingerprint, '.') + 1
+						      : op->fingerprint,
+			fp);
 	json_decref(res);
 	return 0;
 }

@@ -1219,6 +1219,11 @@ enum model_update model_field_update(enum rkind kind, const char *field)
 			return MU_SET_METADATA;
 		if (strcmp(field, "podsRange") == 0)
 			return MU_ADD_POD_RANGE;
+		/* Labels and tags change in place on a running instance; the rest replaces it. */
+		if (strcmp(field, "labels") == 0)
+			return MU_SET_LABELS;
+		if (strcmp(field, "tags") == 0)
+			return MU_SET_TAGS;
 		return MU_REPLACE;
 	case RK_INSTANCE_GROUP:
 		return strcmp(field, "namedPorts") == 0 ? MU_NAMED_PORTS : MU_REPLACE;

@@ -101,6 +101,8 @@ enum model_update {
 	MU_PROXY_HEADER,  /* targetTcpProxies.setProxyHeader */
 	MU_SET_METADATA,  /* instances.setMetadata */
 	MU_ADD_POD_RANGE, /* instances.updateNetworkInterface: add the pods /24 */
+	MU_SET_LABELS,    /* instances.setLabels */
+	MU_SET_TAGS,      /* instances.setTags */
 };
 enum model_update model_field_update(enum rkind kind, const char *field);
 /* Fields whose values are secrets (shown as a digest). */

@@ -266,7 +266,7 @@ static int update_ops(struct maker *m, const struct resource *d, const struct re
 						NULL};
 	static const char *const bs_fields[] = {"protocol",     "portName", "timeoutSec",
 						"healthChecks", "backends", NULL};
-	bool done[MU_ADD_POD_RANGE + 1] = {false};
+	bool done[MU_SET_TAGS + 1] = {false};
 
 	for (size_t i = 0; i < c->nfields; i++) {
 		enum model_update u = strcmp(c->fields[i].field, "members") == 0
@@ -367,6 +367,26 @@ static int update_ops(struct maker *m, const struct resource *d, const struct re
 			}
 			break;
 		}
+		case MU_SET_LABELS:
+			o = new_op(m, OP_CALL, d, "setLabels", "POST",
+				   json_pack("{s:O, s:O?}", "labels",
+					     json_object_get(d->body, "labels") ?: json_object(),
+					     "labelFingerprint",
+					     json_object_get(l->body, "labelFingerprint")));
+			if (o)
+				snprintf(o->fingerprint, sizeof(o->fingerprint),
+					 "labelFingerprint");
+			break;
+		case MU_SET_TAGS:
+			o = new_op(m, OP_CALL, d, "setTags", "POST",
+				   json_pack("{s:O, s:O?}", "items",
+					     json_path(d->body, "tags.items") ?: json_array(),
+					     "fingerprint",
+					     json_path(l->body, "tags.fingerprint")));
+			if (o)
+				snprintf(o->fingerprint, sizeof(o->fingerprint),
+					 "tags.fingerprint");
+			break;
 		default:
 			break;
 		}

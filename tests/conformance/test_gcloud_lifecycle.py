@@ -1,6 +1,6 @@
 """gcloud compute instances reset, stop and start against talos-gcp-emu: gcloud waits on each
 Operation and reads the instance back; the emulated kubelet registers a deleted Node again
-only after the reset."""
+only after the reset. Labels and tags change in place (add-labels, add-tags and their removes)."""
 import json
 import os
 import sys
@@ -54,6 +54,33 @@ class TestGcloudLifecycle(unittest.TestCase):
         self.assertEqual(self.status(), "RUNNING")
         back = self.emu.wait_until(lambda: self.emu.node("node-a"), what="node-a registered again")
         self.assertNotEqual(back["metadata"]["uid"], node["metadata"]["uid"])
+
+    def describe(self):
+        rc, out, err = run(self.env, "compute", "instances", "describe", "node-a", f"--zone={ZONE}",
+                           "--format=json")
+        self.assertEqual(rc, 0, err)
+        return json.loads(out)
+
+    def test_labels_and_tags_in_place(self):
+        # gcloud reads the fingerprint, then calls setLabels / setTags with it.
+        before = self.describe()
+        for args in (("add-labels", "--labels=team=net,env=dev"), ("remove-labels", "--labels=env"),
+                     ("add-tags", "--tags=web,ssh"), ("remove-tags", "--tags=ssh")):
+            rc, out, err = run(self.env, "compute", "instances", args[0], "node-a", f"--zone={ZONE}", args[1])
+            self.assertEqual(rc, 0, (args, err))
+        after = self.describe()
+        self.assertEqual(after["id"], before["id"])
+        self.assertEqual(after["labels"], {"team": "net"})
+        self.assertEqual(after["tags"]["items"], ["web"])
+        self.assertNotEqual(after["labelFingerprint"], before["labelFingerprint"])
+        self.assertNotEqual(after["tags"]["fingerprint"], before["tags"]["fingerprint"])
+        # A stale fingerprint is GCP's 412.
+        st, err = self.emu.compute("POST", f"projects/demo-project/zones/{ZONE}/instances/node-a/setLabels",
+                                   {"labels": {"a": "b"}, "labelFingerprint": before["labelFingerprint"]})
+        self.assertEqual((st, err["error"]["errors"][0]["reason"]), (412, "conditionNotMet"))
+        st, err = self.emu.compute("POST", f"projects/demo-project/zones/{ZONE}/instances/node-a/setTags",
+                                   {"items": ["x"], "fingerprint": before["tags"]["fingerprint"]})
+        self.assertEqual((st, err["error"]["errors"][0]["reason"]), (412, "conditionNotMet"))
 
 
 if __name__ == "__main__":

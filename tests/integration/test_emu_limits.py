@@ -314,6 +314,60 @@ class BodyBudgetTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class KubeBodyLimitTest(unittest.TestCase):
+    """The API server reads at most 3 MiB of a body (413 past it). A body declared far
+    larger is answered at once, before any of it is sent; a chunked one is dropped as it
+    arrives and answered at its end."""
+
+    def _kube_socket(self, emu):
+        ca, _, _ = emu.kube_files()
+        ctx = ssl.create_default_context(cafile=ca)
+        host, port = host_port(emu.kube_url)
+        return ctx.wrap_socket(socket.create_connection((host, port), timeout=10), server_hostname=host)
+
+    @staticmethod
+    def _answer(s):
+        answer = b""
+        while b"}" not in answer.split(b"\r\n\r\n", 1)[-1] or b"\r\n\r\n" not in answer:
+            try:
+                data = s.recv(4096)
+            except OSError:
+                break
+            if not data:
+                break
+            answer += data
+        return answer
+
+    def test_large_bodies_are_refused_unread(self):
+        tmp = tempfile.mkdtemp(prefix="emu-kube-limit-")
+        try:
+            with Emu(tmp, ccm="off") as emu:
+                head = (f"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n"
+                        f"Authorization: Bearer {emu.kube_token()}\r\nContent-Type: application/json\r\n")
+                s = self._kube_socket(emu)
+                s.sendall((head + f"Content-Length: {8 << 20}\r\n\r\n").encode())
+                answer = self._answer(s)  # no byte of the body sent
+                self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
+                self.assertIn(b"Request entity too large: limit is 3145728", answer)
+                s.close()
+                # Chunked (no length to refuse up front): read to its end, dropped, answered
+                # 413 on a connection that stays usable.
+                s = self._kube_socket(emu)
+                s.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode())
+                chunk = b"x" * (64 << 10)
+                for _ in range(128):
+                    s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                s.sendall(b"0\r\n\r\n")
+                answer = self._answer(s)
+                self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
+                self.assertIn(b"Request entity too large: limit is 3145728", answer)
+                s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertTrue(self._answer(s).startswith(b"HTTP/1.1 200"))
+                s.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class PlainHttpOnTlsPortTest(unittest.TestCase):
     def test_plain_http_gets_go_s_400(self):
         tmp = tempfile.mkdtemp(prefix="emu-plain-")

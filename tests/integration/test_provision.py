@@ -13,7 +13,7 @@ import unittest
 from emu import Emu
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from provision import Prov, mutations  # noqa: E402
+from provision import MARKER, Prov, mutations  # noqa: E402
 
 P = "projects/demo-project"
 R = "regions/us-central1"
@@ -205,6 +205,20 @@ class TestUpdates(ProvisionCase):
                   workers=dict(base["workers"], count=1, userData="worker2.yaml"), **cur)
         inv = self.p.inventory()
         self.assertIn("# v2", inv[f"{ZA}/instances/demo-worker-0"]["metadata"]["items"][0]["value"])
+        # Labels and network tags change in place (setLabels, setTags): the node stays.
+        before = inv[f"{ZA}/instances/demo-worker-0"]
+        plan = self.step({("update", f"{ZA}/instances/demo-worker-0")},
+                         workers=dict(base["workers"], count=1, userData="worker2.yaml",
+                                      labels={"team": "net"}, tags=["ingress", "extra"]), **cur)
+        fields = {c["key"]: sorted(f["field"] for f in c["fields"]) for c in plan["changes"]}
+        self.assertEqual(fields[f"{ZA}/instances/demo-worker-0"], ["labels", "tags"])
+        after = self.p.inventory()[f"{ZA}/instances/demo-worker-0"]
+        self.assertEqual(after["id"], before["id"])
+        self.assertEqual(after["labels"].get("team"), "net")
+        self.assertEqual(after["labels"].get(MARKER), "demo")
+        self.assertLessEqual({"extra", "ingress"}, set(after["tags"]["items"]))
+        self.assertLessEqual(set(before["tags"]["items"]), set(after["tags"]["items"]))
+        self.assertNotEqual(after["labelFingerprint"], before["labelFingerprint"])
         plan = self.step({("replace", f"{ZA}/instances/demo-worker-0"),
                           ("update", f"{ZA}/instanceGroups/demo-workers-us-central1-a")},
                          workers=dict(base["workers"], count=1, userData="worker2.yaml",

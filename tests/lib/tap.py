@@ -14,8 +14,26 @@ class TapResult(unittest.TestResult):
     def __init__(self):
         super().__init__()
         self.n = 0
+        self.sub_failures = {}  # test id -> diagnostics of its failed subTests
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            # unittest reports neither success nor failure for a test whose subTests
+            # failed: say it when the test stops (stopTest), one TAP line per test.
+            self.sub_failures.setdefault(test.id(), []).append(
+                f"{subtest.id().split('.', 1)[-1]}\n" + self._exc_info_to_string(err, test))
+
+    def stopTest(self, test):
+        failed = self.sub_failures.pop(test.id(), None)
+        if failed:
+            if getattr(self, "printed", None) != test.id():
+                self._line(False, test)
+            print("# " + "\n".join(failed).replace("\n", "\n# "), flush=True)
+        super().stopTest(test)
 
     def _line(self, ok, test, extra=""):
+        self.printed = test.id()
         self.n += 1
         name = test.id().split(".", 1)[-1]
         print(f"{'ok' if ok else 'not ok'} {self.n} - {name}{extra}", flush=True)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * instances: insert, get, list, aggregatedList, delete, updateNetworkInterface, setMetadata
+ * instances: insert, get, list, aggregatedList, delete, updateNetworkInterface, setMetadata,
+ * setLabels, setTags
  * (reset, stop and start: lifecycle.c).
  *
  * Network interfaces (https://cloud.google.com/compute/docs/reference/rest/v1/instances):
@@ -886,6 +887,21 @@ static int precondition_failed(struct api_error *e, const char *what)
 	return -EINVAL;
 }
 
+/*
+ * setLabels (https://cloud.google.com/compute/docs/reference/rest/v1/instances/setLabels)
+ * replaces the labels; labelFingerprint must be the current one. A missing or stale one is
+ * 412 "Labels fingerprint either invalid or resource labels have changed" (conditionNotMet,
+ * as GCP answers it: googleapis/google-cloud-go#7802).
+ */
+static int labels_fingerprint_mismatch(struct api_error *e)
+{
+	api_fail(e, 412, "conditionNotMet",
+		 "Labels fingerprint either invalid or resource labels have changed");
+	e->location = "If-Match";
+	e->location_type = "header";
+	return -EINVAL;
+}
+
 static int update_nic(struct call *k, struct item *it, struct api_error *e)
 {
 	struct compute *c = k->c;
@@ -1050,6 +1066,24 @@ static int instance_apply_method(struct compute *c, json_t *m, struct api_error 
 		if (!json_array_size(json_object_get(md, "items")))
 			json_object_del(md, "items");
 		set_fingerprint(md, "fingerprint");
+	} else if (strcmp(method, "setLabels") == 0) {
+		if (!fingerprint_equal(jstr(m, "fingerprint"), jstr(it->res, "labelFingerprint")))
+			return labels_fingerprint_mismatch(e);
+		if (json_object_size(json_object_get(m, "labels")))
+			json_object_set(it->res, "labels", json_object_get(m, "labels"));
+		else
+			json_object_del(it->res, "labels");
+		set_fingerprint(it->res, "labelFingerprint");
+	} else if (strcmp(method, "setTags") == 0) {
+		json_t *tags = json_object_get(it->res, "tags");
+
+		if (!fingerprint_equal(jstr(m, "fingerprint"), jstr(tags, "fingerprint")))
+			return precondition_failed(e, "tags");
+		if (json_array_size(json_object_get(m, "items")))
+			json_object_set(tags, "items", json_object_get(m, "items"));
+		else
+			json_object_del(tags, "items");
+		set_fingerprint(tags, "fingerprint");
 	} else {
 		return api_fail(e, 500, "internalError", "unknown method '%s'", method);
 	}
@@ -1090,6 +1124,64 @@ static int set_metadata(struct call *k, struct item *it, struct api_error *e)
 		      json_deep_copy(json_object_get(k->body, "items")) ?: json_array()));
 }
 
+static int set_labels(struct call *k, struct item *it, struct api_error *e)
+{
+	const char *fp;
+	char err[512];
+	int ret;
+
+	if (!k->body)
+		return api_fail(e, 400, "required", "Required field 'resource' not specified");
+	if (sch_check(sch_find("InstancesSetLabelsRequest"), k->body, "resource", err,
+		      sizeof(err)) < 0)
+		return api_fail(e, 400, "invalid", "%s", err);
+	fp = jstr(k->body, "labelFingerprint");
+	if (!fp || !fingerprint_equal(fp, jstr(it->res, "labelFingerprint")))
+		return labels_fingerprint_mismatch(e);
+	ret = limits_check_resource(k->body, e);
+	if (ret < 0)
+		return ret;
+	return op_start(
+	    k, "setLabels", it->scope, it->name, "instances",
+	    json_incref(json_object_get(it->res, "id")),
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "op", "method", "method", "setLabels",
+		      "collection", "instances", "scope", it->scope, "name", it->name,
+		      "fingerprint", fp, "labels",
+		      json_deep_copy(json_object_get(k->body, "labels")) ?: json_object()));
+}
+
+/*
+ * setTags (https://cloud.google.com/compute/docs/reference/rest/v1/instances/setTags): the
+ * body is a Tags message; its fingerprint must be the tags' current one (412 otherwise).
+ */
+static int set_tags(struct call *k, struct item *it, struct api_error *e)
+{
+	const char *fp;
+	char err[512];
+	int ret;
+
+	if (!k->body)
+		return api_fail(e, 400, "required", "Required field 'resource' not specified");
+	if (sch_check(sch_find("Tags"), k->body, "resource", err, sizeof(err)) < 0)
+		return api_fail(e, 400, "invalid", "%s", err);
+	fp = jstr(k->body, "fingerprint");
+	if (!fp)
+		return api_fail(e, 400, "required",
+				"Required field 'resource.fingerprint' not specified");
+	if (!fingerprint_equal(fp, jstr(json_object_get(it->res, "tags"), "fingerprint")))
+		return precondition_failed(e, "tags");
+	ret = limits_check_tags(k->body, "resource", e);
+	if (ret < 0)
+		return ret;
+	return op_start(
+	    k, "setTags", it->scope, it->name, "instances",
+	    json_incref(json_object_get(it->res, "id")),
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "op", "method", "method", "setTags",
+		      "collection", "instances", "scope", it->scope, "name", it->name,
+		      "fingerprint", fp, "items",
+		      json_deep_copy(json_object_get(k->body, "items")) ?: json_array()));
+}
+
 static int instance_method(struct call *k, struct item *it, struct api_error *e)
 {
 	const char *m = k->req->method;
@@ -1098,6 +1190,10 @@ static int instance_method(struct call *k, struct item *it, struct api_error *e)
 		return update_nic(k, it, e);
 	if (k->verb && strcmp(k->verb, "setMetadata") == 0 && strcmp(m, "POST") == 0)
 		return set_metadata(k, it, e);
+	if (k->verb && strcmp(k->verb, "setLabels") == 0 && strcmp(m, "POST") == 0)
+		return set_labels(k, it, e);
+	if (k->verb && strcmp(k->verb, "setTags") == 0 && strcmp(m, "POST") == 0)
+		return set_tags(k, it, e);
 	if (instance_lifecycle_verb(k->verb))
 		return instance_lifecycle_method(k, it, e);
 	return api_fail(e, 404, "notFound", "The requested URL was not found on this server.");

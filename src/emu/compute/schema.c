@@ -1177,19 +1177,19 @@ static const struct sch_field f_BackendService[] = {
 	{"metadatas", SCH_MESSAGE, false, 33},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
-	{"outlierDetection", SCH_MESSAGE, false, 112},
+	{"outlierDetection", SCH_MESSAGE, false, 115},
 	{"port", SCH_INT32, false, 0},
 	{"portName", SCH_STRING, false, 0},
 	{"protocol", SCH_ENUM, false, 27},
 	{"region", SCH_STRING, false, 0},
 	{"securityPolicy", SCH_STRING, false, 0},
-	{"securitySettings", SCH_MESSAGE, false, 144},
+	{"securitySettings", SCH_MESSAGE, false, 147},
 	{"selfLink", SCH_STRING, false, 0},
 	{"serviceBindings", SCH_STRING, true, 0},
 	{"serviceLbPolicy", SCH_STRING, false, 0},
 	{"sessionAffinity", SCH_ENUM, false, 28},
 	{"strongSessionAffinityCookie", SCH_MESSAGE, false, 26},
-	{"subsetting", SCH_MESSAGE, false, 161},
+	{"subsetting", SCH_MESSAGE, false, 164},
 	{"timeoutSec", SCH_INT32, false, 0},
 	{"usedBy", SCH_MESSAGE, true, 32},
 };
@@ -1414,7 +1414,7 @@ static const struct sch_field f_ForwardingRule[] = {
 	{"labelFingerprint", SCH_BYTES, false, 0},
 	{"labels", SCH_MESSAGE, false, 59},
 	{"loadBalancingScheme", SCH_ENUM, false, 40},
-	{"metadataFilters", SCH_MESSAGE, true, 94},
+	{"metadataFilters", SCH_MESSAGE, true, 97},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
 	{"networkTier", SCH_ENUM, false, 41},
@@ -1495,8 +1495,8 @@ static const struct sch_field f_HealthCheck[] = {
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
 	{"sourceRegions", SCH_STRING, true, 0},
-	{"sslHealthCheck", SCH_MESSAGE, false, 140},
-	{"tcpHealthCheck", SCH_MESSAGE, false, 162},
+	{"sslHealthCheck", SCH_MESSAGE, false, 143},
+	{"tcpHealthCheck", SCH_MESSAGE, false, 165},
 	{"timeoutSec", SCH_INT32, false, 0},
 	{"type", SCH_ENUM, false, 51},
 	{"unhealthyThreshold", SCH_INT32, false, 0},
@@ -1586,29 +1586,29 @@ static const struct sch_field f_Instance[] = {
 	{"lastStopTimestamp", SCH_STRING, false, 0},
 	{"lastSuspendedTimestamp", SCH_STRING, false, 0},
 	{"machineType", SCH_STRING, false, 0},
-	{"metadata", SCH_MESSAGE, false, 93},
+	{"metadata", SCH_MESSAGE, false, 96},
 	{"minCpuPlatform", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"networkInterfaces", SCH_MESSAGE, true, 99},
-	{"networkPerformanceConfig", SCH_MESSAGE, false, 104},
+	{"networkInterfaces", SCH_MESSAGE, true, 102},
+	{"networkPerformanceConfig", SCH_MESSAGE, false, 107},
 	{"params", SCH_MESSAGE, false, 81},
 	{"privateIpv6GoogleAccess", SCH_ENUM, false, 58},
-	{"reservationAffinity", SCH_MESSAGE, false, 121},
+	{"reservationAffinity", SCH_MESSAGE, false, 124},
 	{"resourcePolicies", SCH_STRING, true, 0},
-	{"resourceStatus", SCH_MESSAGE, false, 123},
+	{"resourceStatus", SCH_MESSAGE, false, 126},
 	{"satisfiesPzi", SCH_BOOL, false, 0},
 	{"satisfiesPzs", SCH_BOOL, false, 0},
-	{"scheduling", SCH_MESSAGE, false, 141},
+	{"scheduling", SCH_MESSAGE, false, 144},
 	{"selfLink", SCH_STRING, false, 0},
-	{"serviceAccounts", SCH_MESSAGE, true, 145},
-	{"shieldedInstanceConfig", SCH_MESSAGE, false, 150},
-	{"shieldedInstanceIntegrityPolicy", SCH_MESSAGE, false, 151},
+	{"serviceAccounts", SCH_MESSAGE, true, 148},
+	{"shieldedInstanceConfig", SCH_MESSAGE, false, 153},
+	{"shieldedInstanceIntegrityPolicy", SCH_MESSAGE, false, 154},
 	{"sourceMachineImage", SCH_STRING, false, 0},
 	{"sourceMachineImageEncryptionKey", SCH_MESSAGE, false, 42},
 	{"startRestricted", SCH_BOOL, false, 0},
 	{"status", SCH_ENUM, false, 59},
 	{"statusMessage", SCH_STRING, false, 0},
-	{"tags", SCH_MESSAGE, false, 163},
+	{"tags", SCH_MESSAGE, false, 166},
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_InstanceGroup[] = {
@@ -1618,7 +1618,7 @@ static const struct sch_field f_InstanceGroup[] = {
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"namedPorts", SCH_MESSAGE, true, 97},
+	{"namedPorts", SCH_MESSAGE, true, 100},
 	{"network", SCH_STRING, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
@@ -1637,7 +1637,7 @@ static const struct sch_field f_InstanceGroupsRemoveInstancesRequest[] = {
 };
 static const struct sch_field f_InstanceGroupsSetNamedPortsRequest[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
-	{"namedPorts", SCH_MESSAGE, true, 97},
+	{"namedPorts", SCH_MESSAGE, true, 100},
 };
 static const struct sch_field f_InstanceParams[] = {
 	{"resourceManagerTags", SCH_MESSAGE, false, 82},
@@ -1663,12 +1663,21 @@ static const struct sch_field f_InstancesBulkInsertOperationMetadata_PerLocation
 	{"key", SCH_STRING, false, 0},
 	{"value", SCH_MESSAGE, false, 35},
 };
+static const struct sch_field f_InstancesSetLabelsRequest[] = {
+	{"labelFingerprint", SCH_BYTES, false, 0},
+	{"labels", SCH_MESSAGE, false, 91},
+};
+static const struct sch_field f_InstancesSetLabelsRequest_LabelsValue[] = {{"value", SCH_STRING, false, 0}};
+static const struct sch_field f_InstancesSetLabelsRequest_LabelsValue_AdditionalProperty[] = {
+	{"key", SCH_STRING, false, 0},
+	{"value", SCH_STRING, false, 0},
+};
 static const struct sch_field f_LocalizedMessage[] = {
 	{"locale", SCH_STRING, false, 0},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_MachineType[] = {
-	{"accelerators", SCH_MESSAGE, true, 92},
+	{"accelerators", SCH_MESSAGE, true, 95},
 	{"architecture", SCH_ENUM, false, 60},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"deprecated", SCH_MESSAGE, false, 43},
@@ -1691,11 +1700,11 @@ static const struct sch_field f_MachineType_AcceleratorsValueListEntry[] = {
 };
 static const struct sch_field f_Metadata[] = {
 	{"fingerprint", SCH_BYTES, false, 0},
-	{"items", SCH_MESSAGE, true, 96},
+	{"items", SCH_MESSAGE, true, 99},
 	{"kind", SCH_STRING, false, 0},
 };
 static const struct sch_field f_MetadataFilter[] = {
-	{"filterLabels", SCH_MESSAGE, true, 95},
+	{"filterLabels", SCH_MESSAGE, true, 98},
 	{"filterMatchCriteria", SCH_ENUM, false, 61},
 };
 static const struct sch_field f_MetadataFilterLabelMatch[] = {
@@ -1725,9 +1734,9 @@ static const struct sch_field f_Network[] = {
 	{"name", SCH_STRING, false, 0},
 	{"networkFirewallPolicyEnforcementOrder", SCH_ENUM, false, 72},
 	{"networkProfile", SCH_STRING, false, 0},
-	{"params", SCH_MESSAGE, false, 100},
-	{"peerings", SCH_MESSAGE, true, 103},
-	{"routingConfig", SCH_MESSAGE, false, 105},
+	{"params", SCH_MESSAGE, false, 103},
+	{"peerings", SCH_MESSAGE, true, 106},
+	{"routingConfig", SCH_MESSAGE, false, 108},
 	{"selfLink", SCH_STRING, false, 0},
 	{"selfLinkWithId", SCH_STRING, false, 0},
 	{"subnetworks", SCH_STRING, true, 0},
@@ -1751,7 +1760,7 @@ static const struct sch_field f_NetworkInterface[] = {
 	{"subnetwork", SCH_STRING, false, 0},
 };
 static const struct sch_field f_NetworkParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 101},
+	{"resourceManagerTags", SCH_MESSAGE, false, 104},
 };
 static const struct sch_field f_NetworkParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_NetworkParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -1788,7 +1797,7 @@ static const struct sch_field f_Operation[] = {
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"description", SCH_STRING, false, 0},
 	{"endTime", SCH_STRING, false, 0},
-	{"error", SCH_MESSAGE, false, 107},
+	{"error", SCH_MESSAGE, false, 110},
 	{"httpErrorMessage", SCH_STRING, false, 0},
 	{"httpErrorStatusCode", SCH_INT32, false, 0},
 	{"id", SCH_UINT64, false, 0},
@@ -1801,34 +1810,34 @@ static const struct sch_field f_Operation[] = {
 	{"progress", SCH_INT32, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
-	{"setCommonInstanceMetadataOperationMetadata", SCH_MESSAGE, false, 146},
+	{"setCommonInstanceMetadataOperationMetadata", SCH_MESSAGE, false, 149},
 	{"startTime", SCH_STRING, false, 0},
 	{"status", SCH_ENUM, false, 73},
 	{"statusMessage", SCH_STRING, false, 0},
 	{"targetId", SCH_UINT64, false, 0},
 	{"targetLink", SCH_STRING, false, 0},
 	{"user", SCH_STRING, false, 0},
-	{"warnings", SCH_MESSAGE, true, 110},
+	{"warnings", SCH_MESSAGE, true, 113},
 	{"zone", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_ErrorValue[] = {
-	{"errors", SCH_MESSAGE, true, 108},
+	{"errors", SCH_MESSAGE, true, 111},
 };
 static const struct sch_field f_Operation_ErrorValue_ErrorsValueListEntry[] = {
 	{"code", SCH_STRING, false, 0},
-	{"errorDetails", SCH_MESSAGE, true, 109},
+	{"errorDetails", SCH_MESSAGE, true, 112},
 	{"location", SCH_STRING, false, 0},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_ErrorValue_ErrorsValueListEntry_ErrorDetailsValueListEntry[] = {
 	{"errorInfo", SCH_MESSAGE, false, 46},
 	{"help", SCH_MESSAGE, false, 68},
-	{"localizedMessage", SCH_MESSAGE, false, 90},
-	{"quotaInfo", SCH_MESSAGE, false, 115},
+	{"localizedMessage", SCH_MESSAGE, false, 93},
+	{"quotaInfo", SCH_MESSAGE, false, 118},
 };
 static const struct sch_field f_Operation_WarningsValueListEntry[] = {
 	{"code", SCH_ENUM, false, 74},
-	{"data", SCH_MESSAGE, true, 111},
+	{"data", SCH_MESSAGE, true, 114},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Operation_WarningsValueListEntry_DataValueListEntry[] = {
@@ -1850,7 +1859,7 @@ static const struct sch_field f_OutlierDetection[] = {
 };
 static const struct sch_field f_Project[] = {
 	{"cloudArmorTier", SCH_ENUM, false, 75},
-	{"commonInstanceMetadata", SCH_MESSAGE, false, 93},
+	{"commonInstanceMetadata", SCH_MESSAGE, false, 96},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"defaultNetworkTier", SCH_ENUM, false, 76},
 	{"defaultServiceAccount", SCH_STRING, false, 0},
@@ -1859,9 +1868,9 @@ static const struct sch_field f_Project[] = {
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"quotas", SCH_MESSAGE, true, 114},
+	{"quotas", SCH_MESSAGE, true, 117},
 	{"selfLink", SCH_STRING, false, 0},
-	{"usageExportLocation", SCH_MESSAGE, false, 168},
+	{"usageExportLocation", SCH_MESSAGE, false, 171},
 	{"vmDnsSetting", SCH_ENUM, false, 77},
 	{"xpnProjectStatus", SCH_ENUM, false, 78},
 };
@@ -1872,7 +1881,7 @@ static const struct sch_field f_Quota[] = {
 	{"usage", SCH_DOUBLE, false, 0},
 };
 static const struct sch_field f_QuotaExceededInfo[] = {
-	{"dimensions", SCH_MESSAGE, false, 116},
+	{"dimensions", SCH_MESSAGE, false, 119},
 	{"futureLimit", SCH_DOUBLE, false, 0},
 	{"limit", SCH_DOUBLE, false, 0},
 	{"limitName", SCH_STRING, false, 0},
@@ -1891,8 +1900,8 @@ static const struct sch_field f_Region[] = {
 	{"id", SCH_UINT64, false, 0},
 	{"kind", SCH_STRING, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"quotaStatusWarning", SCH_MESSAGE, false, 119},
-	{"quotas", SCH_MESSAGE, true, 114},
+	{"quotaStatusWarning", SCH_MESSAGE, false, 122},
+	{"quotas", SCH_MESSAGE, true, 117},
 	{"selfLink", SCH_STRING, false, 0},
 	{"status", SCH_ENUM, false, 82},
 	{"supportsPzs", SCH_BOOL, false, 0},
@@ -1900,7 +1909,7 @@ static const struct sch_field f_Region[] = {
 };
 static const struct sch_field f_Region_QuotaStatusWarningValue[] = {
 	{"code", SCH_ENUM, false, 81},
-	{"data", SCH_MESSAGE, true, 120},
+	{"data", SCH_MESSAGE, true, 123},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Region_QuotaStatusWarningValue_DataValueListEntry[] = {
@@ -1917,9 +1926,9 @@ static const struct sch_field f_ResourceGroupReference[] = {
 };
 static const struct sch_field f_ResourceStatus[] = {
 	{"physicalHost", SCH_STRING, false, 0},
-	{"physicalHostTopology", SCH_MESSAGE, false, 124},
-	{"scheduling", SCH_MESSAGE, false, 125},
-	{"upcomingMaintenance", SCH_MESSAGE, false, 167},
+	{"physicalHostTopology", SCH_MESSAGE, false, 127},
+	{"scheduling", SCH_MESSAGE, false, 128},
+	{"upcomingMaintenance", SCH_MESSAGE, false, 170},
 };
 static const struct sch_field f_ResourceStatusPhysicalHostTopology[] = {
 	{"block", SCH_STRING, false, 0},
@@ -1931,17 +1940,17 @@ static const struct sch_field f_ResourceStatusScheduling[] = {
 	{"availabilityDomain", SCH_INT32, false, 0},
 };
 static const struct sch_field f_Router[] = {
-	{"bgp", SCH_MESSAGE, false, 128},
-	{"bgpPeers", SCH_MESSAGE, true, 129},
+	{"bgp", SCH_MESSAGE, false, 131},
+	{"bgpPeers", SCH_MESSAGE, true, 132},
 	{"creationTimestamp", SCH_STRING, false, 0},
 	{"description", SCH_STRING, false, 0},
 	{"encryptedInterconnectRouter", SCH_BOOL, false, 0},
 	{"id", SCH_UINT64, false, 0},
-	{"interfaces", SCH_MESSAGE, true, 132},
+	{"interfaces", SCH_MESSAGE, true, 135},
 	{"kind", SCH_STRING, false, 0},
-	{"md5AuthenticationKeys", SCH_MESSAGE, true, 133},
+	{"md5AuthenticationKeys", SCH_MESSAGE, true, 136},
 	{"name", SCH_STRING, false, 0},
-	{"nats", SCH_MESSAGE, true, 134},
+	{"nats", SCH_MESSAGE, true, 137},
 	{"network", SCH_STRING, false, 0},
 	{"region", SCH_STRING, false, 0},
 	{"selfLink", SCH_STRING, false, 0},
@@ -1953,7 +1962,7 @@ static const struct sch_field f_RouterAdvertisedIpRange[] = {
 static const struct sch_field f_RouterBgp[] = {
 	{"advertiseMode", SCH_ENUM, false, 89},
 	{"advertisedGroups", SCH_ENUM, true, 90},
-	{"advertisedIpRanges", SCH_MESSAGE, true, 127},
+	{"advertisedIpRanges", SCH_MESSAGE, true, 130},
 	{"asn", SCH_UINT32, false, 0},
 	{"identifierRange", SCH_STRING, false, 0},
 	{"keepaliveInterval", SCH_UINT32, false, 0},
@@ -1961,10 +1970,10 @@ static const struct sch_field f_RouterBgp[] = {
 static const struct sch_field f_RouterBgpPeer[] = {
 	{"advertiseMode", SCH_ENUM, false, 85},
 	{"advertisedGroups", SCH_ENUM, true, 86},
-	{"advertisedIpRanges", SCH_MESSAGE, true, 127},
+	{"advertisedIpRanges", SCH_MESSAGE, true, 130},
 	{"advertisedRoutePriority", SCH_UINT32, false, 0},
-	{"bfd", SCH_MESSAGE, false, 130},
-	{"customLearnedIpRanges", SCH_MESSAGE, true, 131},
+	{"bfd", SCH_MESSAGE, false, 133},
+	{"customLearnedIpRanges", SCH_MESSAGE, true, 134},
 	{"customLearnedRoutePriority", SCH_INT32, false, 0},
 	{"enable", SCH_ENUM, false, 87},
 	{"enableIpv4", SCH_BOOL, false, 0},
@@ -2015,17 +2024,17 @@ static const struct sch_field f_RouterNat[] = {
 	{"enableEndpointIndependentMapping", SCH_BOOL, false, 0},
 	{"endpointTypes", SCH_ENUM, true, 96},
 	{"icmpIdleTimeoutSec", SCH_INT32, false, 0},
-	{"logConfig", SCH_MESSAGE, false, 135},
+	{"logConfig", SCH_MESSAGE, false, 138},
 	{"maxPortsPerVm", SCH_INT32, false, 0},
 	{"minPortsPerVm", SCH_INT32, false, 0},
 	{"name", SCH_STRING, false, 0},
-	{"nat64Subnetworks", SCH_MESSAGE, true, 139},
+	{"nat64Subnetworks", SCH_MESSAGE, true, 142},
 	{"natIpAllocateOption", SCH_ENUM, false, 97},
 	{"natIps", SCH_STRING, true, 0},
-	{"rules", SCH_MESSAGE, true, 136},
+	{"rules", SCH_MESSAGE, true, 139},
 	{"sourceSubnetworkIpRangesToNat", SCH_ENUM, false, 99},
 	{"sourceSubnetworkIpRangesToNat64", SCH_ENUM, false, 98},
-	{"subnetworks", SCH_MESSAGE, true, 138},
+	{"subnetworks", SCH_MESSAGE, true, 141},
 	{"tcpEstablishedIdleTimeoutSec", SCH_INT32, false, 0},
 	{"tcpTimeWaitTimeoutSec", SCH_INT32, false, 0},
 	{"tcpTransitoryIdleTimeoutSec", SCH_INT32, false, 0},
@@ -2037,7 +2046,7 @@ static const struct sch_field f_RouterNatLogConfig[] = {
 	{"filter", SCH_ENUM, false, 93},
 };
 static const struct sch_field f_RouterNatRule[] = {
-	{"action", SCH_MESSAGE, false, 137},
+	{"action", SCH_MESSAGE, false, 140},
 	{"description", SCH_STRING, false, 0},
 	{"match", SCH_STRING, false, 0},
 	{"ruleNumber", SCH_UINT32, false, 0},
@@ -2073,9 +2082,9 @@ static const struct sch_field f_Scheduling[] = {
 	{"locationHint", SCH_STRING, false, 0},
 	{"maxRunDuration", SCH_MESSAGE, false, 45},
 	{"minNodeCpus", SCH_INT32, false, 0},
-	{"nodeAffinities", SCH_MESSAGE, true, 142},
+	{"nodeAffinities", SCH_MESSAGE, true, 145},
 	{"onHostMaintenance", SCH_ENUM, false, 105},
-	{"onInstanceStopAction", SCH_MESSAGE, false, 143},
+	{"onInstanceStopAction", SCH_MESSAGE, false, 146},
 	{"preemptible", SCH_BOOL, false, 0},
 	{"provisioningModel", SCH_ENUM, false, 106},
 	{"terminationTime", SCH_STRING, false, 0},
@@ -2099,16 +2108,16 @@ static const struct sch_field f_ServiceAccount[] = {
 };
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata[] = {
 	{"clientOperationId", SCH_STRING, false, 0},
-	{"perLocationOperations", SCH_MESSAGE, false, 148},
+	{"perLocationOperations", SCH_MESSAGE, false, 151},
 };
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadataPerLocationOperationInfo[] = {
-	{"error", SCH_MESSAGE, false, 152},
+	{"error", SCH_MESSAGE, false, 155},
 	{"state", SCH_ENUM, false, 107},
 };
-static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue[] = {{"value", SCH_MESSAGE, false, 147}};
+static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue[] = {{"value", SCH_MESSAGE, false, 150}};
 static const struct sch_field f_SetCommonInstanceMetadataOperationMetadata_PerLocationOperationsValue_AdditionalProperty[] = {
 	{"key", SCH_STRING, false, 0},
-	{"value", SCH_MESSAGE, false, 147},
+	{"value", SCH_MESSAGE, false, 150},
 };
 static const struct sch_field f_ShieldedInstanceConfig[] = {
 	{"enableIntegrityMonitoring", SCH_BOOL, false, 0},
@@ -2120,7 +2129,7 @@ static const struct sch_field f_ShieldedInstanceIntegrityPolicy[] = {
 };
 static const struct sch_field f_Status[] = {
 	{"code", SCH_INT32, false, 0},
-	{"details", SCH_MESSAGE, true, 153},
+	{"details", SCH_MESSAGE, true, 156},
 	{"message", SCH_STRING, false, 0},
 };
 static const struct sch_field f_Status_DetailsValueListEntry[] = {{"value", SCH_ANY, false, 0}};
@@ -2143,17 +2152,17 @@ static const struct sch_field f_Subnetwork[] = {
 	{"ipv6CidrRange", SCH_STRING, false, 0},
 	{"ipv6GceEndpoint", SCH_ENUM, false, 111},
 	{"kind", SCH_STRING, false, 0},
-	{"logConfig", SCH_MESSAGE, false, 156},
+	{"logConfig", SCH_MESSAGE, false, 159},
 	{"name", SCH_STRING, false, 0},
 	{"network", SCH_STRING, false, 0},
-	{"params", SCH_MESSAGE, false, 157},
+	{"params", SCH_MESSAGE, false, 160},
 	{"privateIpGoogleAccess", SCH_BOOL, false, 0},
 	{"privateIpv6GoogleAccess", SCH_ENUM, false, 112},
 	{"purpose", SCH_ENUM, false, 113},
 	{"region", SCH_STRING, false, 0},
 	{"reservedInternalRange", SCH_STRING, false, 0},
 	{"role", SCH_ENUM, false, 114},
-	{"secondaryIpRanges", SCH_MESSAGE, true, 160},
+	{"secondaryIpRanges", SCH_MESSAGE, true, 163},
 	{"selfLink", SCH_STRING, false, 0},
 	{"stackType", SCH_ENUM, false, 115},
 	{"state", SCH_ENUM, false, 116},
@@ -2169,7 +2178,7 @@ static const struct sch_field f_SubnetworkLogConfig[] = {
 	{"metadataFields", SCH_STRING, true, 0},
 };
 static const struct sch_field f_SubnetworkParams[] = {
-	{"resourceManagerTags", SCH_MESSAGE, false, 158},
+	{"resourceManagerTags", SCH_MESSAGE, false, 161},
 };
 static const struct sch_field f_SubnetworkParams_ResourceManagerTagsValue[] = {{"value", SCH_STRING, false, 0}};
 static const struct sch_field f_SubnetworkParams_ResourceManagerTagsValue_AdditionalProperty[] = {
@@ -2331,6 +2340,9 @@ const struct sch_message sch_messages[] = {
 	{"InstancesBulkInsertOperationMetadata", f_InstancesBulkInsertOperationMetadata, 1, false},
 	{"InstancesBulkInsertOperationMetadata_PerLocationStatusValue", f_InstancesBulkInsertOperationMetadata_PerLocationStatusValue, 1, true},
 	{"InstancesBulkInsertOperationMetadata_PerLocationStatusValue_AdditionalProperty", f_InstancesBulkInsertOperationMetadata_PerLocationStatusValue_AdditionalProperty, 2, false},
+	{"InstancesSetLabelsRequest", f_InstancesSetLabelsRequest, 2, false},
+	{"InstancesSetLabelsRequest_LabelsValue", f_InstancesSetLabelsRequest_LabelsValue, 1, true},
+	{"InstancesSetLabelsRequest_LabelsValue_AdditionalProperty", f_InstancesSetLabelsRequest_LabelsValue_AdditionalProperty, 2, false},
 	{"LocalizedMessage", f_LocalizedMessage, 2, false},
 	{"MachineType", f_MachineType, 16, false},
 	{"MachineType_AcceleratorsValueListEntry", f_MachineType_AcceleratorsValueListEntry, 2, false},
@@ -2413,5 +2425,5 @@ const struct sch_message sch_messages[] = {
 	{"Zone", f_Zone, 11, false},
 };
 
-const unsigned sch_nmessages = 170;
+const unsigned sch_nmessages = 173;
 /* clang-format on */

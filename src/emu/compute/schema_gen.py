@@ -26,6 +26,8 @@ ROOTS = [
     # plan/up/down: Cloud Router and NAT, TCP proxies, backend health.
     "Router", "TargetTcpProxy", "TargetTcpProxiesSetBackendServiceRequest",
     "TargetTcpProxiesSetProxyHeaderRequest", "ResourceGroupReference",
+    # instances.setLabels and setTags (plan/up update labels and tags in place).
+    "InstancesSetLabelsRequest", "Tags",
 ]
 
 

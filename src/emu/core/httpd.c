@@ -16,10 +16,10 @@
  *     trickles bytes (MHD's own timeout counts any byte as activity). A request in progress
  *     is not idle: watches (suspended, heartbeats) and operations/wait are exempt.
  *
- * Request bodies: at most EMU_MAX_BODY each (413), and --body-budget bytes held by all
- * connections together (429 past it). A declared Content-Length is reserved when the headers
- * arrive, so the answer comes before the body is sent; on the kube port a request with a body
- * is authenticated first and answered 401 without reading it.
+ * Request bodies: at most EMU_MAX_BODY each (EMU_MAX_KUBE_BODY on the kube port; 413), and
+ * --body-budget bytes held by all connections together (429 past it). A declared Content-Length is
+ * reserved when the headers arrive, so the answer comes before the body is sent; on the kube port a
+ * request with a body is authenticated first and answered 401 without reading it.
  *
  * Every reply first commits --state (state/state.c): what a client is told is on disk. When
  * the commit fails the reply becomes 503 backendError (cloud) / 500 InternalError (kube).
@@ -396,6 +396,25 @@ static int reply_not_found(struct emu_request *req)
 	return emu_reply_json(req, 404, body);
 }
 
+_Static_assert(EMU_MAX_KUBE_BODY == 3145728, "the kube port's 413 message names the limit");
+
+/* The largest body a port reads: past it the request is answered 413 unread. */
+static size_t max_body(const struct emu_request *req)
+{
+	return req->port == EMU_PORT_KUBE ? EMU_MAX_KUBE_BODY : EMU_MAX_BODY;
+}
+
+/*
+ * The largest declared Content-Length still read (and dropped) before the answer: the API
+ * server answers 413 once its handler has read limit+1 bytes, and Go's server then reads up
+ * to 256 KiB more (net/http maxPostHandlerReadBytes) so the connection can be kept. A body
+ * declared larger is answered at once, before it is sent.
+ */
+static size_t drain_max(const struct emu_request *req)
+{
+	return max_body(req) + (req->port == EMU_PORT_KUBE ? (256u << 10) : 0);
+}
+
 static void dispatch(struct emu_request *req)
 {
 	struct emu *emu = req->emu;
@@ -404,7 +423,7 @@ static void dispatch(struct emu_request *req)
 	if (req->too_large) {
 		if (req->port == EMU_PORT_KUBE)
 			reply_error(req, 413, NULL, NULL, "RequestEntityTooLarge",
-				    "Request entity too large");
+				    "Request entity too large: limit is 3145728");
 		else
 			emu_reply(req, 413, "text/plain", "request body too large\n", 23);
 		return;
@@ -504,7 +523,7 @@ static int check_headers(struct emu_request *req, struct conn_slot *slot)
 		reply_error(req, 401, NULL, NULL, "Unauthorized", "Unauthorized");
 		return 1;
 	}
-	if (len > EMU_MAX_BODY) {
+	if (len > drain_max(req)) {
 		req->too_large = true;
 		emu_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
 		dispatch(req);
@@ -520,11 +539,18 @@ static int check_headers(struct emu_request *req, struct conn_slot *slot)
 
 static int append_body(struct emu_request *req, const char *data, size_t n)
 {
-	if (req->too_large || req->over_budget)
+	if (req->over_budget)
 		return 0;
-	if (req->body_len + n > EMU_MAX_BODY) {
+	if (!req->too_large && req->body_len + n > max_body(req)) {
 		req->too_large = true;
 		drop_body(req);
+	}
+	if (req->too_large) {
+		/*
+		 * Read to its end and dropped, then answered: answering and closing now would make
+		 * the kernel reset the connection over the unread rest, and the client would
+		 * lose the answer (Go's server shuts down writing and lingers for that reason).
+		 */
 		return 0;
 	}
 	if (req->body_len + n + 1 > req->body_cap) {

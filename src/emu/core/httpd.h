@@ -36,5 +36,7 @@ bool emu_httpd_resume_pending(void);
 
 /* Largest request body accepted (a 413 past it). */
 #define EMU_MAX_BODY (32u << 20)
+/* The API server reads at most 3 MiB of a request body (apiserver's MaxRequestBodyBytes). */
+#define EMU_MAX_KUBE_BODY (3u << 20)
 
 #endif

@@ -147,12 +147,11 @@ int kube_eviction_handle(struct emu_kube *k, struct emu_request *req)
 	struct kube_res *pods = kube_res_find(k, "", "v1", "pods");
 	struct kube_res *pdbs = kube_res_find(k, "policy", "v1", "poddisruptionbudgets");
 	char ns[256], name[300], prefix[300];
-	const char *ct = emu_request_header(req, "Content-Type"), *av, *kind, *bname;
+	const char *av, *kind, *bname;
 	const char *qdry = emu_request_query(req, "dryRun");
 	json_t *body = NULL, *opts, *pdb_obj, *status, *dp, *odry;
 	struct kobj *pod, *pdb = NULL;
 	struct kube_err e = {0};
-	json_error_t jerr;
 	size_t matched = 0;
 	bool dry;
 	int ret;
@@ -164,15 +163,12 @@ int kube_eviction_handle(struct emu_kube *k, struct emu_request *req)
 		      "the server does not allow this method on the requested resource", NULL, 0);
 		return 1;
 	}
-	if (ct && strstr(ct, "protobuf")) {
-		reply(
-		    req, 415, "UnsupportedMediaType",
-		    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
-		    NULL, 0);
+	/* JSON, YAML or protobuf (client-go's typed clients), as every body (rest.c) */
+	body = req->body_len ? kube_parse_body(req, &e) : NULL;
+	if (!body && e.code) {
+		reply_kerr(req, &e);
 		return 1;
 	}
-	body = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
-			     : NULL;
 	if (!json_is_object(body)) {
 		reply(req, 400, "BadRequest",
 		      req->body_len

@@ -68,7 +68,11 @@ int emu_kube_init(struct emu *emu)
 	if (ret == 0)
 		ret = kube_ctrl_init(k);
 	if (ret == 0)
+		ret = kube_endpoints_init(k);
+	if (ret == 0) {
 		kube_ctrl_bootstrap(k);
+		kube_endpoints_resync(k);
+	}
 	return ret;
 }
 
@@ -79,6 +83,7 @@ void emu_kube_free(struct emu *emu)
 	if (!k)
 		return;
 	kube_watch_free_all(k);
+	kube_endpoints_free(k);
 	kube_ctrl_free(k);
 	kube_store_free(k);
 	kube_pki_free(&k->pki);
@@ -332,6 +337,7 @@ int emu_kube_load(struct emu *emu, json_t *state)
 	kube_store_sort(k);
 	kube_ctrl_load(k, json_object_get(state, "controllers"));
 	kube_ctrl_bootstrap(k);
+	kube_endpoints_resync(k);
 	kube_state_loaded(k);
 	emu_state_changed(emu);
 	return ret;

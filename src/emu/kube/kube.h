@@ -14,6 +14,12 @@
  *   discovery.c        /api, /apis, APIResourceLists, /version, /openapi/v2
  *   nodes.c            per-kind admission: Node validation, Service and Namespace defaults
  *   controllers.c      kubelet, CCM (node controller, node IPAM, lifecycle), KCM
+ *   endpoints.c        Endpoints and EndpointSlices (KCM's controllers, the API server's own)
+ *   types.c            the Go types of the served kinds: JSON, protobuf, apply semantics
+ *   protobuf.c         application/vnd.kubernetes.protobuf request bodies
+ *   yaml.c             application/yaml and apply-patch+yaml request bodies
+ *   fieldset.c         field sets and typed merge/compare for server-side apply
+ *   managed.c          metadata.managedFields, server-side apply, conflicts
  *   workloads.c        pods: kubelet side, DaemonSet/ReplicaSet/Deployment controllers,
  *                      scheduler, pod GC, disruption controller (PDB status)
  *   eviction.c         the Eviction subresource (policy/v1), PodDisruptionBudgets honoured
@@ -64,6 +70,8 @@ enum kube_printer {
 	KP_LEASE,
 	KP_ROLEBINDING,
 	KP_CREATED_AT, /* NAME CREATED AT (roles, CRDs) */
+	KP_ENDPOINTS,
+	KP_ENDPOINTSLICE,
 };
 
 struct kube_rdef {
@@ -120,6 +128,71 @@ const char *kobj_name(const struct kobj *o);
 const char *kobj_namespace(const struct kobj *o);
 const char *kobj_uid(const struct kobj *o);
 
+/*
+ * ---- Go types of the served kinds (kube/types.c) ----
+ * The shapes of the k8s.io/api v1 types (and meta/v1) the API server decodes bodies into:
+ * JSON names, protobuf field numbers, Go pointer-ness and omitempty (what json.Marshal
+ * writes), and the list and map semantics server-side apply uses (+listType, +listMapKey,
+ * +mapType, +structType, patchStrategy). Entries below KT_NSCALAR are the scalar shapes.
+ */
+enum kube_scalar {
+	KT_STRING,
+	KT_BYTES, /* []byte: base64 in JSON */
+	KT_BOOL,
+	KT_INT32,
+	KT_INT64,
+	KT_DOUBLE,
+	KT_QUANTITY,  /* resource.Quantity: a string in JSON */
+	KT_INTSTR,    /* intstr.IntOrString */
+	KT_TIME,      /* metav1.Time: RFC 3339 seconds, null when zero */
+	KT_MICROTIME, /* metav1.MicroTime: RFC 3339 microseconds */
+	KT_DURATION,  /* metav1.Duration: Go's "1h2m3s" */
+	KT_RAWEXT,    /* runtime.RawExtension: embedded JSON */
+	KT_FIELDSV1,  /* metav1.FieldsV1: embedded JSON */
+	KT_STRINGS,   /* a named []string in a map (authentication ExtraValue) */
+	KT_NSCALAR,
+};
+#define KT_STRUCT KT_NSCALAR /* kube_type.kind of a struct */
+
+enum {
+	KF_PTR = 1 << 0,     /* a Go pointer: written when set, zero values included */
+	KF_OMIT = 1 << 1,    /* json omitempty */
+	KF_INLINE = 1 << 2,  /* json ",inline": the struct's fields are the parent's */
+	KF_LIST = 1 << 3,    /* a slice of the type */
+	KF_MAP = 1 << 4,     /* map[string] of the type */
+	KF_ASSOC = 1 << 5,   /* list: +listType=map, items keyed by .keys */
+	KF_SET = 1 << 6,     /* list: +listType=set */
+	KF_ATOMIC = 1 << 7,  /* list or map: replaced as a whole */
+	KTF_ATOMIC = 1 << 0, /* kube_type.flags: +structType=atomic */
+};
+
+struct kube_tfield {
+	const char *name; /* JSON name */
+	unsigned num;     /* protobuf field number */
+	unsigned type;    /* index in kube_types[] (the element type of lists and maps) */
+	unsigned flags;   /* KF_* */
+	const char *keys; /* KF_ASSOC: the list-map keys, comma-separated */
+	const char *def;  /* +default as JSON, or NULL */
+};
+
+struct kube_type {
+	const char *name;
+	unsigned kind;  /* KT_STRUCT, or the enum kube_scalar of a scalar shape */
+	unsigned flags; /* KTF_* */
+	unsigned nfields;
+	const struct kube_tfield *fields;
+};
+
+extern const struct kube_type kube_types[];
+/* The type of apiVersion/kind, or -1 for a kind without a Go type here (custom resources). */
+int kube_type_of(const char *api_version, const char *kind);
+/* The type of a custom resource: metadata typed, the rest without a schema. */
+int kube_type_custom(void);
+/* A struct's field by JSON name (inline fields are searched too), or NULL. */
+const struct kube_tfield *kube_type_field(unsigned type, const char *name);
+/* The JSON encoding/json writes for a zero value of the type (new reference). */
+json_t *kube_type_zero(unsigned type);
+
 /* ---- events (the watch window) ---- */
 enum kube_event_type { KEV_ADDED, KEV_MODIFIED, KEV_DELETED };
 
@@ -151,6 +224,7 @@ struct kube_err {
 /* ---- the module state ---- */
 struct kube_watch;
 struct kube_ctrl;
+struct kube_ep;
 
 struct emu_kube {
 	struct emu *emu;
@@ -169,7 +243,11 @@ struct emu_kube {
 	struct kube_watch *watches;
 	long watch_timer;
 	struct kube_ctrl *ctrl;
+	struct kube_ep *ep;    /* Endpoints and EndpointSlice controllers (kube/endpoints.c) */
 	char cluster_cidr[64]; /* --cluster-cidr, or "" until read from the pods range */
+	/* The field manager of the write in progress: the client's (rest.c, for the request)
+	 * or a controller's (for its writes); NULL: KUBE_CTRL_MANAGER / "unknown". */
+	const char *manager, *ctrl_manager;
 	uint64_t kubelet_delay_ms, ccm_delay_ms;
 };
 
@@ -204,7 +282,12 @@ enum kube_write_mode {
 enum {
 	KWF_DRY_RUN = 1 << 0,
 	KWF_CONTROLLER = 1 << 1, /* written by the emulated cluster itself */
+	KWF_APPLIED = 1 << 2,    /* server-side apply: managedFields already computed */
+	KWF_UNTRACKED = 1 << 3,  /* not a field manager's write (deletion metadata) */
 };
+
+/* The field manager of the emulated cluster's own writes, unless a controller names one. */
+#define KUBE_CTRL_MANAGER "talos-gcp-emu"
 
 /*
  * Writes. obj is stolen. On success *out (may be NULL) receives a new reference to the
@@ -287,6 +370,10 @@ void kube_watch_free_all(struct emu_kube *k);
 int kube_discovery_handle(struct emu_kube *k, struct emu_request *req);
 
 /* kube/rest.c */
+/* The API server's limit on request bodies (--max-request-bytes default: 3 MiB). */
+#define KUBE_MAX_REQUEST_BYTES (3u * 1024 * 1024)
+/* A request body (JSON or protobuf) as JSON; NULL with e filled (400, 413, 415). */
+json_t *kube_parse_body(struct emu_request *req, struct kube_err *e);
 int kube_rest_handle(struct emu_kube *k, struct emu_request *req);
 int kube_reply_status(struct emu_request *req, struct kube_err *e);
 int kube_reply_kobj(struct emu_request *req, unsigned code, struct kobj *o);
@@ -301,6 +388,71 @@ int kube_admit_update(struct emu_kube *k, struct kube_res *r, const json_t *old,
 int kube_review(struct emu_kube *k, struct kube_res *r, struct emu_request *req, json_t *obj,
 		struct kube_err *e);
 
+/*
+ * kube/fieldset.c: field sets (the tree metadata.managedFields' FieldsV1 writes) and the
+ * typed operations of server-side apply, after structured-merge-diff. type: a kube_types
+ * index, or -1 for a value without a schema. Sets are JSON objects: children by path
+ * element ("f:name", "k:{...}", "v:...", "i:N") and "." for a member.
+ */
+bool kube_fset_empty(const json_t *set);
+void kube_fset_union(json_t *dst, const json_t *src);
+json_t *kube_fset_difference(const json_t *a, const json_t *b);
+void kube_fset_subtract(json_t *a, const json_t *b); /* in place */
+json_t *kube_fset_intersection(const json_t *a, const json_t *b);
+/* FieldsV1 <-> set; from_fields: NULL when malformed. */
+json_t *kube_fset_to_fields(const json_t *set);
+json_t *kube_fset_from_fields(const json_t *fields);
+/* The member paths as fieldpath prints them (".spec.containers[name=\"x\"].image"). */
+json_t *kube_fset_paths(const json_t *set);
+/* ToFieldSet: the fields a value sets. *err: a schema error (an item without keys) or NULL. */
+json_t *kube_fset_of(const json_t *obj, int type, const char **err);
+/* Compare: what changed from lhs to rhs (lhs NULL: everything added). */
+int kube_fset_compare(const json_t *lhs, const json_t *rhs, int type, json_t **added,
+		      json_t **modified, json_t **removed, const char **err);
+/* Merge rhs onto lhs (lists by key); NULL with *err on a bad list. */
+json_t *kube_fset_merge(const json_t *lhs, const json_t *rhs, int type, const char **err);
+/* The value without the members of set. */
+json_t *kube_fset_remove(const json_t *v, const json_t *set, int type);
+/* EnsureNamedFieldsAreMembers: struct fields with members below become members. */
+json_t *kube_fset_named(const json_t *set, int type);
+
+/* JSON as Go's encoding/json writes it (map keys sorted, <>& escaped); malloc'd. */
+char *kube_go_json(const json_t *v);
+
+/*
+ * kube/managed.c: metadata.managedFields and server-side apply.
+ * kube_managed_update: after an admitted create (old NULL) or update, sets obj's
+ * managedFields for an Update by manager. req_mf: the managedFields the request carried
+ * (stolen; NULL when none); pre: the object before admission (what the registry allocated
+ * there is nobody's), or NULL.
+ * kube_managed_apply: the object an apply makes of live (NULL: create) and the configuration
+ * (stolen), managedFields included; NULL with e filled (409 with FieldManagerConflict causes
+ * unless force, 400).
+ */
+/*
+ * Stored objects hold managedFields that decode (the field manager relies on it and reads an
+ * entry only when a write touches it): one loaded from a state file with ones that do not
+ * loses them (false), as the API server's next write of it would.
+ */
+bool kube_managed_sanitize(json_t *obj);
+void kube_managed_update(struct kube_res *r, const json_t *old, json_t *obj, json_t *req_mf,
+			 const json_t *pre, enum kube_write_mode mode, const char *manager);
+json_t *kube_managed_apply(struct kube_res *r, const json_t *live, json_t *config,
+			   enum kube_write_mode mode, const char *manager, bool force,
+			   struct kube_err *e);
+
+/* kube/yaml.c: one YAML document as JSON (sigs.k8s.io/yaml's conversion). */
+int kube_yaml_to_json(const void *text, size_t len, json_t **out, char *err, size_t errlen);
+
+/* kube/protobuf.c */
+/* Content-Type application/vnd.kubernetes.protobuf (parameters allowed). */
+bool kube_protobuf_content_type(const char *content_type);
+/*
+ * A request body in the Kubernetes protobuf encoding ("k8s\0" + runtime.Unknown) as the JSON
+ * object encoding/json writes for the same value. 0, or -EINVAL with err filled.
+ */
+int kube_protobuf_decode(const void *data, size_t len, json_t **out, char *err, size_t errlen);
+
 /* kube/util.c */
 int kube_errf(struct kube_err *e, unsigned code, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -311,6 +463,9 @@ int kube_err_conflict(struct kube_err *e, const struct kube_res *r, const char *
 /* 422: causes is an array of {reason, message, field}, stolen. */
 int kube_err_invalid(struct kube_err *e, const struct kube_res *r, const char *name,
 		     json_t *causes);
+/* The same for any group and kind ("meta.k8s.io", "CreateOptions"). */
+int kube_err_invalid_gk(struct kube_err *e, const char *group, const char *kind, const char *name,
+			json_t *causes);
 /* Appends a field error to causes: reason FieldValueForbidden etc., message as kubectl prints. */
 void kube_cause(json_t *causes, const char *reason, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -343,6 +498,12 @@ int kube_write_serviceaccount(struct emu_kube *k, const char *dir);
  */
 int kube_authenticate(struct emu_kube *k, struct emu_request *req);
 
+/* kube/endpoints.c: Endpoints and EndpointSlices of Services and of default/kubernetes. */
+int kube_endpoints_init(struct emu_kube *k);
+void kube_endpoints_free(struct emu_kube *k);
+void kube_endpoints_on_event(struct emu_kube *k, const struct kube_event *ev);
+/* Looks at every Service again (a start, a state load). */
+void kube_endpoints_resync(struct emu_kube *k);
 /*
  * state/kube.c: --state rows. Every store write passes ring_push(), which calls
  * kube_state_event(); a store change that makes no event (a CRD's objects going with it)

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <strings.h>
 
+#include "common/base64.h"
 #include "common/cidr.h"
 #include "emu/kube/kube.h"
 
@@ -196,7 +197,10 @@ static int alloc_cluster_ip(struct kube_res *svc, char *buf, size_t len)
 	return -ENOSPC;
 }
 
-/* The service holding node port p (other than self), or NULL. */
+/*
+ * The service holding node port p (other than self), or NULL. Node ports and health check
+ * node ports share one allocator (pkg/registry/core/service/portallocator).
+ */
 static const char *node_port_owner(struct kube_res *svc, json_int_t p, const char *self_uid)
 {
 	for (size_t i = 0; i < svc->len; i++) {
@@ -205,6 +209,8 @@ static const char *node_port_owner(struct kube_res *svc, json_int_t p, const cha
 		size_t j;
 		if (self_uid && !strcmp(kj_str(o, "metadata.uid") ?: "", self_uid))
 			continue;
+		if (json_integer_value(kj_path(o, "spec.healthCheckNodePort")) == p)
+			return kj_str(o, "metadata.name");
 		json_array_foreach(kj_path(o, "spec.ports"), j, port)
 		{
 			if (json_integer_value(json_object_get(port, "nodePort")) == p)
@@ -212,6 +218,116 @@ static const char *node_port_owner(struct kube_res *svc, json_int_t p, const cha
 		}
 	}
 	return NULL;
+}
+
+/* A free node port: not another service's, not one of this spec's ports or health check. */
+static json_int_t free_node_port(struct kube_res *r, const json_t *spec, const char *self)
+{
+	for (json_int_t v = 30000; v <= 32767; v++) {
+		bool taken = node_port_owner(r, v, self) != NULL ||
+			     json_integer_value(json_object_get(spec, "healthCheckNodePort")) == v;
+		json_t *q;
+		size_t j;
+		json_array_foreach(json_object_get(spec, "ports"), j, q) taken |=
+		    json_integer_value(json_object_get(q, "nodePort")) == v;
+		if (!taken)
+			return v;
+	}
+	return 0;
+}
+
+/* apiservice.NeedsHealthCheck: a LoadBalancer that keeps the client's source IP. */
+static bool needs_health_check(const json_t *svc)
+{
+	return !strcmp(kj_str(svc, "spec.type") ?: "ClusterIP", "LoadBalancer") &&
+	       !strcmp(kj_str(svc, "spec.externalTrafficPolicy") ?: "", "Local");
+}
+
+static bool externally_accessible(const json_t *svc)
+{
+	const char *type = kj_str(svc, "spec.type") ?: "ClusterIP";
+
+	return !strcmp(type, "LoadBalancer") || !strcmp(type, "NodePort") ||
+	       (!strcmp(type, "ClusterIP") && json_array_size(kj_path(svc, "spec.externalIPs")));
+}
+
+/*
+ * spec.healthCheckNodePort (pkg/registry/core/service/storage: alloc.go allocHealthCheckNodePort,
+ * storage.go dropTypeDependentFields and patchAllocatedValues; validation.go
+ * validateServiceExternalTrafficPolicy and validateServiceExternalTrafficFieldsUpdate):
+ * allocated from the node-port range while type is LoadBalancer and externalTrafficPolicy
+ * Local, kept on updates that omit it, dropped when the policy or type changes and the client
+ * left the old value in place, immutable while needed.
+ */
+static void health_check_node_port(struct kube_res *r, json_t *obj, const json_t *old,
+				   json_t *causes)
+{
+	json_t *spec = kj_obj(obj, "spec"), *hv = json_object_get(spec, "healthCheckNodePort");
+	bool need = needs_health_check(obj), needed = old && needs_health_check(old);
+	json_int_t hc = json_integer_value(hv),
+		   oldhc = old ? json_integer_value(kj_path(old, "spec.healthCheckNodePort")) : 0;
+	const char *self = kj_str(obj, "metadata.uid");
+
+	if (hv && !json_is_integer(hv)) {
+		kube_cause(causes, "FieldValueInvalid", "spec.healthCheckNodePort",
+			   "Invalid value: must be an integer");
+		return;
+	}
+	if (!need && needed && hc == oldhc) {
+		json_object_del(spec, "healthCheckNodePort"); /* released with the old type */
+		return;
+	}
+	if (need && needed && !hc && oldhc) {
+		json_object_set_new(spec, "healthCheckNodePort", json_integer(oldhc));
+		return;
+	}
+	if (!need) {
+		if (hc)
+			kube_cause(
+			    causes, "FieldValueInvalid", "spec.healthCheckNodePort",
+			    "Invalid value: %lld: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+			    (long long)hc);
+		return;
+	}
+	if (needed && hc != oldhc) {
+		kube_cause(causes, "FieldValueForbidden", "spec.healthCheckNodePort",
+			   "Forbidden: field is immutable");
+		return;
+	}
+	if (needed)
+		return; /* kept */
+	if (!hc) {
+		json_int_t v = free_node_port(r, spec, self);
+		if (v)
+			json_object_set_new(spec, "healthCheckNodePort", json_integer(v));
+		else
+			kube_cause(causes, "FieldValueInvalid", "spec.healthCheckNodePort",
+				   "Invalid value: 0: range is full");
+		return;
+	}
+	if (hc < 30000 || hc > 32767)
+		kube_cause(
+		    causes, "FieldValueInvalid", "spec.healthCheckNodePort",
+		    "Invalid value: %lld: provided port is not in the valid range. The range of valid ports is 30000-32767",
+		    (long long)hc);
+	else if (node_port_owner(r, hc, self))
+		kube_cause(causes, "FieldValueInvalid", "spec.healthCheckNodePort",
+			   "Invalid value: %lld: provided port is already allocated",
+			   (long long)hc);
+	else {
+		json_t *q;
+		size_t j;
+		json_array_foreach(json_object_get(spec, "ports"), j, q)
+		{
+			if (json_integer_value(json_object_get(q, "nodePort")) == hc) {
+				kube_cause(
+				    causes, "FieldValueInvalid", "spec.healthCheckNodePort",
+				    "Invalid value: %lld: provided port is already allocated",
+				    (long long)hc);
+				break;
+			}
+		}
+	}
 }
 
 static int service_admit(struct emu_kube *k, struct kube_res *r, json_t *obj, const json_t *old,
@@ -236,6 +352,23 @@ static int service_admit(struct emu_kube *k, struct kube_res *r, json_t *obj, co
 		return 0;
 	}
 	node_ports = !strcmp(type, "NodePort") || !strcmp(type, "LoadBalancer");
+	/* SetDefaults_Service; dropTypeDependentFields when the type changes */
+	if (!strcmp(type, "LoadBalancer") &&
+	    !json_object_get(spec, "allocateLoadBalancerNodePorts"))
+		json_object_set_new(spec, "allocateLoadBalancerNodePorts", json_true());
+	if (strcmp(type, "LoadBalancer") &&
+	    json_object_get(spec, "allocateLoadBalancerNodePorts")) {
+		if (old && json_equal(json_object_get(spec, "allocateLoadBalancerNodePorts"),
+				      kj_path(old, "spec.allocateLoadBalancerNodePorts")))
+			json_object_del(spec, "allocateLoadBalancerNodePorts");
+		else
+			kube_cause(causes, "FieldValueForbidden",
+				   "spec.allocateLoadBalancerNodePorts",
+				   "Forbidden: may only be used when `type` is 'LoadBalancer'");
+	}
+	if (!strcmp(type, "LoadBalancer") &&
+	    json_is_false(json_object_get(spec, "allocateLoadBalancerNodePorts")))
+		node_ports = false; /* only the node ports the client gives */
 	if (!json_array_size(ports) && strcmp(type, "ExternalName") &&
 	    strcmp(kj_str(spec, "clusterIP") ?: "", "None"))
 		kube_cause(causes, "FieldValueRequired", "spec.ports", "Required value");
@@ -254,7 +387,8 @@ static int service_admit(struct emu_kube *k, struct kube_res *r, json_t *obj, co
 		if (!json_object_get(p, "targetPort"))
 			json_object_set(p, "targetPort", json_object_get(p, "port"));
 		if (!node_ports) {
-			json_object_del(p, "nodePort");
+			if (strcmp(type, "LoadBalancer"))
+				json_object_del(p, "nodePort");
 			continue;
 		}
 		if (!np && old) {
@@ -286,16 +420,10 @@ static int service_admit(struct emu_kube *k, struct kube_res *r, json_t *obj, co
 				    (long long)v);
 			continue;
 		}
-		for (json_int_t v = 30000; v <= 32767; v++) {
-			bool taken = node_port_owner(r, v, self) != NULL;
-			json_t *q;
-			size_t j;
-			json_array_foreach(ports, j, q) taken |=
-			    j != i && json_integer_value(json_object_get(q, "nodePort")) == v;
-			if (!taken) {
+		{
+			json_int_t v = free_node_port(r, spec, self);
+			if (v)
 				json_object_set_new(p, "nodePort", json_integer(v));
-				break;
-			}
 		}
 	}
 	if (strcmp(type, "ExternalName")) {
@@ -316,12 +444,262 @@ static int service_admit(struct emu_kube *k, struct kube_res *r, json_t *obj, co
 		if (!json_object_get(spec, "internalTrafficPolicy"))
 			json_object_set_new(spec, "internalTrafficPolicy", json_string("Cluster"));
 	}
-	if (node_ports && !json_object_get(spec, "externalTrafficPolicy"))
+	if (!externally_accessible(obj) && kj_str(spec, "externalTrafficPolicy")) {
+		if (old && externally_accessible(old) &&
+		    !strcmp(kj_str(old, "spec.externalTrafficPolicy") ?: "",
+			    kj_str(spec, "externalTrafficPolicy")))
+			json_object_del(spec, "externalTrafficPolicy"); /* dropped with the type */
+		else
+			kube_cause(
+			    causes, "FieldValueInvalid", "spec.externalTrafficPolicy",
+			    "Invalid value: \"%s\": may only be set for externally-accessible services",
+			    kj_str(spec, "externalTrafficPolicy"));
+	}
+	if (externally_accessible(obj) && !json_object_get(spec, "externalTrafficPolicy"))
 		json_object_set_new(spec, "externalTrafficPolicy", json_string("Cluster"));
+	if (externally_accessible(obj) &&
+	    strcmp(kj_str(spec, "externalTrafficPolicy") ?: "", "Cluster") &&
+	    strcmp(kj_str(spec, "externalTrafficPolicy") ?: "", "Local"))
+		kube_cause(causes, "FieldValueNotSupported", "spec.externalTrafficPolicy",
+			   "Unsupported value: \"%s\": supported values: \"Cluster\", \"Local\"",
+			   kj_str(spec, "externalTrafficPolicy") ?: "");
+	health_check_node_port(r, obj, old, causes);
 	if (!json_object_get(spec, "sessionAffinity"))
 		json_object_set_new(spec, "sessionAffinity", json_string("None"));
 	if (!old)
 		json_object_set_new(obj, "status", json_pack("{s:{}}", "loadBalancer"));
+	return 0;
+}
+
+/* ---- ConfigMap and Secret data ---- */
+#define MAX_DATA_BYTES (1024 * 1024) /* core.MaxSecretSize, for ConfigMaps too */
+
+/*
+ * The length of base64 text once decoded, as encoding/json decodes a []byte (StdEncoding,
+ * padding required, CR and LF ignored). -1 with *bad the offset of the first bad byte.
+ */
+static long base64_len(const char *s, size_t n, size_t *bad)
+{
+	size_t q = 0, pad = 0, out = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\r' || c == '\n')
+			continue;
+		if (c == '=') {
+			if (q < 2) {
+				*bad = i;
+				return -1;
+			}
+			pad++;
+			q++;
+		} else if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+				    (c >= '0' && c <= '9') || c == '+' || c == '/')) {
+			*bad = i;
+			return -1;
+		} else {
+			q++;
+		}
+		if (q == 4) {
+			out += 3 - pad;
+			q = 0;
+			if (pad) {
+				/* nothing but newlines may follow the padding */
+				for (size_t j = i + 1; j < n; j++)
+					if (s[j] != '\r' && s[j] != '\n') {
+						*bad = j;
+						return -1;
+					}
+				return (long)out;
+			}
+		}
+	}
+	if (q) {
+		*bad = n;
+		return -1;
+	}
+	return (long)out;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* validation.IsConfigMapKey */
+static bool config_key(const char *k)
+{
+	size_t n = strlen(k);
+
+	if (!n || n > 253 || !strcmp(k, ".") || !strcmp(k, "..") || !strncmp(k, "..", 2))
+		return false;
+	for (const char *p = k; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+			return false;
+	return true;
+}
+
+static void check_keys(const json_t *map, const char *field, json_t *causes)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)map, key, v)
+	{
+		char f[320];
+		if (config_key(key))
+			continue;
+		snprintf(f, sizeof(f), "%s[%s]", field, key);
+		kube_cause(
+		    causes, "FieldValueInvalid", f,
+		    "Invalid value: \"%s\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+		    key);
+	}
+}
+
+/* A map of strings, as the Go type decodes it: 400 otherwise. */
+static int string_map(const json_t *map, const char *kind, const char *field, struct kube_err *e)
+{
+	const char *key;
+	json_t *v;
+
+	if (map && !json_is_object(map) && !json_is_null(map))
+		return kube_errf(
+		    e, 400, "BadRequest",
+		    "%s in version \"v1\" cannot be handled as a %s: json: cannot unmarshal into Go struct field %s.%s of type map[string]",
+		    kind, kind, kind, field);
+	json_object_foreach((json_t *)map, key, v)
+	{
+		if (!json_is_string(v))
+			return kube_errf(
+			    e, 400, "BadRequest",
+			    "%s in version \"v1\" cannot be handled as a %s: json: cannot unmarshal into Go struct field %s.%s of type string",
+			    kind, kind, kind, field);
+	}
+	return 0;
+}
+
+/* Total decoded size of a map of base64 values; -1 with e filled (400) when one is bad. */
+static long base64_total(const json_t *map, const char *kind, struct kube_err *e)
+{
+	const char *key;
+	json_t *v;
+	long total = 0;
+
+	json_object_foreach((json_t *)map, key, v)
+	{
+		size_t bad = 0;
+		long n = base64_len(json_string_value(v), json_string_length(v), &bad);
+		if (n < 0) {
+			kube_errf(
+			    e, 400, "BadRequest",
+			    "%s in version \"v1\" cannot be handled as a %s: illegal base64 data at input byte %zu",
+			    kind, kind, bad);
+			return -1;
+		}
+		total += n;
+	}
+	return total;
+}
+
+/*
+ * ConfigMap (ValidateConfigMap): string data, base64 binaryData, valid keys present once,
+ * data and binaryData together at most 1 MiB ("[]: Too long"). Secret: SetDefaults_Secret
+ * (type Opaque), stringData written into data (it wins, as the v1 conversion does), and
+ * ValidateSecret: keys, data at most 1 MiB ("data: Too long"). Both immutable once
+ * immutable is true (ValidateConfigMapUpdate, ValidateSecretUpdate).
+ */
+static int data_admit(struct kube_res *r, json_t *obj, const json_t *old, json_t *causes,
+		      struct kube_err *e)
+{
+	bool secret = !strcmp(r->def.resource, "secrets");
+	const char *kind = r->def.kind, *key;
+	json_t *data = json_object_get(obj, "data"), *v;
+	long total = 0, n;
+
+	if (string_map(data, kind, "data", e) < 0)
+		return -EINVAL;
+	if (secret) {
+		json_t *sd = json_object_get(obj, "stringData");
+		if (string_map(sd, kind, "stringData", e) < 0)
+			return -EINVAL;
+		if (!kj_str(obj, "type") || !kj_str(obj, "type")[0])
+			json_object_set_new(obj, "type", json_string("Opaque"));
+		if (json_object_size(sd)) {
+			if (!json_is_object(data)) {
+				data = json_object();
+				json_object_set_new(obj, "data", data);
+			}
+			json_object_foreach(sd, key, v)
+			{
+				size_t len = json_string_length(v);
+				char *b64 = malloc(base64_encoded_size(len));
+				if (!b64)
+					return kube_errf(e, 500, "InternalError", "out of memory");
+				base64_encode(json_string_value(v), len, b64, 0);
+				json_object_set_new(data, key, json_string(b64));
+				free(b64);
+			}
+		}
+		json_object_del(obj, "stringData");
+		if (json_object_size(data) > 1) {
+			/* the map as encoding/json writes it: keys sorted */
+			const char **keys = malloc(json_object_size(data) * sizeof(*keys));
+			size_t nk = 0;
+			json_t *sorted = json_object();
+			if (!keys)
+				return kube_errf(e, 500, "InternalError", "out of memory");
+			json_object_foreach(data, key, v) keys[nk++] = key;
+			qsort(keys, nk, sizeof(*keys), cmp_str);
+			for (size_t i = 0; i < nk; i++)
+				json_object_set(sorted, keys[i], json_object_get(data, keys[i]));
+			free(keys);
+			json_object_set_new(obj, "data", sorted);
+			data = sorted;
+		}
+		check_keys(data, "data", causes);
+		n = base64_total(data, kind, e);
+		if (n < 0)
+			return -EINVAL;
+		if (n > MAX_DATA_BYTES)
+			kube_cause(causes, "FieldValueTooLong", "data",
+				   "Too long: may not be more than %d bytes", MAX_DATA_BYTES);
+	} else {
+		json_t *bin = json_object_get(obj, "binaryData");
+		if (string_map(bin, kind, "binaryData", e) < 0)
+			return -EINVAL;
+		check_keys(data, "data", causes);
+		check_keys(bin, "binaryData", causes);
+		json_object_foreach(data, key, v)
+		{
+			char f[320];
+			total += (long)json_string_length(v);
+			if (!json_object_get(bin, key))
+				continue;
+			snprintf(f, sizeof(f), "data[%s]", key);
+			kube_cause(causes, "FieldValueInvalid", f,
+				   "Invalid value: \"%s\": duplicate of key present in binaryData",
+				   key);
+		}
+		n = base64_total(bin, kind, e);
+		if (n < 0)
+			return -EINVAL;
+		if (total + n > MAX_DATA_BYTES)
+			kube_cause(causes, "FieldValueTooLong", "[]",
+				   "Too long: may not be more than %d bytes", MAX_DATA_BYTES);
+	}
+	if (old && json_is_true(json_object_get(old, "immutable"))) {
+		if (!json_is_true(json_object_get(obj, "immutable")))
+			kube_cause(causes, "FieldValueForbidden", "immutable",
+				   "Forbidden: field is immutable when `immutable` is set");
+		if (!json_equal(json_object_get(obj, "data") ?: json_object(),
+				json_object_get(old, "data") ?: json_object()) ||
+		    (!secret && !json_equal(json_object_get(obj, "binaryData") ?: json_object(),
+					    json_object_get(old, "binaryData") ?: json_object())))
+			kube_cause(causes, "FieldValueForbidden", secret ? "data" : "data",
+				   "Forbidden: field is immutable when `immutable` is set");
+	}
 	return 0;
 }
 
@@ -345,6 +723,11 @@ int kube_admit_create(struct emu_kube *k, struct kube_res *r, json_t *obj, struc
 				    "kubernetes.io/metadata.name", json_string(name));
 	} else if (!strcmp(res, "services") && !r->def.group[0]) {
 		service_admit(k, r, obj, NULL, causes);
+	} else if ((!strcmp(res, "configmaps") || !strcmp(res, "secrets")) && !r->def.group[0]) {
+		if (data_admit(r, obj, NULL, causes, e) < 0) {
+			json_decref(causes);
+			return -EINVAL;
+		}
 	} else if (!strcmp(res, "pods") && !r->def.group[0]) {
 		json_t *status = kj_obj(obj, "status");
 		if (!json_object_get(status, "phase"))
@@ -430,6 +813,11 @@ int kube_admit_update(struct emu_kube *k, struct kube_res *r, const json_t *old,
 	} else if (!strcmp(res, "namespaces") && !r->def.group[0]) {
 		json_object_set_new(kj_obj(kj_obj(obj, "metadata"), "labels"),
 				    "kubernetes.io/metadata.name", json_string(name));
+	} else if ((!strcmp(res, "configmaps") || !strcmp(res, "secrets")) && !r->def.group[0]) {
+		if (data_admit(r, obj, old, causes, e) < 0) {
+			json_decref(causes);
+			return -EINVAL;
+		}
 	}
 	if (json_array_size(causes))
 		return kube_err_invalid(e, r, name, causes);

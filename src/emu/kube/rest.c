@@ -93,11 +93,122 @@ static bool wants_table(struct emu_request *req)
 	return accept && strstr(accept, "as=Table") != NULL;
 }
 
-static bool dry_run(struct emu_request *req)
-{
-	const char *d = emu_request_query(req, "dryRun");
+/* ---- options of writes (metav1.CreateOptions, UpdateOptions, PatchOptions) ---- */
+#define FIELD_MANAGER_MAX 128 /* validation.FieldManagerMaxLength */
 
-	return d && !strcmp(d, "All");
+struct write_opts {
+	bool dry_run;
+	bool force;                              /* apply: take fields other managers own */
+	char manager[FIELD_MANAGER_MAX * 4 + 1]; /* fieldManager, else the User-Agent's prefix */
+};
+
+enum write_kind { WK_CREATE, WK_UPDATE, WK_PATCH, WK_APPLY };
+
+/* strconv.ParseBool */
+static int parse_go_bool(const char *s, bool *out)
+{
+	static const char *const t[] = {"1", "t", "T", "TRUE", "true", "True"};
+	static const char *const f[] = {"0", "f", "F", "FALSE", "false", "False"};
+
+	for (size_t i = 0; i < 6; i++) {
+		if (!strcmp(s, t[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcmp(s, f[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* dryRun: only "All" (ValidateDryRun). */
+static void check_dry_run(const char *value, json_t *causes)
+{
+	if (strcmp(value, "All"))
+		kube_cause(causes, "FieldValueNotSupported", "dryRun",
+			   "Unsupported value: []string{\"%s\"}: supported values: \"All\"", value);
+}
+
+/* prefixFromUserAgent: the User-Agent up to its first "/", printable characters only. */
+static void user_agent_manager(struct emu_request *req, char *out, size_t len)
+{
+	const char *ua = emu_request_header(req, "User-Agent");
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)(ua ? ua : ""); *p && *p != '/'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			continue;
+		if (n + 1 > FIELD_MANAGER_MAX || n + 1 >= len)
+			break;
+		out[n++] = (char)*p;
+	}
+	out[n] = '\0';
+}
+
+/*
+ * The query options of a write, validated as ValidateCreateOptions / ValidateUpdateOptions /
+ * ValidatePatchOptions do (422 Invalid on CreateOptions.meta.k8s.io ...).
+ */
+static int write_options(struct emu_request *req, enum write_kind kind, struct write_opts *o,
+			 struct kube_err *e)
+{
+	static const char *const kinds[] = {"CreateOptions", "UpdateOptions", "PatchOptions",
+					    "PatchOptions"};
+	const char *dr = emu_request_query(req, "dryRun"),
+		   *fm = emu_request_query(req, "fieldManager");
+	const char *fv = emu_request_query(req, "fieldValidation"),
+		   *force = emu_request_query(req, "force");
+	json_t *causes = json_array();
+
+	*o = (struct write_opts){0};
+	if (force && parse_go_bool(force, &o->force) < 0) {
+		json_decref(causes);
+		return kube_errf(e, 400, "BadRequest",
+				 "strconv.ParseBool: parsing \"%s\": invalid syntax", force);
+	}
+	if (dr) {
+		check_dry_run(dr, causes);
+		o->dry_run = true;
+	}
+	if (kind == WK_APPLY && (!fm || !fm[0]))
+		kube_cause(causes, "FieldValueRequired", "fieldManager",
+			   "Required value: is required for apply patch");
+	if (kind == WK_PATCH && force)
+		kube_cause(causes, "FieldValueForbidden", "force",
+			   "Forbidden: may not be specified for non-apply patch");
+	if (fm && strlen(fm) > FIELD_MANAGER_MAX)
+		kube_cause(causes, "FieldValueTooLong", "fieldManager",
+			   "Too long: may not be more than %d bytes", FIELD_MANAGER_MAX);
+	for (size_t i = 0; fm && fm[i]; i++) {
+		unsigned char c = (unsigned char)fm[i];
+		if (c < 0x20 || c == 0x7f) {
+			kube_cause(
+			    causes, "FieldValueInvalid", "fieldManager",
+			    "Invalid value: \"%s\": invalid character U+%04X (at position %zu)", fm,
+			    c, i);
+			break;
+		}
+	}
+	if (fv && fv[0] && strcmp(fv, "Ignore") && strcmp(fv, "Warn") && strcmp(fv, "Strict"))
+		kube_cause(
+		    causes, "FieldValueNotSupported", "fieldValidation",
+		    "Unsupported value: \"%s\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
+		    fv);
+	if (json_array_size(causes))
+		return kube_err_invalid_gk(e, "meta.k8s.io", kinds[kind], "", causes);
+	json_decref(causes);
+	if (fm && fm[0])
+		snprintf(o->manager, sizeof(o->manager), "%s", fm);
+	else
+		user_agent_manager(req, o->manager, sizeof(o->manager));
+	return 0;
+}
+
+static unsigned wflags(const struct write_opts *o)
+{
+	return o->dry_run ? KWF_DRY_RUN : 0;
 }
 
 /* ---- the path ---- */
@@ -167,16 +278,34 @@ static int parse_target(struct emu_kube *k, struct emu_request *req, char *path,
 }
 
 /* ---- bodies ---- */
-static json_t *parse_body(struct emu_request *req, struct kube_err *e)
+/*
+ * The body as a JSON value: JSON (YAML's JSON subset), or the Kubernetes protobuf encoding.
+ * Bodies over the API server's limit (--max-request-bytes, 3 MiB by default) are refused
+ * before they are parsed.
+ */
+json_t *kube_parse_body(struct emu_request *req, struct kube_err *e)
 {
 	const char *ct = emu_request_header(req, "Content-Type");
 	json_error_t jerr;
 	json_t *doc;
+	char err[512];
 
+	if (req->body_len > KUBE_MAX_REQUEST_BYTES) {
+		kube_errf(e, 413, "RequestEntityTooLarge", "Request entity too large: limit is %u",
+			  KUBE_MAX_REQUEST_BYTES);
+		return NULL;
+	}
+	if (kube_protobuf_content_type(ct)) {
+		if (kube_protobuf_decode(req->body, req->body_len, &doc, err, sizeof(err)) < 0) {
+			kube_errf(e, 400, "BadRequest", "%s", err);
+			return NULL;
+		}
+		return doc;
+	}
 	if (ct && strstr(ct, "protobuf")) {
 		kube_errf(
 		    e, 415, "UnsupportedMediaType",
-		    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml");
+		    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf");
 		return NULL;
 	}
 	if (!req->body_len) {
@@ -184,6 +313,14 @@ static json_t *parse_body(struct emu_request *req, struct kube_err *e)
 		return NULL;
 	}
 	doc = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc && ct && (strstr(ct, "yaml"))) {
+		/* application/yaml, application/apply-patch+yaml: YAML (JSON is YAML too) */
+		if (kube_yaml_to_json(req->body, req->body_len, &doc, err, sizeof(err)) < 0) {
+			kube_errf(e, 400, "BadRequest", "error decoding YAML: %s", err);
+			return NULL;
+		}
+		return doc;
+	}
 	if (!doc) {
 		kube_errf(
 		    e, 400, "BadRequest",
@@ -192,6 +329,11 @@ static json_t *parse_body(struct emu_request *req, struct kube_err *e)
 		return NULL;
 	}
 	return doc;
+}
+
+static json_t *parse_body(struct emu_request *req, struct kube_err *e)
+{
+	return kube_parse_body(req, e);
 }
 
 /* ---- continue tokens ---- */
@@ -493,22 +635,16 @@ static int do_get(struct emu_kube *k, struct emu_request *req, struct target *t)
 /* ---- writes ---- */
 static int do_create(struct emu_kube *k, struct emu_request *req, struct target *t)
 {
-	const char *ct = emu_request_header(req, "Content-Type");
 	struct kube_err e = {0};
 	struct kobj *o = NULL;
 	json_t *obj;
 	int ret;
 
-	/*
-	 * kubectl 1.32+ sends typed bodies as protobuf. A SelfSubjectReview has no content and
-	 * access reviews are all allowed here, so their bodies need no decoding (kubectl auth
-	 * whoami, auth can-i); TokenReview reads spec.token and needs JSON.
-	 */
-	if ((t->res->def.flags & KR_CREATE_ONLY) && ct && strstr(ct, "protobuf") &&
-	    strcmp(t->res->def.kind, "TokenReview") != 0)
-		obj = json_object();
-	else
-		obj = parse_body(req, &e);
+	struct write_opts wo;
+
+	if (write_options(req, WK_CREATE, &wo, &e) < 0)
+		return reply_err(req, &e);
+	obj = parse_body(req, &e);
 	if (!obj)
 		return reply_err(req, &e);
 	if (t->res->def.flags & KR_CREATE_ONLY) {
@@ -525,7 +661,10 @@ static int do_create(struct emu_kube *k, struct emu_request *req, struct target 
 		    req, 405, "MethodNotAllowed",
 		    "the server does not allow this method on the requested resource");
 	}
-	if (kube_create(k, t->res, t->ns, obj, dry_run(req) ? KWF_DRY_RUN : 0, &e, &o) < 0)
+	k->manager = wo.manager;
+	ret = kube_create(k, t->res, t->ns, obj, wflags(&wo), &e, &o);
+	k->manager = NULL;
+	if (ret < 0)
 		return reply_err(req, &e);
 	ret = kube_reply_kobj(req, 201, o);
 	kobj_unref(o);
@@ -541,17 +680,23 @@ static int do_update(struct emu_kube *k, struct emu_request *req, struct target 
 {
 	struct kube_err e = {0};
 	struct kobj *o = NULL;
-	json_t *obj = parse_body(req, &e);
+	struct write_opts wo;
+	json_t *obj;
 	int ret;
 
+	if (write_options(req, WK_UPDATE, &wo, &e) < 0)
+		return reply_err(req, &e);
+	obj = parse_body(req, &e);
 	if (!obj)
 		return reply_err(req, &e);
+	k->manager = wo.manager;
 	if (t->sub && !strcmp(t->sub, "finalize")) {
 		/* namespaces/NAME/finalize writes spec.finalizers. */
 		struct kobj *cur = kube_get(t->res, NULL, t->name);
 		json_t *n;
 		if (!cur) {
 			json_decref(obj);
+			k->manager = NULL;
 			kube_err_not_found(&e, t->res, t->name);
 			return reply_err(req, &e);
 		}
@@ -559,13 +704,61 @@ static int do_update(struct emu_kube *k, struct emu_request *req, struct target 
 		json_object_set(kj_obj(n, "spec"), "finalizers", kj_path(obj, "spec.finalizers"));
 		json_decref(obj);
 		obj = n;
-		if (kube_update(k, t->res, NULL, t->name, obj, KW_INTERNAL, 0, &e, &o) < 0)
-			return reply_err(req, &e);
-	} else if (kube_update(k, t->res, t->ns, t->name, obj, write_mode(t),
-			       dry_run(req) ? KWF_DRY_RUN : 0, &e, &o) < 0) {
+		ret = kube_update(k, t->res, NULL, t->name, obj, KW_INTERNAL, wflags(&wo), &e, &o);
+	} else {
+		ret =
+		    kube_update(k, t->res, t->ns, t->name, obj, write_mode(t), wflags(&wo), &e, &o);
+	}
+	k->manager = NULL;
+	if (ret < 0)
+		return reply_err(req, &e);
+	ret = kube_reply_kobj(req, 200, o);
+	kobj_unref(o);
+	return ret;
+}
+
+/*
+ * Server-side apply (PATCH application/apply-patch+yaml): the field manager merges the
+ * configuration and decides ownership (kube/managed.c); a missing object is created.
+ */
+static int do_apply(struct emu_kube *k, struct emu_request *req, struct target *t, struct kobj *cur,
+		    json_t *config, const struct write_opts *wo)
+{
+	struct kube_err e = {0};
+	struct kobj *o = NULL;
+	json_t *result;
+	const char *name;
+	int ret;
+
+	if (!cur && t->sub) {
+		json_decref(config);
+		kube_err_not_found(&e, t->res, t->name);
 		return reply_err(req, &e);
 	}
-	ret = kube_reply_kobj(req, 200, o);
+	name = json_is_object(config) ? kj_str(config, "metadata.name") : NULL;
+	if (name && strcmp(name, t->name)) {
+		kube_errf(&e, 400, "BadRequest",
+			  "the name of the object (%s) does not match the name on the URL (%s)",
+			  name, t->name);
+		json_decref(config);
+		return reply_err(req, &e);
+	}
+	if (json_is_object(config))
+		json_object_set_new(kj_obj(config, "metadata"), "name", json_string(t->name));
+	result = kube_managed_apply(t->res, cur ? cur->obj : NULL, config, write_mode(t),
+				    wo->manager, wo->force, &e);
+	if (!result)
+		return reply_err(req, &e);
+	k->manager = wo->manager;
+	if (cur)
+		ret = kube_update(k, t->res, t->ns, t->name, result, write_mode(t),
+				  wflags(wo) | KWF_APPLIED, &e, &o);
+	else
+		ret = kube_create(k, t->res, t->ns, result, wflags(wo) | KWF_APPLIED, &e, &o);
+	k->manager = NULL;
+	if (ret < 0)
+		return reply_err(req, &e);
+	ret = kube_reply_kobj(req, cur ? 200 : 201, o);
 	kobj_unref(o);
 	return ret;
 }
@@ -575,6 +768,7 @@ static int do_patch(struct emu_kube *k, struct emu_request *req, struct target *
 	const char *ct = emu_request_header(req, "Content-Type");
 	struct kube_err e = {0};
 	struct kobj *cur, *o = NULL;
+	struct write_opts wo;
 	json_t *patch, *result = NULL;
 	char err[512] = "";
 	bool apply = false;
@@ -598,22 +792,15 @@ static int do_patch(struct emu_kube *k, struct emu_request *req, struct target *
 		return reply_err(req, &e);
 	}
 	apply = strstr(ct, "apply-patch") != NULL;
+	if (write_options(req, apply ? WK_APPLY : WK_PATCH, &wo, &e) < 0)
+		return reply_err(req, &e);
 	patch = parse_body(req, &e);
 	if (!patch)
 		return reply_err(req, &e);
 	cur = kube_get(t->res, t->ns, t->name);
+	if (apply)
+		return do_apply(k, req, t, cur, patch, &wo);
 	if (!cur) {
-		if (apply && !t->sub) {
-			/* Server-side apply creates what does not exist. */
-			json_object_set_new(kj_obj(patch, "metadata"), "name",
-					    json_string(t->name));
-			if (kube_create(k, t->res, t->ns, patch, dry_run(req) ? KWF_DRY_RUN : 0, &e,
-					&o) < 0)
-				return reply_err(req, &e);
-			ret = kube_reply_kobj(req, 201, o);
-			kobj_unref(o);
-			return ret;
-		}
 		json_decref(patch);
 		kube_err_not_found(&e, t->res, t->name);
 		return reply_err(req, &e);
@@ -624,8 +811,7 @@ static int do_patch(struct emu_kube *k, struct emu_request *req, struct target *
 			kube_errf(&e, 422, "Invalid", "%s", err);
 			return reply_err(req, &e);
 		}
-	} else if ((strstr(ct, "merge-patch") && !strstr(ct, "strategic")) ||
-		   (apply && (t->res->def.flags & KR_CUSTOM))) {
+	} else if (strstr(ct, "merge-patch") && !strstr(ct, "strategic")) {
 		if (!json_is_object(patch)) {
 			json_decref(patch);
 			return reply_errf(
@@ -645,8 +831,10 @@ static int do_patch(struct emu_kube *k, struct emu_request *req, struct target *
 		json_decref(result);
 		return reply_errf(req, 422, "Invalid", "the patched object is not a JSON object");
 	}
-	if (kube_update(k, t->res, t->ns, t->name, result, write_mode(t),
-			dry_run(req) ? KWF_DRY_RUN : 0, &e, &o) < 0)
+	k->manager = wo.manager;
+	ret = kube_update(k, t->res, t->ns, t->name, result, write_mode(t), wflags(&wo), &e, &o);
+	k->manager = NULL;
+	if (ret < 0)
 		return reply_err(req, &e);
 	ret = kube_reply_kobj(req, 200, o);
 	kobj_unref(o);
@@ -660,28 +848,99 @@ static bool returns_object(const struct kube_res *r)
 	       !strcmp(r->def.resource, "namespaces") || (r->def.flags & KR_CUSTOM);
 }
 
-static json_t *delete_options(struct emu_request *req, struct kube_err *e)
+/*
+ * DeleteOptions: from the body when there is one (JSON or protobuf), else from the query,
+ * never both (apiserver handlers/delete.go), then ValidateDeleteOptions. *dry: dryRun All.
+ */
+static json_t *delete_options(struct emu_request *req, bool *dry, struct kube_err *e)
 {
-	const char *pp = emu_request_query(req, "propagationPolicy");
-	const char *od = emu_request_query(req, "orphanDependents");
-	json_t *opts;
+	json_t *opts, *v, *causes;
+	size_t i;
 
+	*dry = false;
 	if (req->body_len) {
 		opts = parse_body(req, e);
 		if (!opts)
 			return NULL;
 		if (!json_is_object(opts)) {
 			json_decref(opts);
-			kube_errf(e, 400, "BadRequest", "DeleteOptions must be a JSON object");
+			kube_errf(e, 400, "BadRequest",
+				  "json: cannot unmarshal into Go value of type v1.DeleteOptions");
 			return NULL;
 		}
+		v = json_object_get(opts, "dryRun");
+		if (v && !json_is_null(v) && !json_is_array(v)) {
+			json_decref(opts);
+			kube_errf(
+			    e, 400, "BadRequest",
+			    "json: cannot unmarshal into Go struct field DeleteOptions.dryRun of type []string");
+			return NULL;
+		}
+		json_array_foreach(v, i, v)
+		{
+			if (!json_is_string(v)) {
+				json_decref(opts);
+				kube_errf(
+				    e, 400, "BadRequest",
+				    "json: cannot unmarshal into Go struct field DeleteOptions.dryRun of type string");
+				return NULL;
+			}
+		}
+		v = json_object_get(opts, "propagationPolicy");
+		if (v && !json_is_null(v) && !json_is_string(v)) {
+			json_decref(opts);
+			kube_errf(
+			    e, 400, "BadRequest",
+			    "json: cannot unmarshal into Go struct field DeleteOptions.propagationPolicy of type v1.DeletionPropagation");
+			return NULL;
+		}
+		if (json_is_null(v))
+			json_object_del(opts, "propagationPolicy");
 	} else {
+		const char *pp = emu_request_query(req, "propagationPolicy");
+		const char *od = emu_request_query(req, "orphanDependents");
+		const char *dr = emu_request_query(req, "dryRun");
+		bool orphan;
 		opts = json_object();
+		if (pp)
+			json_object_set_new(opts, "propagationPolicy", json_string(pp));
+		if (od) {
+			if (parse_go_bool(od, &orphan) < 0) {
+				json_decref(opts);
+				kube_errf(e, 400, "BadRequest",
+					  "strconv.ParseBool: parsing \"%s\": invalid syntax", od);
+				return NULL;
+			}
+			json_object_set_new(opts, "orphanDependents", json_boolean(orphan));
+		}
+		if (dr)
+			json_object_set_new(opts, "dryRun", json_pack("[s]", dr));
 	}
-	if (pp)
-		json_object_set_new(opts, "propagationPolicy", json_string(pp));
-	if (od)
-		json_object_set_new(opts, "orphanDependents", json_boolean(!strcmp(od, "true")));
+	causes = json_array();
+	v = json_object_get(opts, "orphanDependents");
+	if (v && !json_is_null(v) && json_object_get(opts, "propagationPolicy"))
+		kube_cause(
+		    causes, "FieldValueInvalid", "propagationPolicy",
+		    "Invalid value: \"%s\": orphanDependents and deletionPropagation cannot be both set",
+		    kj_str(opts, "propagationPolicy") ?: "");
+	v = json_object_get(opts, "propagationPolicy");
+	if (v && strcmp(json_string_value(v), "Foreground") &&
+	    strcmp(json_string_value(v), "Background") && strcmp(json_string_value(v), "Orphan"))
+		kube_cause(
+		    causes, "FieldValueNotSupported", "propagationPolicy",
+		    "Unsupported value: \"%s\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+		    json_string_value(v));
+	json_array_foreach(json_object_get(opts, "dryRun"), i, v)
+	{
+		check_dry_run(json_string_value(v), causes);
+		*dry = true;
+	}
+	if (json_array_size(causes)) {
+		json_decref(opts);
+		kube_err_invalid_gk(e, "meta.k8s.io", "DeleteOptions", "", causes);
+		return NULL;
+	}
+	json_decref(causes);
 	return opts;
 }
 
@@ -689,14 +948,14 @@ static int do_delete(struct emu_kube *k, struct emu_request *req, struct target 
 {
 	struct kube_err e = {0};
 	struct kobj *o = NULL;
-	json_t *opts = delete_options(req, &e);
-	bool deleted;
+	bool deleted, dry;
+	json_t *opts = delete_options(req, &dry, &e);
 	int ret;
 
 	if (!opts)
 		return reply_err(req, &e);
-	if (kube_delete(k, t->res, t->ns, t->name, opts, dry_run(req) ? KWF_DRY_RUN : 0, &e, &o,
-			&deleted) < 0) {
+	if (kube_delete(k, t->res, t->ns, t->name, opts, dry ? KWF_DRY_RUN : 0, &e, &o, &deleted) <
+	    0) {
 		json_decref(opts);
 		return reply_err(req, &e);
 	}
@@ -722,7 +981,8 @@ static int do_delete_collection(struct emu_kube *k, struct emu_request *req, str
 	struct kube_res *r = t->res;
 	struct kube_selector *labels = NULL, *fields = NULL;
 	struct kube_err e = {0};
-	json_t *opts = delete_options(req, &e), *names, *items, *v;
+	bool dry;
+	json_t *opts = delete_options(req, &dry, &e), *names, *items, *v;
 	size_t i;
 	char prefix[300] = "";
 
@@ -750,7 +1010,7 @@ static int do_delete_collection(struct emu_kube *k, struct emu_request *req, str
 		bool deleted;
 		const char *ns = json_string_value(json_array_get(v, 0));
 		if (kube_delete(k, r, ns[0] ? ns : NULL, json_string_value(json_array_get(v, 1)),
-				opts, dry_run(req) ? KWF_DRY_RUN : 0, &e, &o, &deleted) == 0 &&
+				opts, dry ? KWF_DRY_RUN : 0, &e, &o, &deleted) == 0 &&
 		    o)
 			json_array_append(items, o->obj);
 		kube_err_clear(&e);
@@ -786,6 +1046,11 @@ int kube_rest_handle(struct emu_kube *k, struct emu_request *req)
 		goto cleanup;
 	}
 	watch = emu_request_query(req, "watch");
+	if (!t.res->def.group[0] && !strcmp(t.res->def.resource, "endpoints"))
+		/* KEP-4974: the API server's deprecation warning on v1 Endpoints since 1.33 */
+		emu_reply_header(
+		    req, "Warning",
+		    "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"");
 	if (t.res->def.flags & KR_CREATE_ONLY) {
 		ret = (!strcmp(m, "POST") && !t.name) ? do_create(k, req, &t)
 						      : method_not_allowed(req);

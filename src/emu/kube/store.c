@@ -38,7 +38,7 @@
 static const struct kube_rdef builtin[] = {
     /* core/v1 */
     {"", "v1", "configmaps", "configmap", "ConfigMap", KR_NAMESPACED, "cm", "", "", KP_CONFIGMAP},
-    {"", "v1", "endpoints", "endpoints", "Endpoints", KR_NAMESPACED, "ep", "", "", KP_DEFAULT},
+    {"", "v1", "endpoints", "endpoints", "Endpoints", KR_NAMESPACED, "ep", "", "", KP_ENDPOINTS},
     {"", "v1", "events", "event", "Event", KR_NAMESPACED, "ev", "",
      "involvedObject.kind,involvedObject.namespace,involvedObject.name,involvedObject.uid,"
      "involvedObject.apiVersion,involvedObject.resourceVersion,involvedObject.fieldPath,"
@@ -87,7 +87,7 @@ static const struct kube_rdef builtin[] = {
     {"coordination.k8s.io", "v1", "leases", "lease", "Lease", KR_NAMESPACED, "", "", "", KP_LEASE},
     /* discovery.k8s.io/v1 */
     {"discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", KR_NAMESPACED,
-     "", "", "", KP_DEFAULT},
+     "", "", "", KP_ENDPOINTSLICE},
     /* networking.k8s.io/v1 */
     {"networking.k8s.io", "v1", "ingressclasses", "ingressclass", "IngressClass", 0, "", "", "",
      KP_DEFAULT},
@@ -180,12 +180,17 @@ const char *kobj_text(struct kobj *o, size_t *len)
 void kobj_slim(struct kobj *o, const struct kube_res *r)
 {
 	const char *p = r->def.field_labels;
-	json_t *slim;
+	json_t *slim, *meta;
 
 	if (!o || o->slim || !kobj_text(o, NULL) || !o->text)
 		return;
-	slim = json_pack("{s:s, s:s, s:O}", "kind", r->def.kind, "apiVersion", r->api_version,
-			 "metadata", json_object_get(o->obj, "metadata"));
+	/* metadata without managedFields: selectors never look at them, and an old version
+	 * in the ring should hold as little as it can */
+	meta = json_copy(json_object_get(o->obj, "metadata"));
+	if (meta)
+		json_object_del(meta, "managedFields");
+	slim = json_pack("{s:s, s:s, s:o}", "kind", r->def.kind, "apiVersion", r->api_version,
+			 "metadata", meta ? meta : json_object());
 	/* The fields a field selector may name, at their paths. */
 	while (slim && p && *p) {
 		const char *comma = strchr(p, ',');
@@ -609,6 +614,7 @@ static void ring_push(struct emu_kube *k, enum kube_event_type type, struct kube
 	k->ring_len++;
 	kube_state_event(k, r, obj);
 	kube_ctrl_on_event(k, ev);
+	kube_endpoints_on_event(k, ev);
 	kube_watch_notify(k);
 	/* Node podCIDRs are the pods' addresses; Services and Endpoints, kube-proxy's rules. */
 	if (!strcmp(r->def.resource, "nodes") || !strcmp(r->def.resource, "services") ||
@@ -754,7 +760,8 @@ static json_t *canonical(struct kube_res *r, json_t *obj)
 					    "labels",
 					    "annotations",
 					    "ownerReferences",
-					    "finalizers"};
+					    "finalizers",
+					    "managedFields"};
 	json_t *out = json_pack("{s:s, s:s}", "kind", r->def.kind, "apiVersion", r->api_version);
 	json_t *meta = kj_obj(obj, "metadata"), *m = json_object();
 	const char *key;
@@ -810,18 +817,43 @@ static struct kube_res *namespaces_res(struct emu_kube *k)
 	return kube_res_find(k, "", "v1", "namespaces");
 }
 
-/* Fields the server owns, never taken from a client's body. */
-static void strip_server_fields(json_t *meta)
+/* Fields the server owns, never taken from a client's body; returns the body's
+ * managedFields (new reference, NULL when none), which the field manager reads. */
+static json_t *strip_server_fields(json_t *meta, unsigned flags)
 {
+	json_t *mf = NULL;
+
 	json_object_del(meta, "selfLink");
+	if (flags & (KWF_APPLIED | KWF_UNTRACKED))
+		return NULL; /* computed by apply, or the stored object's own */
+	mf = json_incref(json_object_get(meta, "managedFields"));
 	json_object_del(meta, "managedFields");
+	return mf;
+}
+
+static const char *writer(const struct emu_kube *k, unsigned flags)
+{
+	if (flags & KWF_CONTROLLER)
+		return k->ctrl_manager ? k->ctrl_manager : KUBE_CTRL_MANAGER;
+	/* buildManagerInfoManager: a writer without a name is "unknown" */
+	return k->manager && k->manager[0] ? k->manager : "unknown";
+}
+
+/* What the registry allocates on these kinds is nobody's: the decoded body, kept for the
+ * field manager (kube/managed.c). */
+static json_t *before_admission(const struct kube_res *r, const json_t *obj, unsigned flags)
+{
+	if ((flags & (KWF_APPLIED | KWF_UNTRACKED)) || r->def.group[0] ||
+	    (strcmp(r->def.resource, "services") && strcmp(r->def.resource, "namespaces")))
+		return NULL;
+	return json_pack("{s:o*}", "spec", json_deep_copy(json_object_get(obj, "spec")));
 }
 
 /* ---- create ---- */
 int kube_create(struct emu_kube *k, struct kube_res *r, const char *ns, json_t *obj, unsigned flags,
 		struct kube_err *e, struct kobj **out)
 {
-	json_t *meta, *causes;
+	json_t *meta, *causes, *req_mf = NULL, *pre = NULL;
 	const char *name, *why, *body_ns;
 	char key[600], uid[37], gen_name[300];
 	struct kobj *o = NULL;
@@ -835,7 +867,7 @@ int kube_create(struct emu_kube *k, struct kube_res *r, const char *ns, json_t *
 		goto cleanup;
 	}
 	meta = kj_obj(obj, "metadata");
-	strip_server_fields(meta);
+	req_mf = strip_server_fields(meta, flags);
 	body_ns = kj_str(meta, "namespace");
 	if (r->def.flags & KR_NAMESPACED) {
 		if (body_ns && body_ns[0] && ns && strcmp(body_ns, ns) != 0) {
@@ -905,10 +937,17 @@ int kube_create(struct emu_kube *k, struct kube_res *r, const char *ns, json_t *
 		json_object_set_new(meta, "generation", json_integer(1));
 	else
 		json_object_del(meta, "generation");
+	pre = before_admission(r, obj, flags);
 	ret = kube_admit_create(k, r, obj, e);
 	if (ret < 0)
 		goto cleanup;
 	obj = canonical(r, obj);
+	if (!(flags & (KWF_APPLIED | KWF_UNTRACKED)))
+		kube_managed_update(r, NULL, obj, json_incref(req_mf), pre, KW_MAIN,
+				    writer(k, flags));
+	json_decref(req_mf);
+	json_decref(pre);
+	req_mf = pre = NULL;
 	if (flags & KWF_DRY_RUN) {
 		o = kobj_new(obj);
 		obj = NULL;
@@ -941,6 +980,8 @@ int kube_create(struct emu_kube *k, struct kube_res *r, const char *ns, json_t *
 	return 0;
 cleanup:
 	json_decref(obj);
+	json_decref(req_mf);
+	json_decref(pre);
 	return ret;
 }
 
@@ -1120,7 +1161,8 @@ int kube_delete(struct emu_kube *k, struct kube_res *r, const char *ns, const ch
 		copy = json_deep_copy(o->obj);
 		del_deletion_meta(kj_obj(copy, "metadata"));
 		json_object_set_new(kj_obj(copy, "status"), "phase", json_string("Terminating"));
-		if (kube_update(k, r, NULL, name, copy, KW_INTERNAL, KWF_CONTROLLER, e, out) < 0)
+		if (kube_update(k, r, NULL, name, copy, KW_INTERNAL, KWF_CONTROLLER | KWF_UNTRACKED,
+				e, out) < 0)
 			return -EINVAL;
 		/*
 		 * The namespace controller empties it shortly after (a second here; seconds on a
@@ -1136,7 +1178,8 @@ int kube_delete(struct emu_kube *k, struct kube_res *r, const char *ns, const ch
 	if (json_array_size(finalizers) > 0) {
 		copy = json_deep_copy(o->obj);
 		del_deletion_meta(kj_obj(copy, "metadata"));
-		return kube_update(k, r, ns, name, copy, KW_INTERNAL, KWF_CONTROLLER, e, out);
+		return kube_update(k, r, ns, name, copy, KW_INTERNAL,
+				   KWF_CONTROLLER | KWF_UNTRACKED, e, out);
 	}
 	if (out)
 		*out = kobj_ref(o);
@@ -1219,7 +1262,7 @@ int kube_update(struct emu_kube *k, struct kube_res *r, const char *ns, const ch
 		struct kobj **out)
 {
 	const json_t *old, *ometa;
-	json_t *meta, *nobj = NULL;
+	json_t *meta, *nobj = NULL, *req_mf = NULL, *pre = NULL;
 	const char *body_name, *body_ns, *body_rv, *old_rv;
 	static const char *const kept[] = {"uid", "creationTimestamp", "deletionTimestamp",
 					   "deletionGracePeriodSeconds", "generation"};
@@ -1235,7 +1278,7 @@ int kube_update(struct emu_kube *k, struct kube_res *r, const char *ns, const ch
 		goto cleanup;
 	}
 	meta = kj_obj(obj, "metadata");
-	strip_server_fields(meta);
+	req_mf = strip_server_fields(meta, flags);
 	body_name = kj_str(meta, "name");
 	if (body_name && strcmp(body_name, name) != 0) {
 		ret =
@@ -1302,11 +1345,17 @@ int kube_update(struct emu_kube *k, struct kube_res *r, const char *ns, const ch
 			json_object_del(meta, kept[i]);
 	}
 	json_object_set_new(meta, "resourceVersion", json_string(old_rv ? old_rv : ""));
+	pre = before_admission(r, obj, flags);
 	/* Controllers pass the same validation: the CCM's patch is refused like anyone's. */
 	ret = kube_admit_update(k, r, old, obj, e);
 	if (ret < 0)
 		goto cleanup;
 	obj = canonical(r, obj);
+	if (!(flags & (KWF_APPLIED | KWF_UNTRACKED)))
+		kube_managed_update(r, old, obj, json_incref(req_mf), pre, mode, writer(k, flags));
+	json_decref(req_mf);
+	json_decref(pre);
+	req_mf = pre = NULL;
 	meta = kj_obj(obj, "metadata");
 	if (json_equal(obj, old)) {
 		/* Nothing changed: no new resourceVersion, no event. */
@@ -1361,6 +1410,8 @@ int kube_update(struct emu_kube *k, struct kube_res *r, const char *ns, const ch
 cleanup:
 	json_decref(obj);
 	json_decref(nobj);
+	json_decref(req_mf);
+	json_decref(pre);
 	return ret;
 }
 
@@ -1383,6 +1434,9 @@ int kube_store_put_loaded(struct emu_kube *k, struct kube_res *r, json_t *obj)
 	}
 	if (!kj_str(meta, "creationTimestamp"))
 		json_object_set_new(meta, "creationTimestamp", kj_now());
+	if (!kube_managed_sanitize(obj))
+		log_warn("kube state: %s %s%s%s: managedFields that do not decode, dropped",
+			 r->def.kind, ns ? ns : "", ns ? "/" : "", name);
 	rv = kj_str(meta, "resourceVersion");
 	v = rv ? strtoull(rv, NULL, 10) : 0;
 	if (!v)

@@ -505,9 +505,110 @@ static json_t *service_cells(const json_t *o)
 			 age_cell(kj_str(o, "metadata.creationTimestamp")), or_none(sel));
 }
 
+/* "a,b,c + 2 more..." as the printers' formatEndpoints and formatDiscovery* write lists. */
+struct short_list {
+	char buf[512];
+	int count, max;
+};
+
+static void sl_add(struct short_list *l, const char *item)
+{
+	if (l->count++ < l->max) {
+		if (l->buf[0])
+			strncat(l->buf, ",", sizeof(l->buf) - strlen(l->buf) - 1);
+		strncat(l->buf, item, sizeof(l->buf) - strlen(l->buf) - 1);
+	}
+}
+
+static const char *sl_text(struct short_list *l, const char *none)
+{
+	size_t n = strlen(l->buf);
+
+	if (!l->count)
+		return none;
+	if (l->count > l->max)
+		snprintf(l->buf + n, sizeof(l->buf) - n, " + %d more...", l->count - l->max);
+	return l->buf;
+}
+
+/* formatEndpoints: the ready addresses with each port, three at most. */
+static json_t *endpoints_cells(const json_t *o)
+{
+	struct short_list l = {.max = 3};
+	json_t *ss, *port, *addr;
+	size_t i, j, m;
+	char one[80];
+
+	json_array_foreach(json_object_get(o, "subsets"), i, ss)
+	{
+		json_t *ports = json_object_get(ss, "ports");
+		if (!json_array_size(ports)) {
+			json_array_foreach(json_object_get(ss, "addresses"), m, addr)
+			    sl_add(&l, kj_str(addr, "ip") ?: "");
+			continue;
+		}
+		json_array_foreach(ports, j, port)
+		{
+			json_array_foreach(json_object_get(ss, "addresses"), m, addr)
+			{
+				const char *ip = kj_str(addr, "ip") ?: "";
+				snprintf(
+				    one, sizeof(one), strchr(ip, ':') ? "[%s]:%lld" : "%s:%lld", ip,
+				    (long long)json_integer_value(json_object_get(port, "port")));
+				sl_add(&l, one);
+			}
+		}
+	}
+	return json_pack("[s, s, o]", kj_str(o, "metadata.name") ?: "", sl_text(&l, "<none>"),
+			 age_cell(kj_str(o, "metadata.creationTimestamp")));
+}
+
+/* formatDiscoveryPorts and formatDiscoveryEndpoints */
+static json_t *endpointslice_cells(const json_t *o)
+{
+	struct short_list ports = {.max = 3}, eps = {.max = 3};
+	json_t *p, *ep, *a;
+	size_t i, j;
+	char one[32];
+
+	json_array_foreach(json_object_get(o, "ports"), i, p)
+	{
+		json_t *port = json_object_get(p, "port");
+		if (json_is_integer(port))
+			snprintf(one, sizeof(one), "%lld", (long long)json_integer_value(port));
+		else
+			snprintf(one, sizeof(one), "<unset>");
+		sl_add(&ports, one);
+	}
+	json_array_foreach(json_object_get(o, "endpoints"), i, ep)
+	{
+		json_array_foreach(json_object_get(ep, "addresses"), j, a)
+		    sl_add(&eps, json_string_value(a) ?: "");
+	}
+	return json_pack("[s, s, s, s, o]", kj_str(o, "metadata.name") ?: "",
+			 kj_str(o, "addressType") ?: "", sl_text(&ports, "<unset>"),
+			 sl_text(&eps, "<unset>"),
+			 age_cell(kj_str(o, "metadata.creationTimestamp")));
+}
+
 static json_t *simple_columns(enum kube_printer p)
 {
 	switch (p) {
+	case KP_ENDPOINTS:
+		return json_pack("[o, o, o]", col("Name", "string", "name", 0, name_desc),
+				 col("Endpoints", "string", "", 0,
+				     "Endpoints is the list of endpoints in the service."),
+				 col("Age", "string", "", 0, age_desc));
+	case KP_ENDPOINTSLICE:
+		return json_pack(
+		    "[o, o, o, o, o]", col("Name", "string", "name", 0, name_desc),
+		    col("AddressType", "string", "", 0,
+			"addressType specifies the type of address carried by this EndpointSlice."),
+		    col("Ports", "string", "", 0,
+			"ports specifies the list of network ports exposed."),
+		    col("Endpoints", "string", "", 0,
+			"endpoints is a list of unique endpoints in this slice."),
+		    col("Age", "string", "", 0, age_desc));
 	case KP_NAMESPACE:
 		return json_pack("[o, o, o]", col("Name", "string", "name", 0, name_desc),
 				 col("Status", "string", "", 0, "The status of the namespace"),
@@ -580,6 +681,12 @@ static json_t *simple_cells(enum kube_printer p, const json_t *o)
 	json_t *age = age_cell(kj_str(o, "metadata.creationTimestamp"));
 
 	switch (p) {
+	case KP_ENDPOINTS:
+		json_decref(age);
+		return endpoints_cells(o);
+	case KP_ENDPOINTSLICE:
+		json_decref(age);
+		return endpointslice_cells(o);
 	case KP_NAMESPACE:
 		return json_pack("[s, s, o]", name, kj_str(o, "status.phase") ?: "Active", age);
 	case KP_CONFIGMAP:

@@ -92,15 +92,17 @@ int kube_err_conflict(struct kube_err *e, const struct kube_res *r, const char *
 
 /*
  * 422 Invalid: 'Node "n" is invalid: spec.podCIDRs: Forbidden: ...' (one cause) or
- * 'Node "n" is invalid: [a, b]' (several), as apimachinery's NewInvalid words it.
+ * 'Node "n" is invalid: [a, b]' (several), as apimachinery's NewInvalid words it: the
+ * qualified kind ("Deployment.apps", "CreateOptions.meta.k8s.io") and the field errors.
  */
-int kube_err_invalid(struct kube_err *e, const struct kube_res *r, const char *name, json_t *causes)
+int kube_err_invalid_gk(struct kube_err *e, const char *group, const char *kind, const char *name,
+			json_t *causes)
 {
 	size_t n = json_array_size(causes), i, off;
 	json_t *c;
 
-	kube_errf(e, 422, "Invalid", "%s \"%s\" is invalid: %s", r->def.kind, name,
-		  n > 1 ? "[" : "");
+	kube_errf(e, 422, "Invalid", "%s%s%s \"%s\" is invalid: %s", kind, group[0] ? "." : "",
+		  group, name, n > 1 ? "[" : "");
 	off = strlen(e->message);
 	json_array_foreach(causes, i, c)
 	{
@@ -115,9 +117,19 @@ int kube_err_invalid(struct kube_err *e, const struct kube_res *r, const char *n
 	}
 	if (n > 1 && off + 2 < sizeof(e->message))
 		strcat(e->message, "]");
-	e->details = details(r, name, r->def.kind);
+	e->details = json_object();
+	if (name[0])
+		json_object_set_new(e->details, "name", json_string(name));
+	if (group[0])
+		json_object_set_new(e->details, "group", json_string(group));
+	json_object_set_new(e->details, "kind", json_string(kind));
 	json_object_set_new(e->details, "causes", causes);
 	return -EINVAL;
+}
+
+int kube_err_invalid(struct kube_err *e, const struct kube_res *r, const char *name, json_t *causes)
+{
+	return kube_err_invalid_gk(e, r->def.group, r->def.kind, name, causes);
 }
 
 void kube_cause(json_t *causes, const char *reason, const char *field, const char *fmt, ...)

@@ -30,6 +30,14 @@
 
 #define TICK_MS      1000
 #define HEARTBEAT_MS 5000
+#define SHARE_BYTES  4096 /* object texts from this size are sent from the store, not copied */
+
+/* A piece of what a stream is to send: bytes of its buffer, or an object's stored text
+ * (referenced: fifty watchers of a 1 MiB object hold one copy, not fifty). */
+struct wseg {
+	struct kobj *o; /* NULL: buf[off, off + len) */
+	size_t off, len;
+};
 
 struct kube_watch {
 	struct kube_watch *next, **pprev;
@@ -46,14 +54,40 @@ struct kube_watch {
 	size_t ninitial, initial_pos;
 	bool initial_end_bookmark;
 	char *buf;
-	size_t len, off, cap;
+	size_t len, cap;
+	struct wseg *segs;
+	size_t nsegs, segcap, seg, seg_off;
+	size_t pending;       /* bytes not yet sent */
 	uint64_t deadline_ms; /* 0: none */
 	uint64_t last_write_ms;
 	bool heartbeat_due, ending, suspended;
 };
 
+static int seg_push(struct kube_watch *w, struct kobj *o, size_t off, size_t len)
+{
+	if (!o && w->nsegs && !w->segs[w->nsegs - 1].o &&
+	    w->segs[w->nsegs - 1].off + w->segs[w->nsegs - 1].len == off) {
+		w->segs[w->nsegs - 1].len += len; /* bytes right after bytes */
+		w->pending += len;
+		return 0;
+	}
+	if (w->nsegs == w->segcap) {
+		size_t ncap = w->segcap ? w->segcap * 2 : 16;
+		struct wseg *n = realloc(w->segs, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		w->segs = n;
+		w->segcap = ncap;
+	}
+	w->segs[w->nsegs++] = (struct wseg){.o = o ? kobj_ref(o) : NULL, .off = off, .len = len};
+	w->pending += len;
+	return 0;
+}
+
 static int buf_add(struct kube_watch *w, const char *s, size_t n)
 {
+	size_t at = w->len;
+
 	if (w->len + n + 1 > w->cap) {
 		size_t ncap = w->cap ? w->cap : 4096;
 		char *nb;
@@ -67,7 +101,7 @@ static int buf_add(struct kube_watch *w, const char *s, size_t n)
 	}
 	memcpy(w->buf + w->len, s, n);
 	w->len += n;
-	return 0;
+	return seg_push(w, NULL, at, n);
 }
 
 static bool matches(const struct kube_watch *w, const json_t *obj)
@@ -102,7 +136,10 @@ static void add_event(struct kube_watch *w, const char *type, struct kobj *o)
 	} else {
 		size_t len;
 		const char *text = kobj_text(o, &len);
-		buf_add(w, text, len);
+		if (len >= SHARE_BYTES && o->text)
+			seg_push(w, o, 0, len);
+		else
+			buf_add(w, text, len);
 	}
 	buf_add(w, close, sizeof(close) - 1);
 }
@@ -150,7 +187,7 @@ static void fill(struct kube_watch *w)
 {
 	struct emu_kube *k = w->k;
 
-	while (w->initial_pos < w->ninitial && w->len < 256 * 1024) {
+	while (w->initial_pos < w->ninitial && w->pending < 256 * 1024) {
 		struct kobj *o = w->initial[w->initial_pos];
 		w->initial[w->initial_pos++] = NULL;
 		add_event(w, "ADDED", o);
@@ -162,7 +199,7 @@ static void fill(struct kube_watch *w)
 		w->initial_end_bookmark = false;
 		add_bookmark(w, w->cursor, true);
 	}
-	while (!w->ending && w->len < 256 * 1024) {
+	while (!w->ending && w->pending < 256 * 1024) {
 		bool too_old;
 		const struct kube_event *ev = kube_events_after(k, w->cursor, &too_old);
 		bool now, before;
@@ -197,7 +234,7 @@ static void fill(struct kube_watch *w)
 			break;
 		}
 	}
-	if (!w->len && w->heartbeat_due) {
+	if (!w->pending && w->heartbeat_due) {
 		if (w->bookmarks)
 			add_bookmark(w, w->cursor, false);
 		else
@@ -209,20 +246,32 @@ static void fill(struct kube_watch *w)
 static long watch_read(void *cls, uint64_t pos, char *out, size_t max)
 {
 	struct kube_watch *w = cls;
-	size_t n;
+	size_t n = 0;
 
 	(void)pos;
-	if (w->off == w->len) {
-		w->off = w->len = 0;
+	if (w->seg == w->nsegs) {
+		w->len = w->nsegs = w->seg = w->seg_off = w->pending = 0;
 		if (w->deadline_ms && emu_now_ms() >= w->deadline_ms)
 			w->ending = true;
 		if (!w->ending)
 			fill(w);
 	}
-	if (w->off < w->len) {
-		n = w->len - w->off < max ? w->len - w->off : max;
-		memcpy(out, w->buf + w->off, n);
-		w->off += n;
+	while (n < max && w->seg < w->nsegs) {
+		struct wseg *sg = &w->segs[w->seg];
+		const char *src = sg->o ? sg->o->text : w->buf + sg->off;
+		size_t k = sg->len - w->seg_off < max - n ? sg->len - w->seg_off : max - n;
+		memcpy(out + n, src + w->seg_off, k);
+		n += k;
+		w->seg_off += k;
+		w->pending -= k;
+		if (w->seg_off == sg->len) {
+			kobj_unref(sg->o);
+			sg->o = NULL;
+			w->seg++;
+			w->seg_off = 0;
+		}
+	}
+	if (n) {
 		w->last_write_ms = emu_now_ms();
 		return (long)n;
 	}
@@ -251,6 +300,9 @@ static void watch_free(struct kube_watch *w)
 	kube_selector_free(w->fields);
 	free(w->ns);
 	free(w->include_object);
+	for (size_t i = w->seg; i < w->nsegs; i++)
+		kobj_unref(w->segs[i].o);
+	free(w->segs);
 	free(w->buf);
 	free(w);
 }
