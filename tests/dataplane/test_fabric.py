@@ -205,6 +205,14 @@ class FirewallTest(DataplaneCase):
         self.assertIsNone(reaches(self.ns("a-0"), self.wait_instance("web-0")["ip"], 8080,
                                   timeout=0.5))
         self.assertIsNone(reaches(self.ns("front-0"), self.b["ip"], 8080, timeout=0.5))
+        # Tags change in place (instances.setTags): the firewall follows.
+        tags = self.c.get_instance("a-0").get("tags", {})
+        _, op = self.emu.compute(
+            "POST", f"projects/{self.emu.project}/zones/europe-west1-b/instances/a-0/setTags",
+            {"items": ["frontend"], "fingerprint": tags.get("fingerprint", "")})
+        self.c.compute.wait(op)
+        self.wait_reach(self.ns("a-0"), self.wait_instance("web-0")["ip"], 8080,
+                        what="a source tag added with setTags")
 
     def test_egress_deny_and_anti_spoofing(self):
         self.firewall("allow", [{"IPProtocol": "tcp"}], ["0.0.0.0/0"])
