@@ -204,7 +204,34 @@ static void run_timers(struct emu *emu)
 	}
 }
 
-/* ---- the Kubernetes side, stubbed ---- */
+/* ---- the data plane and the Kubernetes side, stubbed ---- */
+
+void emu_dataplane_changed(struct emu *emu)
+{
+	(void)emu;
+}
+
+void emu_dataplane_instance_reset(struct emu *emu, const char *zone, const char *name)
+{
+	(void)emu;
+	if (!zone || !name)
+		abort();
+}
+
+int emu_dataplane_health(struct emu *emu, const char *service_url, const char *instance_url,
+			 bool *healthy)
+{
+	(void)emu;
+	(void)service_url;
+	(void)instance_url;
+	(void)healthy;
+	return 0; /* not probed: the model answers */
+}
+
+int emu_dataplane_control(struct emu_request *req)
+{
+	return emu_reply(req, 404, "text/plain", "no data plane\n", 14);
+}
 
 void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *name,
 			       const json_t *instance)

@@ -170,6 +170,11 @@ static void fake_drop_timers(void)
 	ntimers = 0;
 }
 
+void emu_dataplane_changed(struct emu *emu)
+{
+	(void)emu; /* no data plane in the harnesses */
+}
+
 /* ---- Compute: one Talos instance with an alias, and its subnetwork ---- */
 static json_t *instance, *dump;
 

@@ -8,7 +8,7 @@ packages=(
   libcurl4-openssl-dev libjansson-dev libyajl-dev libyaml-dev libmnl-dev libmicrohttpd-dev
   libssl-dev libgnutls28-dev libcmocka-dev libsqlite3-dev
   python3 python3-yaml python3-jsonschema iproute2 curl ca-certificates binutils file
-  scdoc man-db groff-base zsh
+  scdoc man-db groff-base zsh libnftables-dev nftables haproxy
 )
 
 missing=()

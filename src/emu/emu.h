@@ -28,6 +28,7 @@ struct emu_compute;
 struct emu_kube;
 struct emu_auth;
 struct emu_faults;
+struct emu_dataplane;
 struct emu_subreq;
 
 enum emu_ccm_allocator {
@@ -60,9 +61,12 @@ struct emu_options {
 	const char
 	    *serviceaccount_out;  /* kube.c: in-cluster token, ca.crt and namespace in a dir */
 	const char *cluster_cidr; /* kube: RangeAllocator's --cluster-cidr (NULL: the pods range) */
-	uint64_t kubelet_delay_ms;   /* kube: kubelet (re-)registration delay */
-	uint64_t ccm_delay_ms;       /* kube: CCM reaction delay (init, IPAM, lifecycle) */
-	uint64_t ccm_retry_delay_ms; /* kube/ccm_services.c: first retry of a failed LB sync */
+	uint64_t kubelet_delay_ms;    /* kube: kubelet (re-)registration delay */
+	uint64_t ccm_delay_ms;        /* kube: CCM reaction delay (init, IPAM, lifecycle) */
+	uint64_t ccm_retry_delay_ms;  /* kube/ccm_services.c: first retry of a failed LB sync */
+	bool dataplane;               /* dataplane/: the state materialised in network namespaces */
+	const char *dataplane_prefix; /* dataplane/: namespace name prefix (default "tgemu") */
+	uint64_t dataplane_probe_max_ms; /* dataplane/: shortens longer probe intervals (tests) */
 };
 
 struct emu {
@@ -71,11 +75,12 @@ struct emu {
 	struct emu_kube *kube;
 	struct emu_auth *auth;
 	struct emu_faults *faults;
-	struct emu_state *state; /* --state (state/state.c); allocated by the first table */
-	char control_token[65];  /* --control-token-file's token, "" when off */
-	uint64_t requests_total; /* every request either daemon answered */
-	char cloud_url[80];      /* "http://127.0.0.1:PORT" once bound */
-	char kube_url[80];       /* "https://127.0.0.1:PORT" once bound, else "" */
+	struct emu_dataplane *dataplane; /* NULL without --dataplane */
+	struct emu_state *state;         /* --state (state/state.c); allocated by the first table */
+	char control_token[65];          /* --control-token-file's token, "" when off */
+	uint64_t requests_total;         /* every request either daemon answered */
+	char cloud_url[80];              /* "http://127.0.0.1:PORT" once bound */
+	char kube_url[80];               /* "https://127.0.0.1:PORT" once bound, else "" */
 	bool stopping;
 };
 
@@ -91,6 +96,14 @@ typedef void (*emu_timer_fn)(struct emu *emu, void *arg);
 /* Runs fn(arg) on the loop after delay_ms. Returns a timer id (> 0) or -errno. */
 long emu_timer_add(struct emu *emu, uint64_t delay_ms, emu_timer_fn fn, void *arg);
 void emu_timer_cancel(struct emu *emu, long id);
+
+/* ---- file descriptors (loop.c): fn(fd, epoll events) runs on the loop when fd is ready ---- */
+typedef void (*emu_fd_fn)(struct emu *emu, int fd, uint32_t events, void *arg);
+/* events: EPOLLIN, EPOLLOUT, ... (level-triggered). 0 or -errno. */
+int emu_fd_watch(struct emu *emu, int fd, uint32_t events, emu_fd_fn fn, void *arg);
+int emu_fd_modify(struct emu *emu, int fd, uint32_t events);
+/* Before closing fd. Safe from inside a callback (also for other fds of the same batch). */
+void emu_fd_unwatch(struct emu *emu, int fd);
 
 /* ---- requests (httpd.c) ---- */
 enum emu_port { EMU_PORT_CLOUD, EMU_PORT_KUBE };
@@ -238,5 +251,34 @@ bool emu_kube_lb_healthy(struct emu *emu, const char *zone, const char *instance
 			 const char *path);
 /* Borrowed reference to an instance, or NULL. For the emulated CCM and kubelet. */
 const json_t *emu_compute_instance(struct emu *emu, const char *zone, const char *name);
+/* Borrowed reference to the Node of that name as the API serves it, or NULL (data plane). */
+const json_t *emu_kube_node(struct emu *emu, const char *name);
+/* Calls fn on every stored object of a resource ("" "v1" "services"), borrowed (data plane). */
+void emu_kube_each(struct emu *emu, const char *group, const char *version, const char *resource,
+		   void (*fn)(const json_t *obj, void *arg), void *arg);
+/* Does the emulated cluster run this Talos instance as a control-plane node (kubelet's rule)? */
+bool emu_kube_instance_control_plane(const json_t *instance, const char *name);
+
+/*
+ * dataplane/ (--dataplane): the emulated state as network namespaces (docs/emulator.md).
+ * start: after the ports are bound (removes what an earlier run left first); stop: removes
+ * every namespace it made. changed: any Compute or Kubernetes change; the data plane follows
+ * on the next loop turn (a no-op without --dataplane, so modules call it freely).
+ */
+int emu_dataplane_start(struct emu *emu);
+void emu_dataplane_stop(struct emu *emu);
+void emu_dataplane_changed(struct emu *emu);
+/* instances.reset completed: the guest reboots (its namespace is made anew, what ran in it
+ * and what it configured are gone), although its status stayed RUNNING. */
+void emu_dataplane_instance_reset(struct emu *emu, const char *zone, const char *name);
+/*
+ * The health of an instance behind a backend service or target pool (URLs) as the data
+ * plane's probes see it: 1 with *healthy set, or 0 when the data plane does not probe it
+ * (not running, or no health check): the caller's model answers then.
+ */
+int emu_dataplane_health(struct emu *emu, const char *service_url, const char *instance_url,
+			 bool *healthy);
+/* /_emu/dataplane...: the data plane's namespaces and controls (control.c dispatches). */
+int emu_dataplane_control(struct emu_request *req);
 
 #endif

@@ -57,6 +57,11 @@ static const char usage[] =
     "                              past it new ones are answered 503 (cloud) / 429 (kube)\n"
     "  --body-budget SIZE          request bodies held in memory at once, all connections\n"
     "                              (default 256MiB; past it 429); one body is at most 32MiB\n"
+    "  --dataplane                 materialise the state as network namespaces (root; see\n"
+    "                              docs/emulator.md): PREFIX-vpc, PREFIX-internet, PREFIX-INSTANCE\n"
+    "  --dataplane-prefix NAME     their name prefix (default tgemu; letters and digits)\n"
+    "  --dataplane-probe-max DUR   health checks probe at most this far apart and wait at\n"
+    "                              most this long (default: as each check says; for tests)\n"
     "  --log-level LEVEL           error, warn, info (default) or debug\n"
     "  -v, --verbose               same as --log-level debug\n"
     "  -h, --help                  this text\n"
@@ -87,6 +92,9 @@ enum {
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_CONNECTIONS,
 	OPT_BODY_BUDGET,
+	OPT_DATAPLANE,
+	OPT_DATAPLANE_PREFIX,
+	OPT_DATAPLANE_PROBE_MAX,
 	OPT_LOG_LEVEL,
 	OPT_VERSION,
 };
@@ -114,6 +122,9 @@ static const struct option long_options[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"body-budget", required_argument, NULL, OPT_BODY_BUDGET},
+    {"dataplane", no_argument, NULL, OPT_DATAPLANE},
+    {"dataplane-prefix", required_argument, NULL, OPT_DATAPLANE_PREFIX},
+    {"dataplane-probe-max", required_argument, NULL, OPT_DATAPLANE_PROBE_MAX},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -305,6 +316,21 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 		case OPT_STATE:
 			o->state_path = optarg;
 			break;
+		case OPT_DATAPLANE:
+			o->dataplane = true;
+			break;
+		case OPT_DATAPLANE_PREFIX:
+			o->dataplane_prefix = optarg;
+			break;
+		case OPT_DATAPLANE_PROBE_MAX:
+			if (parse_duration_ms(optarg, &o->dataplane_probe_max_ms) < 0 ||
+			    o->dataplane_probe_max_ms < 100) {
+				log_error("--dataplane-probe-max '%s': want a duration of at least "
+					  "100ms, such as 1s",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_STATE_SYNC:
 			if (strcmp(optarg, "normal") == 0)
 				o->state_sync = EMU_STATE_SYNC_NORMAL;
@@ -375,6 +401,11 @@ static int parse_args(int argc, char **argv, struct emu_options *o)
 	}
 	if (o->kubeconfig_out && !o->kube_listen) {
 		log_error("--kubeconfig-out needs --kube-listen");
+		return -EINVAL;
+	}
+	if ((o->dataplane_prefix || o->dataplane_probe_max_ms) && !o->dataplane) {
+		log_error("%s needs --dataplane",
+			  o->dataplane_prefix ? "--dataplane-prefix" : "--dataplane-probe-max");
 		return -EINVAL;
 	}
 	if (o->serviceaccount_out && !o->kube_listen) {
@@ -514,6 +545,10 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto cleanup;
 	}
+	if (emu_dataplane_start(&emu) < 0) {
+		ret = 2;
+		goto cleanup;
+	}
 	if (kube_bound[0])
 		printf("ready cloud=http://%s kube=https://%s\n", cloud_bound, kube_bound);
 	else
@@ -521,6 +556,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	ret = emu_loop_run(&emu, daemons, ndaemons) < 0 ? 1 : 0;
 cleanup:
+	emu_dataplane_stop(&emu);
 	for (size_t i = 0; i < ndaemons; i++)
 		emu_httpd_stop(daemons[i]);
 	/* The last commit; a failed one makes the exit code say so. */

@@ -6,7 +6,8 @@
  * HealthStatus per instance of the group: healthState HEALTHY or UNHEALTHY, instance,
  * ipAddress (nic0), port, and for an internal passthrough load balancer the forwarding rule.
  *
- * No packets are sent: until the emulator has a data plane, health is a model.
+ * With --dataplane the answer is what its probes saw (emu_dataplane_health); without one no
+ * packets are sent and health is a model:
  *   - The port probed is the backend service's first health check's: its port, else its
  *     portName or (portSpecification USE_SERVING_PORT) the backend service's portName looked
  *     up in the group's named ports, else the protocol's default (80 for TCP and HTTP, 443
@@ -153,13 +154,18 @@ int backend_service_get_health(struct call *k, struct item *bs, struct api_error
 		struct item *inst =
 		    compute_ref_item(c, json_string_value(url), "instances", group->scope);
 		json_t *nic, *st;
+		bool healthy;
 
 		if (!inst)
 			continue;
+		/* With --dataplane, what its probes saw; else the model. */
+		if (emu_dataplane_health(c->emu, jstr(bs->res, "selfLink"),
+					 jstr(inst->res, "selfLink"), &healthy) != 1)
+			healthy = instance_healthy(c, inst, port);
 		nic = json_array_get(json_object_get(inst->res, "networkInterfaces"), 0);
 		st = json_pack("{s:s, s:O, s:s, s:i}", "healthState",
-			       instance_healthy(c, inst, port) ? "HEALTHY" : "UNHEALTHY",
-			       "instance", json_object_get(inst->res, "selfLink"), "ipAddress",
+			       healthy ? "HEALTHY" : "UNHEALTHY", "instance",
+			       json_object_get(inst->res, "selfLink"), "ipAddress",
 			       jstr(nic, "networkIP") ?: "", "port", (int)port);
 		if (st && rule) {
 			json_object_set(st, "forwardingRule",

@@ -49,6 +49,7 @@ static const char *zone_of_scope(const char *scope)
 void instances_notify(struct compute *c, const char *zone, const char *name, const json_t *res)
 {
 	emu_kube_instance_changed(c->emu, zone, name, res);
+	emu_dataplane_changed(c->emu);
 }
 
 /* ---- alias ranges ---- */

@@ -127,6 +127,7 @@ int instance_lifecycle_apply(struct compute *c, struct item *it, const char *met
 			return not_ready(c, it, e);
 		log_info("instance %s/%s: reset (the guest reboots)", it->scope, it->name);
 		emu_kube_instance_reset(c->emu, zone_name(it->scope), it->name, it->res);
+		emu_dataplane_instance_reset(c->emu, zone_name(it->scope), it->name);
 		return 0;
 	}
 	if (!strcmp(method, "stop")) {

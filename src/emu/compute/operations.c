@@ -238,6 +238,7 @@ static void complete(struct emu *emu, void *arg)
 	compute_state_meta(c);
 	wake_waiters(c, p->scope, p->name);
 	pending_free(p);
+	emu_dataplane_changed(c->emu);
 }
 
 static int schedule(struct compute *c, const char *scope, const char *name, json_t *mutation)

@@ -14,6 +14,7 @@
  *   GET    /_emu/state/status            --state: commits, failures, unsaved changes
  *   GET    /_emu/state/check             --state: the database compared with memory
  *   GET    /_emu/stats[?reset=true]      request counts; DELETE /_emu/stats zeroes them
+ *   *      /_emu/dataplane[/...]         the data plane (--dataplane, dataplane/dataplane.c)
  *
  * Every request needs "Authorization: Bearer TOKEN" with the token of --control-token-file
  * (401 otherwise); without that flag the endpoint is off (403): it hands out the cluster's
@@ -143,6 +144,7 @@ static int state_put(struct emu_request *req)
 	}
 	log_info("state replaced through /_emu/state");
 	emu_state_changed(req->emu);
+	emu_dataplane_changed(req->emu);
 	if (emu_state_flush(req->emu, EMU_STATE_REVEAL) < 0)
 		return state_unsaved(req);
 	return emu_reply_json(req, 200, json_pack("{s:b}", "loaded", 1));
@@ -250,5 +252,8 @@ int emu_control_handle(struct emu_request *req)
 		json_decref(emu_stats(emu, true));
 		return emu_reply_json(req, 200, json_pack("{s:b}", "reset", 1));
 	}
+	if (strcmp(req->path, "/_emu/dataplane") == 0 ||
+	    strncmp(req->path, "/_emu/dataplane/", 16) == 0)
+		return emu_dataplane_control(req);
 	return error(req, 404, "unknown control endpoint (see docs/emulator.md)");
 }

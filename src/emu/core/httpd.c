@@ -897,22 +897,18 @@ static int watch_fd(int ep, int fd)
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen_addr,
-		    const struct emu_tls *tls, struct emu_httpd **out, char *bound,
-		    size_t bound_len, char *errbuf, size_t errlen)
+/* A daemon serving listening socket fd (taken: closed on failure). */
+static int start_on(struct emu *emu, enum emu_port port, int fd, const struct emu_tls *tls,
+		    struct emu_httpd **out, const char *what, char *errbuf, size_t errlen)
 {
 	struct emu_httpd *h;
 	unsigned flags =
 	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
 	unsigned timeout_s = (unsigned)(emu->opt.idle_timeout_ms / 1000);
 	unsigned limit = emu->opt.max_connections + OVERFLOW_EXTRA;
-	int fd;
 
 	if (spare_fd < 0)
 		spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	fd = bind_listen(listen_addr, bound, bound_len, errbuf, errlen);
-	if (fd < 0)
-		return fd;
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		close(fd);
@@ -946,7 +942,7 @@ int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen_addr
 	}
 	if (!h->daemon || h->ep < 0 || h->mhd_ep < 0 || watch_fd(h->ep, fd) < 0 ||
 	    watch_fd(h->ep, h->mhd_ep) < 0) {
-		snprintf(errbuf, errlen, "%s: cannot start the HTTP%s server", listen_addr,
+		snprintf(errbuf, errlen, "%s: cannot start the HTTP%s server", what,
 			 tls ? "S" : "");
 		if (h->daemon)
 			MHD_stop_daemon(h->daemon);
@@ -963,6 +959,28 @@ int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen_addr
 	return 0;
 }
 
+int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen_addr,
+		    const struct emu_tls *tls, struct emu_httpd **out, char *bound,
+		    size_t bound_len, char *errbuf, size_t errlen)
+{
+	int fd = bind_listen(listen_addr, bound, bound_len, errbuf, errlen);
+
+	if (fd < 0)
+		return fd;
+	return start_on(emu, port, fd, tls, out, listen_addr, errbuf, errlen);
+}
+
+int emu_httpd_start_fd(struct emu *emu, enum emu_port port, int listen_fd,
+		       const struct emu_tls *tls, struct emu_httpd **out)
+{
+	char err[160];
+	int one = 1;
+
+	/* As bind_listen's: accepted sockets inherit TCP_NODELAY. */
+	setsockopt(listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return start_on(emu, port, listen_fd, tls, out, "socket", err, sizeof(err));
+}
+
 void emu_httpd_stop(struct emu_httpd *h)
 {
 	if (!h)
@@ -972,9 +990,19 @@ void emu_httpd_stop(struct emu_httpd *h)
 	for (size_t fd = 0; fd < nslots; fd++)
 		if (slots[fd].h == h && slots[fd].state == SLOT_SNIFF)
 			sniff_drop(h, (int)fd, &slots[fd]);
-	/* MHD closes resumed connections on stop (their on_close runs); suspended ones abort it. */
-	while (suspended_head)
-		emu_request_resume(suspended_head);
+	/*
+	 * MHD closes resumed connections on stop (their on_close runs); suspended ones abort it.
+	 * Only this daemon's: the others (a node's API server stops while the ports serve on)
+	 * keep theirs suspended.
+	 */
+	for (struct emu_request *req = suspended_head, *next; req; req = next) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_DAEMON);
+
+		next = req->susp_next;
+		if (!ci || ci->daemon == h->daemon)
+			emu_request_resume(req);
+	}
 	MHD_stop_daemon(h->daemon);
 	close(h->ep);
 	close(h->listen_fd);

@@ -24,6 +24,9 @@ struct emu_tls {
 int emu_httpd_start(struct emu *emu, enum emu_port port, const char *listen,
 		    const struct emu_tls *tls, struct emu_httpd **out, char *bound,
 		    size_t bound_len, char *errbuf, size_t errlen);
+/* A daemon on a listening socket made elsewhere (inside a network namespace); takes listen_fd. */
+int emu_httpd_start_fd(struct emu *emu, enum emu_port port, int listen_fd,
+		       const struct emu_tls *tls, struct emu_httpd **out);
 void emu_httpd_stop(struct emu_httpd *h);
 int emu_httpd_epoll_fd(const struct emu_httpd *h);
 uint64_t emu_httpd_timeout_ms(const struct emu_httpd *h);

@@ -30,6 +30,139 @@ static struct {
 	long next_id;
 } timers;
 
+/*
+ * Sources besides the two ports' daemons (the data plane's probes, child processes and
+ * per-node API servers): file descriptors with a callback, and daemons started at run time.
+ * Registered before the loop runs too, so the epoll set is made on first use.
+ */
+struct fd_watch {
+	int fd;
+	emu_fd_fn fn;
+	void *arg;
+	bool dead; /* unwatched during a batch of events: freed after it */
+	struct fd_watch *next;
+};
+
+static struct {
+	int ep;
+	struct fd_watch *watches, *graveyard;
+	struct emu_httpd **daemons; /* emu_loop_add_httpd() */
+	size_t ndaemons, cap;
+} srcs = {.ep = -1};
+
+static char daemon_marker; /* epoll data of the daemons' fds: run every daemon */
+
+static int loop_epoll(void)
+{
+	if (srcs.ep < 0)
+		srcs.ep = epoll_create1(EPOLL_CLOEXEC);
+	return srcs.ep < 0 ? -errno : srcs.ep;
+}
+
+int emu_fd_watch(struct emu *emu, int fd, uint32_t events, emu_fd_fn fn, void *arg)
+{
+	struct fd_watch *w;
+	struct epoll_event ev;
+	int ep = loop_epoll();
+
+	(void)emu;
+	if (ep < 0)
+		return ep;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (struct fd_watch){.fd = fd, .fn = fn, .arg = arg, .next = srcs.watches};
+	ev = (struct epoll_event){.events = events, .data.ptr = w};
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int e = -errno;
+
+		free(w);
+		return e;
+	}
+	srcs.watches = w;
+	return 0;
+}
+
+static struct fd_watch **watch_find(int fd)
+{
+	for (struct fd_watch **p = &srcs.watches; *p; p = &(*p)->next)
+		if ((*p)->fd == fd)
+			return p;
+	return NULL;
+}
+
+int emu_fd_modify(struct emu *emu, int fd, uint32_t events)
+{
+	struct fd_watch **p = watch_find(fd);
+	struct epoll_event ev;
+
+	(void)emu;
+	if (!p)
+		return -ENOENT;
+	ev = (struct epoll_event){.events = events, .data.ptr = *p};
+	return epoll_ctl(srcs.ep, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void emu_fd_unwatch(struct emu *emu, int fd)
+{
+	struct fd_watch **p = watch_find(fd), *w;
+
+	(void)emu;
+	if (!p)
+		return;
+	w = *p;
+	*p = w->next;
+	epoll_ctl(srcs.ep, EPOLL_CTL_DEL, fd, NULL);
+	w->dead = true;
+	w->next = srcs.graveyard;
+	srcs.graveyard = w;
+}
+
+static void bury_watches(void)
+{
+	while (srcs.graveyard) {
+		struct fd_watch *w = srcs.graveyard;
+
+		srcs.graveyard = w->next;
+		free(w);
+	}
+}
+
+int emu_loop_add_httpd(struct emu *emu, struct emu_httpd *h)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &daemon_marker};
+	int ep = loop_epoll();
+
+	(void)emu;
+	if (ep < 0)
+		return ep;
+	if (srcs.ndaemons == srcs.cap) {
+		size_t ncap = srcs.cap ? srcs.cap * 2 : 8;
+		struct emu_httpd **n = realloc(srcs.daemons, ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		srcs.daemons = n;
+		srcs.cap = ncap;
+	}
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, emu_httpd_epoll_fd(h), &ev) < 0)
+		return -errno;
+	srcs.daemons[srcs.ndaemons++] = h;
+	return 0;
+}
+
+void emu_loop_remove_httpd(struct emu *emu, struct emu_httpd *h)
+{
+	(void)emu;
+	for (size_t i = 0; i < srcs.ndaemons; i++) {
+		if (srcs.daemons[i] != h)
+			continue;
+		epoll_ctl(srcs.ep, EPOLL_CTL_DEL, emu_httpd_epoll_fd(h), NULL);
+		srcs.daemons[i] = srcs.daemons[--srcs.ndaemons];
+		return;
+	}
+}
+
 uint64_t emu_now_ms(void)
 {
 	struct timespec ts;
@@ -161,7 +294,7 @@ int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 {
 	struct epoll_event ev, events[16];
 	sigset_t mask;
-	int ep = -1, sfd = -1, ret = 0;
+	int ep, sfd = -1, ret = 0;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -169,9 +302,9 @@ int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	ep = epoll_create1(EPOLL_CLOEXEC);
+	ep = loop_epoll();
 	if (sfd < 0 || ep < 0) {
-		ret = -errno;
+		ret = sfd < 0 ? -errno : ep;
 		goto cleanup;
 	}
 	ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = NULL};
@@ -180,7 +313,7 @@ int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 		goto cleanup;
 	}
 	for (size_t i = 0; i < n; i++) {
-		ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = daemons[i]};
+		ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &daemon_marker};
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, emu_httpd_epoll_fd(daemons[i]), &ev) < 0) {
 			ret = -errno;
 			goto cleanup;
@@ -202,6 +335,11 @@ int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 			if (t < wait_ms)
 				wait_ms = t;
 		}
+		for (size_t i = 0; i < srcs.ndaemons; i++) {
+			t = emu_httpd_timeout_ms(srcs.daemons[i]);
+			if (t < wait_ms)
+				wait_ms = t;
+		}
 		timeout = wait_ms > 60000 ? 60000 : (int)wait_ms;
 		if (emu_httpd_resume_pending())
 			timeout = 0; /* resumed connections are handled by the runs below */
@@ -211,25 +349,38 @@ int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n)
 			goto cleanup;
 		}
 		for (int i = 0; i < nev; i++) {
-			if (events[i].data.ptr == NULL) {
+			void *src = events[i].data.ptr;
+
+			if (src == NULL) {
 				struct signalfd_siginfo si;
 				if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 					log_info("signal %u: stopping", si.ssi_signo);
 					emu->stopping = true;
 				}
+			} else if (src != &daemon_marker) {
+				struct fd_watch *w = src;
+
+				if (!w->dead)
+					w->fn(emu, w->fd, events[i].events, w->arg);
 			}
 		}
+		bury_watches();
 		/* MHD_run is cheap when nothing is ready; resumed connections need it too. */
 		for (size_t i = 0; i < n; i++)
 			emu_httpd_run(daemons[i]);
+		for (size_t i = 0; i < srcs.ndaemons; i++)
+			emu_httpd_run(srcs.daemons[i]);
 		/* Replies committed their changes; this catches handlers that did not reply. */
 		emu_state_flush(emu, EMU_STATE_TICK);
 	}
 cleanup:
-	if (ep >= 0)
-		close(ep);
-	if (sfd >= 0)
+	for (size_t i = 0; i < n; i++)
+		epoll_ctl(srcs.ep, EPOLL_CTL_DEL, emu_httpd_epoll_fd(daemons[i]), NULL);
+	bury_watches();
+	if (sfd >= 0) {
+		epoll_ctl(srcs.ep, EPOLL_CTL_DEL, sfd, NULL);
 		close(sfd);
+	}
 	free(timers.heap);
 	timers.heap = NULL;
 	timers.len = timers.cap = 0;

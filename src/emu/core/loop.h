@@ -11,4 +11,8 @@ struct emu_httpd;
 /* Runs until SIGINT/SIGTERM. 0 or -errno. */
 int emu_loop_run(struct emu *emu, struct emu_httpd *const *daemons, size_t n);
 
+/* Daemons started while the loop runs (the data plane's per-node API servers). 0 or -errno. */
+int emu_loop_add_httpd(struct emu *emu, struct emu_httpd *h);
+void emu_loop_remove_httpd(struct emu *emu, struct emu_httpd *h);
+
 #endif

@@ -276,6 +276,11 @@ static bool is_control_plane(const json_t *inst, const char *name)
 	return name_says_control_plane(name);
 }
 
+bool emu_kube_instance_control_plane(const json_t *instance, const char *name)
+{
+	return instance && name && is_control_plane(instance, name);
+}
+
 /* ---- cluster CIDR ---- */
 /* Depth-first search of the Compute dump for the subnetwork whose selfLink ends as want. */
 static const json_t *find_subnet(const json_t *v, const char *want, int depth)

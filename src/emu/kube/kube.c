@@ -351,3 +351,23 @@ void emu_kube_instance_changed(struct emu *emu, const char *zone, const char *na
 		kube_state_instance_changed(emu->kube);
 	}
 }
+
+const json_t *emu_kube_node(struct emu *emu, const char *name)
+{
+	struct emu_kube *k = emu->kube;
+	struct kube_res *r = k ? kube_res_find(k, "", "v1", "nodes") : NULL;
+	struct kobj *o = r && name ? kube_get(r, NULL, name) : NULL;
+
+	return o ? o->obj : NULL;
+}
+
+void emu_kube_each(struct emu *emu, const char *group, const char *version, const char *resource,
+		   void (*fn)(const json_t *obj, void *arg), void *arg)
+{
+	struct emu_kube *k = emu->kube;
+	struct kube_res *r = k ? kube_res_find(k, group, version, resource) : NULL;
+
+	for (size_t i = 0; r && i < r->len; i++)
+		if (r->items[i].obj && r->items[i].obj->obj && !r->items[i].obj->slim)
+			fn(r->items[i].obj->obj, arg);
+}

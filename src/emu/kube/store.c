@@ -616,6 +616,10 @@ static void ring_push(struct emu_kube *k, enum kube_event_type type, struct kube
 	kube_ctrl_on_event(k, ev);
 	kube_endpoints_on_event(k, ev);
 	kube_watch_notify(k);
+	/* Node podCIDRs are the pods' addresses; Services and Endpoints, kube-proxy's rules. */
+	if (!strcmp(r->def.resource, "nodes") || !strcmp(r->def.resource, "services") ||
+	    !strcmp(r->def.resource, "endpoints"))
+		emu_dataplane_changed(k->emu);
 }
 
 const struct kube_event *kube_events_after(struct emu_kube *k, uint64_t rv, bool *too_old)
