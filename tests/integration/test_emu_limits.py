@@ -315,9 +315,9 @@ class BodyBudgetTest(unittest.TestCase):
 
 
 class KubeBodyLimitTest(unittest.TestCase):
-    """The API server reads at most 3 MiB of a body (413 past it). A body declared far
-    larger is answered at once, before any of it is sent; a chunked one is dropped as it
-    arrives and answered at its end."""
+    """The API server reads at most 3 MiB of a body (413 past it). The rest is read and
+    dropped, so the client gets the answer; only a body declared past 32 MiB is answered
+    before it is sent."""
 
     def _kube_socket(self, emu):
         ca, _, _ = emu.kube_files()
@@ -344,11 +344,22 @@ class KubeBodyLimitTest(unittest.TestCase):
             with Emu(tmp, ccm="off") as emu:
                 head = (f"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n"
                         f"Authorization: Bearer {emu.kube_token()}\r\nContent-Type: application/json\r\n")
+                # Past 3 MiB: read, dropped and answered 413 on a connection that stays
+                # usable (the client is not reset over its answer).
                 s = self._kube_socket(emu)
                 s.sendall((head + f"Content-Length: {8 << 20}\r\n\r\n").encode())
-                answer = self._answer(s)  # no byte of the body sent
+                s.sendall(b"x" * (8 << 20))
+                answer = self._answer(s)
                 self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
                 self.assertIn(b"Request entity too large: limit is 3145728", answer)
+                s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertTrue(self._answer(s).startswith(b"HTTP/1.1 200"))
+                s.close()
+                # Declared past what any port reads (32 MiB): answered before the body.
+                s = self._kube_socket(emu)
+                s.sendall((head + f"Content-Length: {64 << 20}\r\n\r\n").encode())
+                answer = self._answer(s)
+                self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
                 s.close()
                 # Chunked (no length to refuse up front): read to its end, dropped, answered
                 # 413 on a connection that stays usable.

@@ -404,17 +404,6 @@ static size_t max_body(const struct emu_request *req)
 	return req->port == EMU_PORT_KUBE ? EMU_MAX_KUBE_BODY : EMU_MAX_BODY;
 }
 
-/*
- * The largest declared Content-Length still read (and dropped) before the answer: the API
- * server answers 413 once its handler has read limit+1 bytes, and Go's server then reads up
- * to 256 KiB more (net/http maxPostHandlerReadBytes) so the connection can be kept. A body
- * declared larger is answered at once, before it is sent.
- */
-static size_t drain_max(const struct emu_request *req)
-{
-	return max_body(req) + (req->port == EMU_PORT_KUBE ? (256u << 10) : 0);
-}
-
 static void dispatch(struct emu_request *req)
 {
 	struct emu *emu = req->emu;
@@ -523,7 +512,16 @@ static int check_headers(struct emu_request *req, struct conn_slot *slot)
 		reply_error(req, 401, NULL, NULL, "Unauthorized", "Unauthorized");
 		return 1;
 	}
-	if (len > drain_max(req)) {
+	/*
+	 * EMU_MAX_BODY is the largest declared Content-Length still read (and dropped past the
+	 * port's limit) before the answer. The API server answers 413 once its handler has read
+	 * limit+1 bytes, and Go's server then lets the client finish sending before it closes (it
+	 * drains a little, then shuts down writing and lingers, net/http closeWriteAndWait), so a
+	 * client gets its 413 rather than a reset. Closing here with the body unread would reset
+	 * the connection over the client's answer: read and drop up to EMU_MAX_BODY, answer before
+	 * the body only past that.
+	 */
+	if (len > EMU_MAX_BODY) {
 		req->too_large = true;
 		emu_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
 		dispatch(req);
