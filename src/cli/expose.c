@@ -421,9 +421,10 @@ static void report(const struct expose *x, unsigned port, unsigned node_port, co
 	size_t i;
 
 	if (x->json) {
-		json_t *doc = json_pack("{s:i, s:s, s:i, s:i, s:O, s:b}", "version", 1, "service",
-					"", "port", (int)port, "nodePort", (int)node_port,
-					"changes", changes, "changed", json_array_size(changes) > 0);
+		json_t *doc =
+		    json_pack("{s:i, s:s, s:i, s:i, s:O, s:b}", "version", 1, "service", "", "port",
+			      (int)port, "nodePort", (int)node_port, "changes", changes, "changed",
+			      json_array_size(changes) > 0);
 		char svc[520], *text;
 
 		snprintf(svc, sizeof(svc), "%s/%s", x->ns, x->name);
